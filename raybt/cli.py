@@ -1,0 +1,160 @@
+"""``raybt`` command line: a thin argparse layer over the library.
+
+User errors (:class:`~raybt.errors.RaybtError`) print one line ``error: ...``
+to stderr and exit with status 2, without a traceback; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from raybt.errors import ConfigError, RaybtError
+
+DEFAULT_ASSET_CONFIG = Path("configs/assets_config_highperf.json")
+DEFAULT_RESULTS = Path("results")
+
+
+def _echo(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- raybt backtest ------------------------------------------------------------
+
+def _backtest(args) -> int:
+    from raybt.backtest import run_backtest
+    from raybt.broker import parse_set_options, validate_params
+    from raybt.config import load_asset_universe
+    from raybt.data.loader import load_bars
+    from raybt.data.resample import resample_bars
+    from raybt.data.timeframes import infer_timeframe, parse_timeframe
+    from raybt.results import atomic_run_dir, new_run_dir
+    from raybt.universe import load_asset_bars
+
+    overrides = parse_set_options(args.set)
+    if args.data:
+        if args.asset:
+            raise ConfigError("use either --asset or --data, not both")
+        bars = load_bars(Path(args.data))
+        if args.timeframe and len(bars) > 1 and parse_timeframe(args.timeframe) > infer_timeframe(bars.index):
+            bars = resample_bars(bars, args.timeframe)
+        name = Path(args.data).stem
+        params = validate_params(overrides, "--set")
+    else:
+        universe = load_asset_universe(args.config)
+        name = args.asset or next(iter(universe.assets))
+        asset = universe.get(name)
+        bars = load_asset_bars(asset, universe, args.timeframe, echo=_echo)
+        params = validate_params(overrides, "--set", base=asset.params)
+
+    result = run_backtest(bars, params, asset=name)
+    out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"backtest-{name}")
+    write_backtest(result, out)
+    print_summary(f"{name}: {len(bars)} bars, {bars.index[0]} .. {bars.index[-1]}", result.metrics)
+    print(f"results: {out}")
+    return 0
+
+
+def write_backtest(result, out: Path) -> None:
+    """Write trades.csv, equity.csv, metrics.json and params.json atomically into ``out``."""
+    from raybt.metrics import json_safe
+    from raybt.results import atomic_run_dir, write_json
+
+    with atomic_run_dir(out) as tmp:
+        result.trades.to_csv(tmp / "trades.csv", index=False)
+        result.equity.to_csv(tmp / "equity.csv", index_label="timestamp")
+        write_json(tmp / "metrics.json", json_safe(result.metrics))
+        write_json(tmp / "params.json", {"asset": result.asset, **result.params})
+
+
+def print_summary(title: str, metrics: dict) -> None:
+    """Print the headline metrics as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = [
+        ("final equity", "final_equity", "{:,.2f}"),
+        ("total return", "total_return", "{:.2%}"),
+        ("CAGR", "cagr", "{:.2%}"),
+        ("annual volatility", "annual_volatility", "{:.2%}"),
+        ("Sharpe", "sharpe", "{:.3f}"),
+        ("Sortino", "sortino", "{:.3f}"),
+        ("max drawdown", "max_drawdown", "{:.2%}"),
+        ("Calmar", "calmar", "{:.3f}"),
+        ("trades", "n_trades", "{:d}"),
+        ("win rate", "win_rate", "{:.2%}"),
+        ("profit factor", "profit_factor", "{:.3f}"),
+        ("exposure", "exposure", "{:.2%}"),
+    ]
+    table = Table(title=title, show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for label, key, fmt in rows:
+        value = metrics.get(key)
+        try:
+            text = fmt.format(value) if value is not None else "n/a"
+        except (ValueError, TypeError):
+            text = str(value)
+        table.add_row(label, text)
+    Console().print(table)
+
+
+# --- raybt data synth --------------------------------------------------------------
+
+def _data_synth(args) -> int:
+    from raybt.data.synth import write_universe
+
+    if args.assets <= 0 or args.bars <= 1:
+        raise ConfigError("--assets must be >= 1 and --bars >= 2")
+    paths = write_universe(Path(args.out), n_assets=args.assets, n_bars=args.bars,
+                           timeframe=args.timeframe, seed=args.seed, fmt=args.format,
+                           calendar=args.calendar)
+    print(f"wrote {len(paths)} assets to {args.out}")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raybt", description="Multi-asset portfolio backtesting on Ray.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bt = sub.add_parser("backtest", help="backtest one asset")
+    bt.add_argument("--asset", help="asset name from the asset config (default: its first asset)")
+    bt.add_argument("--config", default=str(DEFAULT_ASSET_CONFIG), help="asset config file (JSON/YAML)")
+    bt.add_argument("--data", help="bars file (CSV/Parquet) instead of --asset")
+    bt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a strategy/broker parameter")
+    bt.add_argument("--timeframe", help="resample bars to this timeframe first (e.g. 15m, 1h)")
+    bt.add_argument("--out", help="output folder (default: a new results/<run>/)")
+    bt.set_defaults(handler=_backtest)
+
+    data = sub.add_parser("data", help="data utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    synth = data_sub.add_parser("synth", help="generate a synthetic universe")
+    synth.add_argument("--assets", type=int, default=15)
+    synth.add_argument("--bars", type=int, default=105_120)
+    synth.add_argument("--timeframe", default="5m")
+    synth.add_argument("--seed", type=int, default=42)
+    synth.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    synth.add_argument("--calendar", choices=("market", "24x7"), default="market")
+    synth.add_argument("--out", required=True)
+    synth.set_defaults(handler=_data_synth)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except RaybtError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Configuration files -> validated, frozen objects (the only place reading configs).
+
+Formats: JSON (``.json``) or YAML (``.yaml``/``.yml``). Every problem is a
+:class:`~raybt.errors.ConfigError` with one line naming the file and the key
+(and, for a misspelt key, the closest valid one); YAML/JSON syntax errors give
+the line number.
+
+Asset configuration (``configs/assets_config_highperf.json``)::
+
+    {
+      "synthetic": {"dir": "../data/synth/5m", "n_assets": 15, "n_bars": 105120,
+                    "timeframe": "5m", "seed": 42},          # optional
+      "defaults": {"timeframe": "5m", "strategy": {...}, "broker": {...}},
+      "assets": {
+        "EURUSDX_5m": {"data": "../data/synth/5m/EURUSDX_5m.parquet",
+                       "class": "fx", "timeframe": "5m",
+                       "strategy": {"bb_period": 20, ...},
+                       "broker": {"leverage": 30, ...}},
+        ...
+      }
+    }
+
+Relative paths are relative to the config file's folder. ``strategy`` takes
+the strategy parameters of the spec, ``broker`` the broker ones
+(:data:`raybt.broker.STRATEGY_PARAMETERS` / ``BROKER_PARAMETERS``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from raybt.broker import (
+    BROKER_PARAMETERS,
+    STRATEGY_PARAMETERS,
+    closest_name,
+    validate_params,
+)
+from raybt.errors import ConfigError
+
+
+def load_document(path) -> Any:
+    """Parse a JSON or YAML file; ConfigError for a missing file or a syntax error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    if suffix in (".yaml", ".yml"):
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    raise ConfigError(f"{path}: unsupported config format '{suffix}' (use .json, .yaml or .yml)")
+
+
+def check_keys(mapping: Any, allowed, where: str) -> Mapping:
+    """Require a mapping whose keys are all in ``allowed``; suggest the closest on a typo."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{where}: expected a mapping, got {type(mapping).__name__}")
+    for key in mapping:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key '{key}'" + closest_name(key, allowed))
+    return mapping
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """Where and how the bundled synthetic universe is generated on first use."""
+
+    dir: Path
+    n_assets: int = 15
+    n_bars: int = 105_120  # one year of 5-minute bars on the 24/7 calendar
+    timeframe: str = "5m"
+    seed: int = 42
+    fmt: str = "parquet"
+
+
+@dataclass(frozen=True)
+class AssetConfig:
+    """One asset: where its bars are, its timeframe and its validated parameters."""
+
+    name: str
+    data: Path
+    timeframe: str
+    params: dict = field(hash=False)
+    asset_class: str = ""
+
+
+@dataclass(frozen=True)
+class AssetUniverse:
+    """All assets of an asset config file, in file order."""
+
+    path: Path
+    assets: dict = field(hash=False)  # name -> AssetConfig
+    synthetic: SyntheticSpec | None = None
+
+    def get(self, name: str) -> AssetConfig:
+        if name not in self.assets:
+            raise ConfigError(f"{self.path}: unknown asset '{name}'" + closest_name(name, self.assets))
+        return self.assets[name]
+
+
+_ASSET_KEYS = ("data", "timeframe", "class", "strategy", "broker")
+
+
+def _section_params(section: Any, allowed, where: str) -> dict:
+    if section is None:
+        return {}
+    other = BROKER_PARAMETERS if allowed is STRATEGY_PARAMETERS else STRATEGY_PARAMETERS
+    if isinstance(section, Mapping):
+        for key in section:
+            if key in other:
+                group = "broker" if allowed is STRATEGY_PARAMETERS else "strategy"
+                raise ConfigError(f"{where}: '{key}' belongs in the '{group}' section")
+    return dict(check_keys(section, allowed, where))
+
+
+def _positive_int(value, where):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{where}: must be a positive integer, got {value!r}")
+    return value
+
+
+def _synthetic_spec(raw: Any, base: Path, where: str) -> SyntheticSpec:
+    check_keys(raw, ("dir", "n_assets", "n_bars", "timeframe", "seed", "format"), where)
+    if "dir" not in raw:
+        raise ConfigError(f"{where}: missing key 'dir'")
+    seed = raw.get("seed", 42)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"{where}.seed: must be a non-negative integer, got {seed!r}")
+    fmt = raw.get("format", "parquet")
+    if fmt not in ("parquet", "csv"):
+        raise ConfigError(f"{where}.format: must be parquet or csv, got {fmt!r}")
+    return SyntheticSpec(
+        dir=(base / str(raw["dir"])).resolve(),
+        n_assets=_positive_int(raw.get("n_assets", 15), f"{where}.n_assets"),
+        n_bars=_positive_int(raw.get("n_bars", 105_120), f"{where}.n_bars"),
+        timeframe=str(raw.get("timeframe", "5m")),
+        seed=seed,
+        fmt=fmt,
+    )
+
+
+def load_asset_universe(path) -> AssetUniverse:
+    """Load and validate an asset configuration file."""
+    from raybt.data.timeframes import parse_timeframe
+
+    path = Path(path)
+    doc = check_keys(load_document(path), ("description", "synthetic", "defaults", "assets"), str(path))
+    base = path.resolve().parent
+    synthetic = None
+    if doc.get("synthetic") is not None:
+        synthetic = _synthetic_spec(doc["synthetic"], base, f"{path}: synthetic")
+    defaults = check_keys(doc.get("defaults") or {}, ("timeframe", "strategy", "broker"), f"{path}: defaults")
+    default_strategy = _section_params(defaults.get("strategy"), STRATEGY_PARAMETERS, f"{path}: defaults.strategy")
+    default_broker = _section_params(defaults.get("broker"), BROKER_PARAMETERS, f"{path}: defaults.broker")
+    base_params = validate_params({**default_strategy, **default_broker}, f"{path}: defaults")
+    raw_assets = doc.get("assets")
+    if not isinstance(raw_assets, Mapping) or not raw_assets:
+        raise ConfigError(f"{path}: 'assets' must be a non-empty mapping of asset name -> settings")
+    assets = {}
+    for name, raw in raw_assets.items():
+        where = f"{path}: assets.{name}"
+        check_keys(raw, _ASSET_KEYS, where)
+        if "data" not in raw:
+            raise ConfigError(f"{where}: missing key 'data' (path of the bars file)")
+        strategy = _section_params(raw.get("strategy"), STRATEGY_PARAMETERS, f"{where}.strategy")
+        broker = _section_params(raw.get("broker"), BROKER_PARAMETERS, f"{where}.broker")
+        params = validate_params({**strategy, **broker}, where, base=base_params)
+        timeframe = str(raw.get("timeframe", defaults.get("timeframe", "5m")))
+        try:
+            parse_timeframe(timeframe)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.timeframe: {exc}") from None
+        assets[str(name)] = AssetConfig(
+            name=str(name),
+            data=(base / str(raw["data"])).resolve(),
+            timeframe=timeframe,
+            params=params,
+            asset_class=str(raw.get("class", "")),
+        )
+    return AssetUniverse(path=path, assets=assets, synthetic=synthetic)

@@ -1,0 +1,403 @@
+"""The mean-reversion strategy on a leveraged broker, one chunk at a time.
+
+Implements ``shared/spec/mean_reversion.md`` exactly. The unit of work is a
+*shard*: several assets whose bars are concatenated into flat float64 arrays
+(``offsets[a] .. offsets[a+1]`` are asset ``a``'s bars), each bar carrying its
+position on the common (union) timeline in ``union_pos``. A call advances
+every asset of the shard over the union positions ``[t_start, t_end)``:
+
+* inputs: bars, ``PARAM_DT`` params, ``INSTR_DT`` instructions (one per asset,
+  in force for the whole chunk);
+* state: ``STATE_DT`` records, read at the start and written back at the end,
+  so a run can stop at any chunk boundary and resume exactly;
+* outputs: ``equity_out[a, t - t_start]`` = asset a's equity at union position
+  t (an asset with no bar at t carries its last equity forward), and the trades
+  closed in the chunk in ``trades_out[a, :trade_counts[a]]`` (capacity: at most
+  one trade closes per bar, so ``t_end - t_start`` slots per asset suffice).
+
+Portfolio instructions (interpretation of the spec's brief section):
+
+1. At the start of the chunk ``capital_adjustment`` is added to the cash.
+2. A ``halted`` or ``flatten`` chunk cancels a pending *entry* decided at the
+   previous close (a pending signal exit still fills).
+3. ``flatten`` closes any open trade at the asset's first open in or after the
+   chunk (reason ``breaker``, no spread/slippage), after a pending signal exit
+   has filled at that open.
+4. The ``size_multiplier`` applied is the one of the chunk in which the entry
+   fills; ``halted`` blocks entry decisions at the closes of the chunk's bars.
+
+Units: prices in quote currency per unit, cash/equity/PnL in account
+currency; commission is a fraction of notional; spread and slippage are price
+units.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit, prange
+
+from raybt.kernels.indicators import (
+    ROLL_REBUILD_BARS,
+    atr_nb,
+    fast_zscore_nb,
+    rebuild_window_sums_nb,
+    undecidable_zscore_nb,
+)
+from raybt.types import (
+    EXIT_BREAKER,
+    EXIT_END,
+    EXIT_SIGNAL,
+    EXIT_SL,
+    EXIT_STOPOUT,
+    EXIT_TP,
+    FLAT,
+    LONG,
+    LOT_EPSILON,
+    PENDING_EXIT,
+    PENDING_LONG,
+    PENDING_NONE,
+    PENDING_SHORT,
+    SHORT,
+    SIZING_FIXED,
+    Z_TOLERANCE,
+)
+
+
+@njit(cache=True)
+def floor_lot_nb(units, lot_size):
+    """Round units down to whole lots: floor(x / lot + 1e-9) * lot (lot <= 0: none)."""
+    if lot_size <= 0.0:
+        return units
+    return math.floor(units / lot_size + LOT_EPSILON) * lot_size
+
+
+@njit(cache=True)
+def unrealised_pnl_nb(side, entry_price, price, units, contract_size):
+    """Open-trade PnL marked at ``price`` (currency)."""
+    if side == LONG:
+        return (price - entry_price) * units * contract_size
+    return (entry_price - price) * units * contract_size
+
+
+@njit(cache=True)
+def entry_units_nb(p, fill, cash, dsl, size_multiplier):
+    """Units for an entry filling at ``fill`` with the sleeve flat (equity = cash)."""
+    equity = cash
+    if p.sizing == SIZING_FIXED:
+        units = p.size
+    elif dsl > 0.0:
+        units = p.risk_per_trade * equity / (dsl * p.contract_size)
+    else:
+        return 0.0
+    units = floor_lot_nb(units, p.lot_size)
+    units = units * size_multiplier
+    if fill <= 0.0:
+        return 0.0
+    cap = equity * p.leverage / (fill * p.contract_size)
+    if units > cap:
+        units = cap
+    return floor_lot_nb(units, p.lot_size)
+
+
+@njit(cache=True)
+def close_trade_nb(
+    trades, n_trades, asset, side, units, entry_bar, entry_price, entry_commission,
+    exit_bar, exit_price, reason, cash, contract_size, commission,
+):
+    """Book the exit of the open trade at ``exit_price``; return the new cash."""
+    gross = unrealised_pnl_nb(side, entry_price, exit_price, units, contract_size)
+    exit_commission = commission * exit_price * units * contract_size
+    cash = cash + gross
+    cash = cash - exit_commission
+    rec = trades[n_trades]
+    rec.asset = asset
+    rec.side = side
+    rec.units = units
+    rec.entry_bar = entry_bar
+    rec.entry_price = entry_price
+    rec.exit_bar = exit_bar
+    rec.exit_price = exit_price
+    rec.exit_reason = reason
+    rec.pnl = gross - entry_commission - exit_commission
+    rec.commission = entry_commission + exit_commission
+    return cash
+
+
+@njit(cache=True)
+def advance_asset_nb(
+    asset, open_, high, low, close, union_pos, off, n_bars, p, st, ins,
+    t_start, t_end, equity_row, trades,
+):
+    """Advance one asset over union positions [t_start, t_end); return #trades closed."""
+    # --- load the state into locals (written back at the end) ---------------
+    j = st.next_bar
+    cash = st.cash
+    side = st.side
+    units = st.units
+    entry_price = st.entry_price
+    entry_bar = st.entry_bar
+    entry_commission = st.entry_commission
+    margin = st.margin
+    stop_loss = st.stop_loss
+    take_profit = st.take_profit
+    pending = st.pending
+    pending_dsl = st.pending_dsl
+    pending_dtp = st.pending_dtp
+    flatten_pending = st.flatten_pending
+    last_equity = st.last_equity
+    roll_ref = st.roll_ref
+    roll_s1 = st.roll_s1
+    roll_s2 = st.roll_s2
+    roll_age = st.roll_age
+    equal_run = st.equal_run
+
+    n = p.bb_period
+    inv_n = 1.0 / n
+    m = p.atr_period
+    cs = p.contract_size
+    commission = p.commission
+    half_spread = p.spread / 2
+    slippage = p.slippage
+    entry_z = p.entry_z
+    exit_z = p.exit_z
+    sl_atr = p.sl_atr
+    tp_atr = p.tp_atr
+    allow_short = p.allow_short != 0
+    max_hold_bars = p.max_hold_bars
+    stop_out_level = p.stop_out_level
+    halted = ins.halted != 0
+    size_multiplier = ins.size_multiplier
+
+    # --- chunk-start instructions ------------------------------------------
+    if ins.capital_adjustment != 0.0:
+        cash = cash + ins.capital_adjustment
+        if side != FLAT:
+            last_equity = cash + unrealised_pnl_nb(side, entry_price, close[off + j - 1], units, cs)
+        else:
+            last_equity = cash
+    if ins.flatten != 0:
+        flatten_pending = 1
+    if (halted or ins.flatten != 0) and (pending == PENDING_LONG or pending == PENDING_SHORT):
+        pending = PENDING_NONE
+
+    n_trades = 0
+    width = t_end - t_start
+    out = 0
+    while j < n_bars:
+        t = union_pos[off + j]
+        if t >= t_end:
+            break
+        while out < t - t_start:  # union positions where this asset has no bar
+            equity_row[out] = last_equity
+            out += 1
+        g = off + j
+        o = open_[g]
+        h = high[g]
+        lo = low[g]
+        c = close[g]
+
+        # --- indicators: equal-close run, rolling window sums, z ----------
+        if j > 0 and c == close[g - 1]:
+            equal_run += 1
+        else:
+            equal_run = 0
+        z = math.nan
+        if j >= n - 1:
+            rebuild = j == n - 1 or roll_age >= ROLL_REBUILD_BARS
+            if not rebuild:
+                dev_new = c - roll_ref
+                dev_old = close[g - n] - roll_ref
+                roll_s1 = roll_s1 + (dev_new - dev_old)
+                roll_s2 = roll_s2 + (dev_new * dev_new - dev_old * dev_old)
+                roll_age += 1
+                z = fast_zscore_nb(c, roll_ref, roll_s1, roll_s2, inv_n)
+                rebuild = undecidable_zscore_nb(z, entry_z, exit_z)
+            if rebuild:
+                roll_ref, roll_s1, roll_s2 = rebuild_window_sums_nb(close, off, j, n)
+                roll_age = 0
+                z = fast_zscore_nb(c, roll_ref, roll_s1, roll_s2, inv_n)
+            if equal_run >= n - 1:  # all n closes equal: sd is zero, z undefined
+                z = math.nan
+
+        # At most one trade closes per bar (a pending exit and a pending entry
+        # never coexist), so steps 1-5 only choose the exit; it is booked once.
+        exit_reason = -1
+        exit_price = 0.0
+
+        # --- 1. pending order fills at the open: signal exit, then entry ----
+        if pending == PENDING_EXIT:
+            exit_reason = EXIT_SIGNAL
+            if side == LONG:
+                exit_price = o - half_spread - slippage
+            else:
+                exit_price = o + half_spread + slippage
+        elif pending == PENDING_LONG or pending == PENDING_SHORT:
+            if pending == PENDING_LONG:
+                fill = o + half_spread + slippage
+            else:
+                fill = o - half_spread - slippage
+            new_units = entry_units_nb(p, fill, cash, pending_dsl, size_multiplier)
+            if new_units > 0.0:
+                side = LONG if pending == PENDING_LONG else SHORT
+                units = new_units
+                entry_price = fill
+                entry_bar = j
+                entry_commission = commission * fill * units * cs
+                cash = cash - entry_commission
+                margin = units * fill * cs / p.leverage
+                if side == LONG:
+                    stop_loss = fill - pending_dsl
+                    take_profit = fill + pending_dtp
+                else:
+                    stop_loss = fill + pending_dsl
+                    take_profit = fill - pending_dtp
+        pending = PENDING_NONE
+
+        if side != FLAT and exit_reason < 0:
+            if flatten_pending != 0:
+                # --- portfolio breaker: flatten at this open, no spread ----
+                exit_reason = EXIT_BREAKER
+                exit_price = o
+            elif entry_bar < j:
+                # --- 2. gap through a stop at the open (earlier entries) ---
+                if side == LONG:
+                    if o <= stop_loss:
+                        exit_reason = EXIT_SL
+                    elif o >= take_profit:
+                        exit_reason = EXIT_TP
+                else:
+                    if o >= stop_loss:
+                        exit_reason = EXIT_SL
+                    elif o <= take_profit:
+                        exit_reason = EXIT_TP
+                exit_price = o
+            if exit_reason < 0:
+                # --- 3. intrabar stops at exact levels, stop-loss first ----
+                if side == LONG:
+                    if lo <= stop_loss:
+                        exit_reason = EXIT_SL
+                        exit_price = stop_loss
+                    elif h >= take_profit:
+                        exit_reason = EXIT_TP
+                        exit_price = take_profit
+                else:
+                    if h >= stop_loss:
+                        exit_reason = EXIT_SL
+                        exit_price = stop_loss
+                    elif lo <= take_profit:
+                        exit_reason = EXIT_TP
+                        exit_price = take_profit
+            if exit_reason < 0:
+                # --- 4. stop-out at the close; 5. end of data --------------
+                equity = cash + unrealised_pnl_nb(side, entry_price, c, units, cs)
+                if equity < stop_out_level * margin:
+                    exit_reason = EXIT_STOPOUT
+                    exit_price = c
+                elif j == n_bars - 1:
+                    exit_reason = EXIT_END
+                    exit_price = c
+        flatten_pending = 0
+        if exit_reason >= 0:
+            cash = close_trade_nb(trades, n_trades, asset, side, units, entry_bar, entry_price,
+                                  entry_commission, j, exit_price, exit_reason, cash, cs, commission)
+            n_trades += 1
+            side = FLAT
+
+        # --- 6. decisions at the close --------------------------------------
+        if side != FLAT:
+            exit_now = max_hold_bars > 0 and j - entry_bar + 1 >= max_hold_bars
+            want_z = not exit_now
+        else:
+            exit_now = False
+            want_z = pending == PENDING_NONE and j + 1 < n_bars and not halted and j >= m - 1
+        if want_z and not math.isnan(z):
+            if side == LONG:
+                exit_now = z >= exit_z - Z_TOLERANCE
+            elif side == SHORT:
+                exit_now = z <= -exit_z + Z_TOLERANCE
+            elif z < -entry_z - Z_TOLERANCE:
+                pending = PENDING_LONG
+            elif allow_short and z > entry_z + Z_TOLERANCE:
+                pending = PENDING_SHORT
+            if pending == PENDING_LONG or pending == PENDING_SHORT:
+                atr = atr_nb(high, low, close, off, j, m)
+                pending_dsl = sl_atr * atr
+                pending_dtp = tp_atr * atr
+        if exit_now:
+            pending = PENDING_EXIT
+
+        # --- 7. equity at the close -----------------------------------------
+        if side != FLAT:
+            last_equity = cash + unrealised_pnl_nb(side, entry_price, c, units, cs)
+        else:
+            last_equity = cash
+        equity_row[out] = last_equity
+        out += 1
+        j += 1
+
+    while out < width:
+        equity_row[out] = last_equity
+        out += 1
+
+    # --- write the state back ----------------------------------------------
+    st.next_bar = j
+    st.cash = cash
+    st.side = side
+    st.units = units if side != FLAT else 0.0
+    st.entry_price = entry_price
+    st.entry_bar = entry_bar
+    st.entry_commission = entry_commission
+    st.margin = margin if side != FLAT else 0.0
+    st.stop_loss = stop_loss
+    st.take_profit = take_profit
+    st.pending = pending
+    st.pending_dsl = pending_dsl
+    st.pending_dtp = pending_dtp
+    st.flatten_pending = flatten_pending
+    st.last_equity = last_equity
+    st.roll_ref = roll_ref
+    st.roll_s1 = roll_s1
+    st.roll_s2 = roll_s2
+    st.roll_age = roll_age
+    st.equal_run = equal_run
+    return n_trades
+
+
+@njit(cache=True)
+def advance_shard_nb(
+    open_, high, low, close, union_pos, offsets, params, state, instructions,
+    t_start, t_end, equity_out, trades_out, trade_counts,
+):
+    """Advance every asset of a shard over union positions [t_start, t_end).
+
+    Serial over assets (for Ray actors: one thread each). Arrays: open_/high/
+    low/close float64 (total_bars,), union_pos int64 (total_bars,), offsets
+    int64 (n_assets+1,), params PARAM_DT (n_assets,), state STATE_DT
+    (n_assets,) updated in place, instructions INSTR_DT (n_assets,),
+    equity_out float64 (n_assets, t_end-t_start) written, trades_out TRADE_DT
+    (n_assets, >= t_end-t_start) written, trade_counts int64 (n_assets,)
+    written.
+    """
+    for a in range(offsets.shape[0] - 1):
+        off = offsets[a]
+        trade_counts[a] = advance_asset_nb(
+            a, open_, high, low, close, union_pos, off, offsets[a + 1] - off,
+            params[a], state[a], instructions[a], t_start, t_end,
+            equity_out[a], trades_out[a],
+        )
+
+
+@njit(cache=True, parallel=True)
+def advance_shard_parallel_nb(
+    open_, high, low, close, union_pos, offsets, params, state, instructions,
+    t_start, t_end, equity_out, trades_out, trade_counts,
+):
+    """Same as :func:`advance_shard_nb`, assets spread over numba threads (prange)."""
+    for a in prange(offsets.shape[0] - 1):
+        off = offsets[a]
+        trade_counts[a] = advance_asset_nb(
+            a, open_, high, low, close, union_pos, off, offsets[a + 1] - off,
+            params[a], state[a], instructions[a], t_start, t_end,
+            equity_out[a], trades_out[a],
+        )

@@ -1,0 +1,62 @@
+"""Writing run folders atomically.
+
+A run is written into a hidden sibling folder ``.<name>.partial`` and renamed
+to its final name only when every file is written, so a folder under
+``results/`` that has its final name is always complete. A run that fails or
+is interrupted leaves only the ``.partial`` folder (with an ``INCOMPLETE``
+marker naming the reason), never a folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+from pathlib import Path
+
+from raybt.errors import ConfigError
+
+
+def new_run_dir(root: Path, label: str) -> Path:
+    """A fresh, not yet existing run folder name under ``root``: <UTC time>-<label>."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    candidate = Path(root) / f"{stamp}-{label}"
+    k = 1
+    while candidate.exists() or _partial(candidate).exists():
+        k += 1
+        candidate = Path(root) / f"{stamp}-{label}-{k}"
+    return candidate
+
+
+def _partial(final: Path) -> Path:
+    return final.parent / f".{final.name}.partial"
+
+
+@contextlib.contextmanager
+def atomic_run_dir(final: Path):
+    """Yield a temporary folder; rename it to ``final`` when the block succeeds."""
+    final = Path(final)
+    if final.exists() and any(final.iterdir()):
+        raise ConfigError(f"{final}: output folder already exists and is not empty")
+    tmp = _partial(final)
+    try:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(f"{final.parent}: results folder not writable ({exc.strerror})") from None
+    try:
+        yield tmp
+    except BaseException as exc:  # noqa: BLE001 - marker for any interruption, then re-raise
+        with contextlib.suppress(OSError):
+            (tmp / "INCOMPLETE").write_text(f"run did not finish: {type(exc).__name__}: {exc}\n")
+        raise
+    if final.exists():
+        final.rmdir()
+    os.replace(tmp, final)
+
+
+def write_json(path: Path, payload) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

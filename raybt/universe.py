@@ -1,0 +1,46 @@
+"""Loading an asset's bars as its config says (data edge: reads files).
+
+Generates the bundled synthetic universe on first use when an asset's file is
+missing and lies in the config's ``synthetic.dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from raybt.config import AssetConfig, AssetUniverse, SyntheticSpec
+from raybt.errors import DataError
+
+
+def ensure_synthetic(spec: SyntheticSpec, echo=None) -> None:
+    """Generate the synthetic universe into ``spec.dir`` unless its manifest exists."""
+    from raybt.data.synth import write_universe
+
+    if (Path(spec.dir) / "universe.json").is_file():
+        return
+    if echo:
+        echo(f"generating the synthetic universe ({spec.n_assets} assets x {spec.n_bars} "
+             f"{spec.timeframe} bars, seed {spec.seed}) into {spec.dir} ...")
+    write_universe(spec.dir, n_assets=spec.n_assets, n_bars=spec.n_bars,
+                   timeframe=spec.timeframe, seed=spec.seed, fmt=spec.fmt)
+
+
+def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
+                    timeframe: str | None = None, echo=None) -> pd.DataFrame:
+    """Validated bars of one asset, resampled to ``timeframe`` (default: the asset's)."""
+    from raybt.data.loader import load_bars
+    from raybt.data.resample import resample_bars
+    from raybt.data.timeframes import infer_timeframe, parse_timeframe
+
+    spec = universe.synthetic if universe is not None else None
+    if not asset.data.is_file() and spec is not None and Path(spec.dir) in asset.data.parents:
+        ensure_synthetic(spec, echo)
+    bars = load_bars(asset.data)
+    target = parse_timeframe(timeframe or asset.timeframe)
+    if len(bars) > 1 and target > infer_timeframe(bars.index):
+        bars = resample_bars(bars, target)
+    if len(bars) < 2:
+        raise DataError(f"{asset.data}: only {len(bars)} bar(s); a backtest needs at least 2")
+    return bars

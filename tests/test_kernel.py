@@ -1,0 +1,212 @@
+"""The numba kernel against the plain reference loop, and chunk invariance.
+
+Exact comparison: trades (every field) and equity must be equal to the bit.
+The reference computes z from the window directly; the kernel decides with
+rolling sums guarded by an exact recomputation near thresholds, so decisions
+agree; ATR, prices, PnL and equity follow the same literal formulas.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kernel_harness import kernel_run
+from reference_sim import reference_run
+from scenarios import SCENARIOS
+from raybt.kernels import exact_zscore_nb
+from raybt.kernels.indicators import fast_zscore_nb, rebuild_window_sums_nb
+
+
+def _assert_same(kernel, reference):
+    k_trades, k_equity, _ = kernel
+    r_trades, r_equity = reference
+    assert len(k_trades) == len(r_trades), (k_trades, r_trades)
+    for i, (kt, rt) in enumerate(zip(k_trades, r_trades)):
+        for key in ("side", "units", "entry_bar", "entry_price", "exit_bar", "exit_price",
+                    "exit_reason", "pnl", "commission"):
+            assert kt[key] == rt[key], f"trade {i} field {key}: kernel {kt[key]!r} != reference {rt[key]!r}"
+    assert len(k_equity) == len(r_equity)
+    mismatch = [i for i, (a, b) in enumerate(zip(k_equity, r_equity)) if a != b]
+    assert not mismatch, f"equity differs first at bar {mismatch[0]}: {k_equity[mismatch[0]]} != {r_equity[mismatch[0]]}"
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
+def test_scenarios_match_reference(scenario):
+    args = (scenario["open"], scenario["high"], scenario["low"], scenario["close"])
+    kernel = kernel_run(*args, scenario.get("params"), scenario.get("chunks"))
+    reference = reference_run(*args, scenario.get("params"), scenario.get("chunks"))
+    _assert_same(kernel, reference)
+
+
+# --- random bars and parameters ----------------------------------------------------
+
+@st.composite
+def bar_series(draw, min_bars=2, max_bars=240):
+    n = draw(st.integers(min_bars, max_bars))
+    seed = draw(st.integers(0, 2**32 - 1))
+    scale = draw(st.sampled_from([0.0001, 1.1, 25.0, 150.0, 40000.0]))
+    vol = draw(st.sampled_from([1e-4, 1e-3, 1e-2, 5e-2]))
+    revert = draw(st.sampled_from([0.0, 0.1, 0.5]))
+    flat_prob = draw(st.sampled_from([0.0, 0.0, 0.2, 0.6]))
+    rng = np.random.default_rng(seed)
+    x = np.zeros(n)
+    for i in range(1, n):
+        x[i] = x[i - 1] * (1 - revert) + rng.normal(0, vol) * (rng.random() > flat_prob)
+    close = scale * np.exp(x)
+    if draw(st.booleans()):  # quantise prices like a real feed (creates exact ties)
+        tick = scale * 1e-4
+        close = np.maximum(np.round(close / tick) * tick, tick)
+    gaps = rng.normal(0, vol / 2, n) * (rng.random(n) < 0.3)
+    open_ = np.empty(n)
+    open_[0] = close[0]
+    open_[1:] = close[:-1] * np.exp(gaps[1:])
+    wick = np.abs(rng.normal(0, vol, (2, n))) * (rng.random((2, n)) > 0.2)
+    high = np.maximum(open_, close) * np.exp(wick[0])
+    low = np.minimum(open_, close) * np.exp(-wick[1])
+    return open_.tolist(), high.tolist(), low.tolist(), close.tolist()
+
+
+@st.composite
+def param_sets(draw):
+    p = {
+        "bb_period": draw(st.integers(2, 30)),
+        "entry_z": draw(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])),
+        "exit_z": draw(st.sampled_from([-0.5, 0.0, 0.0, 0.3, 1.0])),
+        "atr_period": draw(st.integers(1, 20)),
+        "sl_atr": draw(st.sampled_from([0.2, 0.5, 1.0, 1.5, 3.0])),
+        "tp_atr": draw(st.sampled_from([0.3, 1.0, 2.0, 3.0, 6.0])),
+        "allow_short": draw(st.booleans()),
+        "max_hold_bars": draw(st.sampled_from([0, 0, 1, 3, 10])),
+        "initial_capital": draw(st.sampled_from([1000.0, 100000.0])),
+        "weight": draw(st.sampled_from([1.0, 0.25])),
+        "sizing": draw(st.sampled_from(["fixed", "risk"])),
+        "size": draw(st.sampled_from([0.5, 1.0, 10.0, 1000.0, 1e6])),
+        "risk_per_trade": draw(st.sampled_from([0.001, 0.01, 0.05, 0.5])),
+        "lot_size": draw(st.sampled_from([0.0, 0.01, 1.0, 100.0])),
+        "contract_size": draw(st.sampled_from([1.0, 100.0, 100000.0])),
+        "leverage": draw(st.sampled_from([1.0, 5.0, 30.0, 500.0])),
+        "stop_out_level": draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])),
+        "commission": draw(st.sampled_from([0.0, 0.0002, 0.001])),
+    }
+    return p
+
+
+@st.composite
+def chunk_lists(draw, n):
+    k = draw(st.integers(0, 5))
+    starts = sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), min_size=k, max_size=k))))
+    chunks = [{"start": 0}]
+    for s in starts:
+        chunks.append({
+            "start": s,
+            "size_multiplier": draw(st.sampled_from([1.0, 0.5, 0.25, 2.0, 0.0])),
+            "halted": draw(st.booleans()),
+            "flatten": draw(st.sampled_from([False, False, True])),
+            "capital_adjustment": draw(st.sampled_from([0.0, 0.0, 500.0, -250.0])),
+        })
+    return chunks
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_bars_match_reference(data):
+    bars = data.draw(bar_series())
+    params = data.draw(param_sets())
+    spread_ticks = data.draw(st.sampled_from([0.0, 0.0, 1e-4, 1e-3]))
+    params["spread"] = spread_ticks * bars[3][0]
+    params["slippage"] = data.draw(st.sampled_from([0.0, 0.5])) * params["spread"]
+    chunks = data.draw(chunk_lists(len(bars[3])))
+    _assert_same(kernel_run(*bars, params, chunks), reference_run(*bars, params, chunks))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_chunk_invariance(data):
+    """Splitting a run at random bars (no new instructions) changes nothing, state included."""
+    bars = data.draw(bar_series(min_bars=2, max_bars=400))
+    params = data.draw(param_sets())
+    chunks = data.draw(chunk_lists(len(bars[3])))
+    n = len(bars[3])
+    splits = data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=12))
+    whole = kernel_run(*bars, params, chunks)
+    split = kernel_run(*bars, params, chunks, split_points=splits)
+    assert whole[0] == split[0]
+    assert np.array_equal(np.asarray(whole[1]), np.asarray(split[1]))
+    assert whole[2].tobytes() == split[2].tobytes()
+
+
+def test_every_bar_chunks_equal_one_chunk_long_series():
+    """A long real-looking series: one chunk vs one bar per chunk vs 288-bar chunks."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    close = 1.1 * np.exp(np.cumsum(rng.normal(0, 4e-4, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 2e-4, n)))
+    low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 2e-4, n)))
+    params = {"sizing": "risk", "lot_size": 0.01, "contract_size": 100000, "leverage": 30,
+              "spread": 0.0001, "commission": 0.00002}
+    whole = kernel_run(open_, high, low, close, params)
+    assert len(whole[0]) > 20
+    for splits in (range(1, n), range(288, n, 288)):
+        part = kernel_run(open_, high, low, close, params, split_points=list(splits))
+        assert whole[0] == part[0]
+        assert np.array_equal(whole[1], part[1])
+        assert whole[2].tobytes() == part[2].tobytes()
+    _assert_same(whole, reference_run(open_.tolist(), high.tolist(), low.tolist(), close.tolist(), params))
+
+
+def test_parallel_shard_equals_serial():
+    from raybt.asset import AssetGroup, pack_bars
+    from raybt.broker import param_records, validate_params
+    from raybt.types import neutral_instructions
+
+    rng = np.random.default_rng(3)
+    arrays = []
+    for a in range(5):
+        n = 500 + 97 * a
+        close = 100 * np.exp(np.cumsum(rng.normal(0, 2e-3, n)))
+        open_ = np.r_[close[0], close[:-1]]
+        arrays.append((open_, np.maximum(open_, close) * 1.001, np.minimum(open_, close) * 0.999, close,
+                       np.sort(rng.choice(1200, n, replace=False))))
+    packed = pack_bars(*[list(x) for x in zip(*arrays)])
+    params = param_records([validate_params({"bb_period": 10 + a}) for a in range(5)])
+    reports = []
+    for parallel in (False, True):
+        group = AssetGroup(packed, params, parallel=parallel)
+        reports.append([group.step(t, min(1200, t + 100), neutral_instructions(5)) for t in range(0, 1200, 100)])
+    for serial, par in zip(*reports):
+        assert np.array_equal(serial.equity, par.equity)
+        assert serial.trades.tobytes() == par.trades.tobytes()
+
+
+# --- indicator accuracy ---------------------------------------------------------------
+
+def test_rolling_z_close_to_exact_z():
+    rng = np.random.default_rng(11)
+    close = 1.1 * np.exp(np.cumsum(rng.normal(0, 3e-4, 5000)))
+    n = 20
+    ref, s1, s2 = rebuild_window_sums_nb(close, 0, n - 1, n)
+    worst = 0.0
+    for j in range(n, len(close)):
+        if (j - n) % 64 == 0:
+            ref, s1, s2 = rebuild_window_sums_nb(close, 0, j, n)
+        else:
+            new, old = close[j] - ref, close[j - n] - ref
+            s1 += new - old
+            s2 += new * new - old * old
+        z = fast_zscore_nb(close[j], ref, s1, s2, 1.0 / n)
+        worst = max(worst, abs(z - exact_zscore_nb(close, 0, j, n)))
+    assert worst < 1e-9
+
+
+def test_exact_z_matches_numpy():
+    rng = np.random.default_rng(5)
+    close = rng.normal(100, 1, 50)
+    z = exact_zscore_nb(close, 0, 49, 20)
+    window = close[30:50]
+    assert math.isclose(z, (close[49] - window.mean()) / window.std(), rel_tol=1e-12)
