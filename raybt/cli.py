@@ -100,6 +100,63 @@ def print_summary(title: str, metrics: dict) -> None:
     Console().print(table)
 
 
+# --- raybt run --------------------------------------------------------------------
+
+def _run(args) -> int:
+    from raybt.engine import PortfolioBacktester
+    from raybt.portfolio import load_portfolio_from_config
+    from raybt.progress import DashboardMetrics, chunk_progress
+    from raybt.results import new_run_dir
+
+    overrides = {}
+    if args.allocation:
+        overrides["allocation_model"] = args.allocation
+    if args.chunk:
+        overrides["chunk"] = args.chunk
+    assets, pconf = load_portfolio_from_config(args.preference, args.config, timeframe=args.timeframe,
+                                               max_assets=args.max_assets, echo=_echo, **overrides)
+    out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
+    if args.engine == "ray":
+        from raybt.ray_runtime import ensure_ray
+
+        ensure_ray(args.address)
+    backtester = PortfolioBacktester(assets, pconf, engine=args.engine, address=args.address)
+    from raybt.timeline import chunk_bounds, union_timeline
+
+    n_chunks = len(chunk_bounds(union_timeline([b.index for _, b in assets.values()]), pconf.engine.chunk)) - 1
+    dashboard = DashboardMetrics(out.name) if args.engine == "ray" else None
+    show = sys.stderr.isatty() and not args.no_progress
+    with chunk_progress(n_chunks, f"{pconf.name} ({len(assets)} assets, {args.engine})", show, dashboard) as update:
+        backtester.progress = update
+        result = backtester.run()
+    result.save(out)
+    print_summary(f"portfolio {pconf.name}: {len(assets)} assets, engine {args.engine}", result.metrics["portfolio"])
+    print_asset_table(result.metrics["assets"])
+    print(f"results: {out}")
+    return 0
+
+
+def print_asset_table(per_asset: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="per asset")
+    for col in ("asset", "PnL", "return", "Sharpe", "max DD", "trades", "win rate"):
+        table.add_column(col, justify="right" if col != "asset" else "left")
+
+    def fmt(value, spec):
+        try:
+            return spec.format(value) if value is not None else "n/a"
+        except (TypeError, ValueError):
+            return str(value)
+
+    for name, m in per_asset.items():
+        table.add_row(name, fmt(m.get("pnl"), "{:,.0f}"), fmt(m.get("total_return"), "{:.2%}"),
+                      fmt(m.get("sharpe"), "{:.2f}"), fmt(m.get("max_drawdown"), "{:.2%}"),
+                      fmt(m.get("n_trades"), "{:d}"), fmt(m.get("win_rate"), "{:.1%}"))
+    Console().print(table)
+
+
 # --- raybt data synth --------------------------------------------------------------
 
 def _data_synth(args) -> int:
@@ -128,6 +185,19 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--timeframe", help="resample bars to this timeframe first (e.g. 15m, 1h)")
     bt.add_argument("--out", help="output folder (default: a new results/<run>/)")
     bt.set_defaults(handler=_backtest)
+
+    run = sub.add_parser("run", help="run a portfolio backtest (all assets on one clock)")
+    run.add_argument("config", nargs="?", help="portfolio config YAML (default configs/portfolio_balanced.yaml)")
+    run.add_argument("--preference", choices=("balanced", "pnl", "drawdown"))
+    run.add_argument("--allocation", help="allocation model (equal_weight, risk_parity, performance_weighted, ...)")
+    run.add_argument("--max-assets", type=int)
+    run.add_argument("--timeframe", help="resample every asset to this timeframe (e.g. 15m)")
+    run.add_argument("--engine", choices=("ray", "local"), default="ray")
+    run.add_argument("--chunk", help="chunk duration (e.g. 1D, 4h)")
+    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
+    run.add_argument("--out", help="output folder (default: a new results/<run>/)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
 
     data = sub.add_parser("data", help="data utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True)

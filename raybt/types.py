@@ -107,6 +107,9 @@ INSTR_DT = np.dtype(
         ("halted", np.int64),  # 1: no new entries in this chunk
         ("flatten", np.int64),  # 1: close any open trade at the next open
         ("capital_adjustment", np.float64),  # cash moved into (+) the sleeve
+        # portfolio exposure cap: a new entry's margin may not exceed this
+        # (currency; +inf = only the spec's cap, margin <= equity)
+        ("max_margin", np.float64),
     ],
     align=True,
 )
@@ -129,7 +132,8 @@ TRADE_DT = np.dtype(
 
 
 def neutral_instructions(n_assets: int) -> np.ndarray:
-    """Instructions that change nothing: multiplier 1, not halted, no flatten."""
+    """Instructions that change nothing: multiplier 1, not halted, no flatten, no cap."""
     instr = np.zeros(n_assets, dtype=INSTR_DT)
     instr["size_multiplier"] = 1.0
+    instr["max_margin"] = np.inf
     return instr

@@ -12,7 +12,7 @@ import numpy as np
 
 from raybt.asset import AssetGroup, pack_bars
 from raybt.broker import param_records, validate_params
-from raybt.types import EXIT_REASON_NAMES, INSTR_DT, LONG, TRADE_DT
+from raybt.types import EXIT_REASON_NAMES, LONG, TRADE_DT, neutral_instructions
 
 
 def _boundaries(n, chunks, split_points=()):
@@ -38,8 +38,7 @@ def kernel_run(open_, high, low, close, params=None, chunks=None, split_points=(
     equity, records = [], []
     for k, (start, chunk) in enumerate(bounds):
         stop = bounds[k + 1][0] if k + 1 < len(bounds) else n
-        instr = np.zeros(1, dtype=INSTR_DT)
-        instr["size_multiplier"] = 1.0
+        instr = neutral_instructions(1)
         if chunk is not None:
             current = chunk
             instr["size_multiplier"] = float(chunk.get("size_multiplier", 1.0))

@@ -25,6 +25,9 @@ Portfolio instructions (interpretation of the spec's brief section):
    has filled at that open.
 4. The ``size_multiplier`` applied is the one of the chunk in which the entry
    fills; ``halted`` blocks entry decisions at the closes of the chunk's bars.
+5. ``max_margin`` (an extension for the portfolio's per-asset exposure cap)
+   lowers the margin budget of new entries from ``equity`` to
+   ``min(equity, max_margin)``; +inf leaves the spec's behaviour unchanged.
 
 Units: prices in quote currency per unit, cash/equity/PnL in account
 currency; commission is a fraction of notional; spread and slippage are price
@@ -81,8 +84,12 @@ def unrealised_pnl_nb(side, entry_price, price, units, contract_size):
 
 
 @njit(cache=True)
-def entry_units_nb(p, fill, cash, dsl, size_multiplier):
-    """Units for an entry filling at ``fill`` with the sleeve flat (equity = cash)."""
+def entry_units_nb(p, fill, cash, dsl, size_multiplier, max_margin):
+    """Units for an entry filling at ``fill`` with the sleeve flat (equity = cash).
+
+    The spec's cap keeps margin <= equity; the portfolio's exposure cap
+    ``max_margin`` (+inf when off) can lower that budget further.
+    """
     equity = cash
     if p.sizing == SIZING_FIXED:
         units = p.size
@@ -94,7 +101,8 @@ def entry_units_nb(p, fill, cash, dsl, size_multiplier):
     units = units * size_multiplier
     if fill <= 0.0:
         return 0.0
-    cap = equity * p.leverage / (fill * p.contract_size)
+    margin_budget = equity if equity <= max_margin else max_margin
+    cap = margin_budget * p.leverage / (fill * p.contract_size)
     if units > cap:
         units = cap
     return floor_lot_nb(units, p.lot_size)
@@ -168,6 +176,7 @@ def advance_asset_nb(
     stop_out_level = p.stop_out_level
     halted = ins.halted != 0
     size_multiplier = ins.size_multiplier
+    max_margin = ins.max_margin
 
     # --- chunk-start instructions ------------------------------------------
     if ins.capital_adjustment != 0.0:
@@ -237,7 +246,7 @@ def advance_asset_nb(
                 fill = o + half_spread + slippage
             else:
                 fill = o - half_spread - slippage
-            new_units = entry_units_nb(p, fill, cash, pending_dsl, size_multiplier)
+            new_units = entry_units_nb(p, fill, cash, pending_dsl, size_multiplier, max_margin)
             if new_units > 0.0:
                 side = LONG if pending == PENDING_LONG else SHORT
                 units = new_units

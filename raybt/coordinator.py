@@ -1,0 +1,260 @@
+"""Coordinator: the portfolio's state machine, advanced one chunk at a time.
+
+A plain class (no Ray here): it owns the portfolio state (sleeve equities,
+peak and drawdown, the breaker, a rolling window of per-bar asset returns,
+the instructions for the next chunk) and drives a *group set*, anything with
+``step(t_start, t_end, instructions_per_group) -> list[ChunkReport]``: a list
+of in-process :class:`~raybt.asset.AssetGroup` (``LocalGroupSet``) or Ray
+actors (``raybt.actors.RayGroupSet``). Both paths run this same code, so the
+engines agree by construction.
+
+Per chunk k: send the instructions decided at the end of chunk k-1, gather
+every group's report, assemble the per-asset equity on the union timeline in
+global asset order (so the portfolio sum does not depend on sharding), update
+the portfolio state, and decide chunk k+1's instructions from data up to the
+end of chunk k only:
+
+* breaker: drawdown above ``max_portfolio_drawdown`` halts entries everywhere
+  (and optionally flattens); it resumes as the policy says;
+* size multiplier = base size x portfolio risk x correlation x drawdown,
+  each factor recorded;
+* exposure cap: a new entry's margin <= ``max_single_asset_weight`` x
+  portfolio equity (``max_margin`` instruction);
+* rebalancing: cash moved between sleeves back to the target weights at the
+  first chunk of each day / week / month.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from raybt import risk
+from raybt.types import INSTR_DT, TRADE_DT
+
+
+class LocalGroupSet:
+    """In-process group set: the groups stepped one after another."""
+
+    def __init__(self, groups):
+        self.groups = list(groups)
+
+    def step(self, t_start, t_end, instructions):
+        return [g.step(t_start, t_end, ins) for g, ins in zip(self.groups, instructions)]
+
+    def get_states(self):
+        return [g.get_state() for g in self.groups]
+
+    def set_states(self, states):
+        for g, s in zip(self.groups, states):
+            g.set_state(s)
+
+
+@dataclass(frozen=True)
+class RiskSettings:
+    """The portfolio rules the coordinator applies (fractions; drawdown positive)."""
+
+    enabled: bool = True
+    portfolio_risk: float = 1.0
+    dd_scale_start: float = 0.05
+    dd_scale_floor: float = 0.5
+    max_portfolio_drawdown: float = 0.2
+    breaker_flatten: bool = True
+    resume: str = "cooldown"
+    cooldown_chunks: int = 5
+    resume_drawdown: float = 0.1
+    max_asset_correlation: float | None = 0.8
+    correlation_window: int = 2000
+    max_single_asset_weight: float | None = None
+
+    def breaker_policy(self) -> risk.BreakerPolicy:
+        return risk.BreakerPolicy(
+            max_portfolio_drawdown=self.max_portfolio_drawdown, flatten=self.breaker_flatten,
+            resume=self.resume, cooldown_chunks=self.cooldown_chunks,
+            resume_drawdown=self.resume_drawdown,
+        )
+
+
+@dataclass
+class ChunkSummary:
+    """What the progress display needs after a chunk."""
+
+    chunk: int
+    n_chunks: int
+    timestamp: int  # ns since epoch, last bar of the chunk
+    equity: float
+    drawdown: float
+    halted: bool
+    event: str
+
+
+@dataclass
+class CoordinatorOutput:
+    """Everything a finished run produced (numpy; the engine wraps it in pandas)."""
+
+    equity: np.ndarray  # (n_assets, T) sleeve equity on the union timeline
+    trades: np.ndarray  # TRADE_DT, asset = global index, bars local to the asset
+    multipliers: list = field(default_factory=list)  # dict rows, one per chunk and asset
+    events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
+    states: list = field(default_factory=list)  # final STATE_DT per group
+
+
+class Coordinator:
+    """Portfolio state + chunk loop over a group set (see module docstring)."""
+
+    def __init__(self, groups, layout, timeline_ns, bounds, initial_sleeves, target_weights,
+                 settings: RiskSettings, rebalance: str = "none", base_size=None):
+        self.groups = groups
+        self.layout = [np.asarray(idx, dtype=np.int64) for idx in layout]
+        self.timeline_ns = np.asarray(timeline_ns, dtype=np.int64)
+        self.bounds = np.asarray(bounds, dtype=np.int64)
+        self.n_assets = int(sum(len(idx) for idx in self.layout))
+        self.settings = settings
+        self.rebalance = rebalance
+        self.target_weights = np.asarray(target_weights, dtype=np.float64)
+        self.base_size = np.ones(self.n_assets) if base_size is None else np.asarray(base_size, float)
+        self.chunk = 0
+        self.sleeves = np.asarray(initial_sleeves, dtype=np.float64).copy()
+        self.peak = float(self.sleeves.sum())
+        self.drawdown = 0.0
+        self.breaker = risk.BreakerState(tripped=False, chunks_since_trip=0, peak=self.peak)
+        self.returns = risk.RollingReturns(max(int(settings.correlation_window), 2), self.n_assets)
+        self.margins = np.zeros(self.n_assets)
+        self._equity_parts: list = []
+        self._trade_parts: list = []
+        self.multipliers: list = []
+        self.events: list = []
+        self.instructions = self._first_instructions()
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def done(self) -> bool:
+        return self.chunk >= self.n_chunks
+
+    # --- decisions ---------------------------------------------------------------
+
+    def _first_instructions(self) -> np.ndarray:
+        instr = np.zeros(self.n_assets, dtype=INSTR_DT)
+        instr["max_margin"] = np.inf
+        factors = self._factors(np.ones(self.n_assets), 1.0)
+        instr["size_multiplier"] = factors["multiplier"]
+        self._record(0, self.timeline_ns[0] if len(self.timeline_ns) else 0, instr, factors, "start")
+        return instr
+
+    def _factors(self, correlation, drawdown_factor):
+        s = self.settings
+        if not s.enabled:
+            ones = np.ones(self.n_assets)
+            return {"base": ones, "portfolio_risk": ones, "correlation": ones,
+                    "drawdown": ones, "multiplier": ones}
+        portfolio_risk = np.full(self.n_assets, float(s.portfolio_risk))
+        dd = np.full(self.n_assets, float(drawdown_factor))
+        multiplier = risk.combine_multipliers(self.base_size, portfolio_risk, correlation, dd)
+        return {"base": self.base_size, "portfolio_risk": portfolio_risk,
+                "correlation": np.asarray(correlation, float), "drawdown": dd, "multiplier": multiplier}
+
+    def _decide(self, equity_path: np.ndarray) -> None:
+        """Instructions for the next chunk from everything up to the end of this one."""
+        s = self.settings
+        k_next = self.chunk + 1
+        decided_at = int(self.timeline_ns[self.bounds[self.chunk + 1] - 1])
+        instr = np.zeros(self.n_assets, dtype=INSTR_DT)
+        instr["max_margin"] = np.inf
+        reason = ""
+        if s.enabled:
+            self.breaker, decision = risk.step_breaker(self.breaker, equity_path, s.breaker_policy())
+            if decision.event:
+                self.events.append({"chunk": k_next, "decided_at": decided_at, "event": decision.event,
+                                    "drawdown": float(decision.drawdown),
+                                    "equity": float(equity_path[-1])})
+            instr["halted"] = int(decision.halted)
+            instr["flatten"] = int(decision.flatten)
+            dd_factor = risk.drawdown_scale(self.drawdown, s.dd_scale_start,
+                                            s.max_portfolio_drawdown, s.dd_scale_floor)
+            if s.max_asset_correlation is not None:
+                correlation = risk.correlation_factors(self.returns.window(), s.max_asset_correlation)
+            else:
+                correlation = np.ones(self.n_assets)
+            if s.max_single_asset_weight is not None:
+                instr["max_margin"] = risk.exposure_max_margin(float(equity_path[-1]), s.max_single_asset_weight)
+            reason = "breaker" if decision.halted else ""
+        else:
+            dd_factor, correlation = 1.0, np.ones(self.n_assets)
+        factors = self._factors(correlation, dd_factor)
+        instr["size_multiplier"] = factors["multiplier"]
+        if k_next < self.n_chunks and self.rebalance != "none":
+            prev_ts = int(self.timeline_ns[self.bounds[self.chunk]])
+            next_ts = int(self.timeline_ns[self.bounds[k_next]])
+            if risk.rebalance_due(prev_ts, next_ts, self.rebalance):
+                adjust = risk.rebalance_adjustments(self.sleeves, self.target_weights)
+                instr["capital_adjustment"] = adjust
+                self.events.append({"chunk": k_next, "decided_at": decided_at, "event": "rebalance",
+                                    "drawdown": float(self.drawdown), "equity": float(self.sleeves.sum())})
+        self.instructions = instr
+        if k_next < self.n_chunks:
+            self._record(k_next, decided_at, instr, factors, reason)
+
+    def _record(self, chunk, decided_at, instr, factors, reason):
+        start_ns = int(self.timeline_ns[self.bounds[chunk]]) if len(self.timeline_ns) else 0
+        for a in range(self.n_assets):
+            self.multipliers.append({
+                "chunk": chunk, "decided_at": int(decided_at), "chunk_start": start_ns, "asset": a,
+                "multiplier": float(instr["size_multiplier"][a]),
+                "base": float(factors["base"][a]), "portfolio_risk": float(factors["portfolio_risk"][a]),
+                "correlation": float(factors["correlation"][a]), "drawdown": float(factors["drawdown"][a]),
+                "halted": bool(instr["halted"][a]), "flatten": bool(instr["flatten"][a]),
+                "max_margin": float(instr["max_margin"][a]),
+                "capital_adjustment": float(instr["capital_adjustment"][a]), "reason": reason,
+            })
+
+    # --- the chunk loop --------------------------------------------------------------
+
+    def advance_chunk(self) -> ChunkSummary:
+        """Run one chunk on every group and decide the next one's instructions."""
+        k = self.chunk
+        t_start, t_end = int(self.bounds[k]), int(self.bounds[k + 1])
+        per_group = [self.instructions[idx] for idx in self.layout]
+        reports = self.groups.step(t_start, t_end, per_group)
+        equity = np.empty((self.n_assets, t_end - t_start), dtype=np.float64)
+        for idx, report in zip(self.layout, reports):
+            equity[idx] = report.equity
+            self.margins[idx] = report.state["margin"]
+            if len(report.trades):
+                trades = report.trades.copy()
+                trades["asset"] = idx[trades["asset"]]
+                self._trade_parts.append(trades)
+        self._equity_parts.append(equity)
+
+        previous = self.sleeves + self.instructions["capital_adjustment"]
+        prev_matrix = np.concatenate([previous[:, None], equity[:, :-1]], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            returns = np.where(prev_matrix > 0, equity / prev_matrix - 1.0, 0.0)
+        self.returns.append(returns.T)
+
+        portfolio = equity.sum(axis=0)
+        self.peak = max(self.peak, float(portfolio.max()))
+        self.drawdown = 1.0 - float(portfolio[-1]) / self.peak if self.peak > 0 else 0.0
+        self.sleeves = equity[:, -1].copy()
+        self._decide(portfolio)
+        self.chunk += 1
+        return ChunkSummary(k, self.n_chunks, int(self.timeline_ns[t_end - 1]), float(portfolio[-1]),
+                            self.drawdown, bool(self.breaker.tripped),
+                            self.events[-1]["event"] if self.events and self.events[-1]["chunk"] == k + 1 else "")
+
+    def advance(self, n_chunks: int) -> list:
+        """Advance up to ``n_chunks`` chunks; return their summaries."""
+        out = []
+        while not self.done and len(out) < n_chunks:
+            out.append(self.advance_chunk())
+        return out
+
+    def output(self) -> CoordinatorOutput:
+        equity = (np.concatenate(self._equity_parts, axis=1) if self._equity_parts
+                  else np.zeros((self.n_assets, 0)))
+        trades = np.concatenate(self._trade_parts) if self._trade_parts else np.zeros(0, TRADE_DT)
+        states = self.groups.get_states()
+        return CoordinatorOutput(equity, trades, self.multipliers, self.events, states)

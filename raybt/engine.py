@@ -1,0 +1,236 @@
+"""PortfolioBacktester: wires asset configs, bars, shards and the coordinator.
+
+``PortfolioBacktester(asset_configs, portfolio_config).run()`` simulates every
+asset of the portfolio on one union clock, chunk by chunk, either in-process
+(``engine="local"``: one AssetGroup with every asset, numba threads over
+assets) or on Ray (``engine="ray"``: assets sharded over AssetActors, the
+coordinator a Ray actor). Both run the same Coordinator and kernel, and give
+bit-identical results for the same config and chunk size.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raybt.asset import AssetGroup, PackedBars, pack_bars
+from raybt.broker import param_records
+from raybt.coordinator import Coordinator, LocalGroupSet, RiskSettings
+from raybt.errors import ConfigError
+from raybt.records import drawdown, trades_frame
+from raybt.timeline import chunk_bounds, union_positions, union_timeline
+
+
+@dataclass
+class PortfolioResult:
+    """A finished portfolio run.
+
+    ``equity``: DataFrame indexed by timestamp with ``equity`` (portfolio,
+    currency), ``drawdown`` (positive fraction) and one column per asset (its
+    sleeve equity); ``trades``: all assets' trades (the spec's columns) in exit
+    order; ``multipliers``: one row per chunk and asset with the decided
+    multiplier, its factors, ``halted``, ``flatten``, ``reason``; ``events``:
+    breaker trips/resumes and rebalances; ``metrics``: ``{"portfolio": {...},
+    "assets": {name: {...}}}``; ``config``: the resolved configuration.
+    """
+
+    equity: pd.DataFrame
+    trades: pd.DataFrame
+    multipliers: pd.DataFrame
+    events: pd.DataFrame
+    weights: pd.Series
+    metrics: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+
+    def save(self, path) -> Path:
+        """Write the run folder atomically (see :mod:`raybt.report_files`)."""
+        from raybt.report_files import write_portfolio_run
+
+        return write_portfolio_run(self, Path(path))
+
+
+def shard_layout(n_assets: int, n_shards: int) -> list[np.ndarray]:
+    """Split asset indices 0..n-1 into ``n_shards`` contiguous, near-equal blocks."""
+    n_shards = max(1, min(n_shards, n_assets))
+    return [np.asarray(block, dtype=np.int64) for block in np.array_split(np.arange(n_assets), n_shards)]
+
+
+def pack_assets(bars_list, timeline, indices) -> PackedBars:
+    """Pack the bars of the assets ``indices`` with their union positions."""
+    return pack_bars(
+        [bars_list[i]["open"].to_numpy() for i in indices],
+        [bars_list[i]["high"].to_numpy() for i in indices],
+        [bars_list[i]["low"].to_numpy() for i in indices],
+        [bars_list[i]["close"].to_numpy() for i in indices],
+        [union_positions(bars_list[i].index, timeline) for i in indices],
+    )
+
+
+class PortfolioBacktester:
+    """Run a portfolio: ``PortfolioBacktester(assets, config).run()``.
+
+    ``assets``: ``{name: (AssetConfig, bars DataFrame)}`` in portfolio order or
+    a list of :class:`~raybt.config.AssetConfig` (bars are then loaded);
+    ``portfolio_config``: a :class:`~raybt.portfolio_config.PortfolioConfig`.
+    """
+
+    def __init__(self, assets, portfolio_config, *, engine: str = "ray", address: str | None = None,
+                 n_actors: int | None = None, progress=None, weights: pd.Series | None = None,
+                 spread_actors: bool = False):
+        if engine not in ("ray", "local"):
+            raise ConfigError(f"--engine must be ray or local, got {engine!r}")
+        self.config = portfolio_config
+        self.engine = engine
+        self.address = address
+        self.n_actors = n_actors
+        self.progress = progress
+        self.spread_actors = spread_actors
+        if isinstance(assets, dict):
+            self.names = list(assets)
+            self.asset_configs = [assets[n][0] for n in self.names]
+            self.bars = [assets[n][1] for n in self.names]
+        else:
+            from raybt.universe import load_asset_bars
+
+            self.asset_configs = list(assets)
+            self.names = [a.name for a in self.asset_configs]
+            self.bars = [load_asset_bars(a) for a in self.asset_configs]
+        if not self.names:
+            raise ConfigError("the portfolio has no assets")
+        self.weights = weights if weights is not None else pd.Series(1.0 / len(self.names), index=self.names)
+
+    # --- set-up ---------------------------------------------------------------------
+
+    def _risk_settings(self) -> RiskSettings:
+        r = self.config.risk
+        return RiskSettings(
+            enabled=r.enabled, portfolio_risk=r.portfolio_risk, dd_scale_start=r.dd_scale_start,
+            dd_scale_floor=r.dd_scale_floor, max_portfolio_drawdown=r.max_portfolio_drawdown,
+            breaker_flatten=r.breaker_flatten, resume=r.resume, cooldown_chunks=r.cooldown_chunks,
+            resume_drawdown=r.resume_drawdown, max_asset_correlation=r.max_asset_correlation,
+            correlation_window=r.correlation_window, max_single_asset_weight=r.max_single_asset_weight,
+        )
+
+    def _sleeve_params(self):
+        capital = float(self.config.initial_capital)
+        out = []
+        for a, name in zip(self.asset_configs, self.names):
+            params = dict(a.params)
+            params["initial_capital"] = capital
+            params["weight"] = float(self.weights[name])
+            out.append(params)
+        return out
+
+    def _n_shards(self) -> int:
+        n = len(self.names)
+        per_actor = self.config.engine.assets_per_actor
+        if self.n_actors:
+            return min(n, self.n_actors)
+        if per_actor:
+            return math.ceil(n / per_actor)
+        import ray
+
+        cpus = int(ray.available_resources().get("CPU", 1)) or 1
+        return min(n, max(1, cpus))
+
+    # --- run ---------------------------------------------------------------------------
+
+    def run(self) -> PortfolioResult:
+        t0 = time.perf_counter()
+        timeline = union_timeline([b.index for b in self.bars])
+        bounds = chunk_bounds(timeline, self.config.engine.chunk)
+        params = param_records(self._sleeve_params())
+        initial = params["initial_cash"].copy()
+        target = self.weights.reindex(self.names).to_numpy(dtype=np.float64)
+        settings = self._risk_settings()
+        timings = {}
+        if self.engine == "local":
+            layout = [np.arange(len(self.names), dtype=np.int64)]
+            group = AssetGroup(pack_assets(self.bars, timeline, layout[0]), params, parallel=True)
+            coordinator = Coordinator(LocalGroupSet([group]), layout, timeline.asi8, bounds, initial,
+                                      target, settings, rebalance=self.config.rebalance)
+            timings["setup_s"] = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            self._drive_local(coordinator)
+            output = coordinator.output()
+        else:
+            output, layout, t1 = self._run_ray(timeline, bounds, params, initial, target, settings, t0, timings)
+        timings["engine_s"] = time.perf_counter() - t1
+        timings["n_chunks"] = len(bounds) - 1
+        timings["n_shards"] = len(layout)
+        return self._result(timeline, output, timings)
+
+    def _drive_local(self, coordinator):
+        while not coordinator.done:
+            summaries = coordinator.advance(16)
+            if self.progress:
+                self.progress(summaries)
+
+    def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
+        import ray
+
+        from raybt.actors import CoordinatorActor, RayGroupSet, start_shard_actors
+        from raybt.ray_runtime import ensure_ray, warm_up_kernels
+
+        ensure_ray(self.address)
+        warm_up_kernels()
+        layout = shard_layout(len(self.names), self._n_shards())
+        cpus = max(float(ray.available_resources().get("CPU", 1.0)), 1.0)
+        cpus_per_actor = min(1.0, cpus / len(layout))
+        shards = [pack_assets(self.bars, timeline, idx) for idx in layout]
+        actors = start_shard_actors(shards, [params[idx] for idx in layout],
+                                    cpus_per_actor=cpus_per_actor, spread=self.spread_actors)
+        del shards
+        coordinator = CoordinatorActor.remote(RayGroupSet(actors), layout, timeline.asi8, bounds, initial,
+                                              target, settings, self.config.rebalance)
+        ray.get(coordinator.advance.remote(0))  # actors constructed before timing
+        ray.get([a.get_state.remote() for a in actors])
+        timings["setup_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        n_chunks = len(bounds) - 1
+        done = 0
+        while done < n_chunks:
+            summaries = ray.get(coordinator.advance.remote(16))
+            done += len(summaries)
+            if self.progress:
+                self.progress(summaries)
+            if not summaries:
+                break
+        output = ray.get(coordinator.output.remote())
+        self.actor_nodes = ray.get([a.node_id.remote() for a in actors])
+        for a in actors:
+            ray.kill(a)
+        ray.kill(coordinator)
+        return output, layout, t1
+
+    # --- results ---------------------------------------------------------------------
+
+    def _result(self, timeline, output, timings) -> PortfolioResult:
+        from raybt.metrics import compute_metrics
+
+        index = timeline.rename("timestamp")
+        portfolio = output.equity.sum(axis=0)
+        equity = pd.DataFrame({"equity": portfolio, "drawdown": drawdown(portfolio)}, index=index)
+        for a, name in enumerate(self.names):
+            equity[name] = output.equity[a]
+        trades = trades_frame(output.trades, self.names, [b.index for b in self.bars])
+        multipliers = pd.DataFrame(output.multipliers)
+        if len(multipliers):
+            multipliers["asset"] = np.asarray(self.names, dtype=object)[multipliers["asset"].to_numpy()]
+            for col in ("decided_at", "chunk_start"):
+                multipliers[col] = pd.to_datetime(multipliers[col], utc=True)
+        events = pd.DataFrame(output.events, columns=["chunk", "decided_at", "event", "drawdown", "equity"])
+        events["decided_at"] = pd.to_datetime(events["decided_at"], utc=True)
+        metrics = {"portfolio": compute_metrics(equity["equity"], trades), "assets": {}}
+        for a, name in enumerate(self.names):
+            sleeve = pd.Series(output.equity[a], index=index)
+            metrics["assets"][name] = compute_metrics(sleeve, trades[trades["asset"] == name])
+        config = self.config.to_dict() if hasattr(self.config, "to_dict") else {}
+        config["engine_used"] = self.engine
+        return PortfolioResult(equity, trades, multipliers, events, self.weights.copy(), metrics, config, timings)

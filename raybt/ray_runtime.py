@@ -1,0 +1,50 @@
+"""Starting or joining Ray, and compiling the kernels before actors start.
+
+* ``address=None``: join the cluster named by ``RAY_ADDRESS`` if set, else
+  start an embedded local Ray with this machine's CPUs (the default).
+* ``address="auto"`` or ``"ray://host:10001"`` or ``"host:6379"``: join that
+  cluster; failure is a :class:`~raybt.errors.ClusterError` (one line).
+
+Numba caches compiled kernels next to the sources; compiling once in the
+driver before any actor starts means actors on this node load the cache
+instead of compiling concurrently into it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from raybt.errors import ClusterError
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to (or start) Ray once per process."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    target = address or os.environ.get("RAY_ADDRESS") or None
+    kwargs = {"include_dashboard": None, "log_to_driver": False, "ignore_reinit_error": True}
+    try:
+        if target:
+            ray.init(address=target, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ClusterError(f"cannot connect to Ray at '{target or 'local'}': {first}") from None
+
+
+def warm_up_kernels() -> None:
+    """Compile (or load from cache) the serial shard kernel in this process."""
+    from raybt.asset import AssetGroup, pack_bars
+    from raybt.broker import param_records, validate_params
+    from raybt.types import neutral_instructions
+
+    close = np.linspace(1.0, 1.1, 64)
+    group = AssetGroup(pack_bars([close], [close * 1.001], [close * 0.999], [close],
+                                 [np.arange(64, dtype=np.int64)]),
+                       param_records([validate_params({})]))
+    group.step(0, 64, neutral_instructions(1))

@@ -1,0 +1,51 @@
+"""The portfolio's common clock: union timeline and time-based chunks.
+
+The union timeline is the sorted union of every asset's bar timestamps (UTC).
+Each asset's bars map to positions on it. Chunks are time buckets of a fixed
+duration (``1D``, ``4h`` ...) anchored at the Unix epoch (midnight UTC for
+``1D``); a chunk holds the union positions whose timestamps fall in one
+bucket, so chunk boundaries do not depend on which assets are in the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from raybt.errors import ConfigError
+
+
+def union_timeline(indexes) -> pd.DatetimeIndex:
+    """Sorted union of the assets' DatetimeIndexes (UTC)."""
+    values = np.unique(np.concatenate([idx.tz_convert("UTC").asi8 for idx in indexes]))
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True), name="timestamp")
+
+
+def union_positions(index: pd.DatetimeIndex, timeline: pd.DatetimeIndex) -> np.ndarray:
+    """Position of each of ``index``'s timestamps on ``timeline`` (int64)."""
+    pos = np.searchsorted(timeline.asi8, index.tz_convert("UTC").asi8)
+    return pos.astype(np.int64)
+
+
+def chunk_bounds(timeline: pd.DatetimeIndex, chunk) -> np.ndarray:
+    """Union positions where chunks start, plus len(timeline) at the end (int64).
+
+    ``chunk`` is a duration (``"1D"``, ``"4h"``, a Timedelta). A chunk shorter
+    than the timeline's bar spacing is a ConfigError.
+    """
+    try:
+        width = pd.Timedelta(chunk)
+    except (TypeError, ValueError):
+        raise ConfigError(f"chunk: not a duration: {chunk!r} (e.g. 1D, 4h, 30min)") from None
+    if width <= pd.Timedelta(0):
+        raise ConfigError(f"chunk: must be positive, got {chunk!r}")
+    stamps = timeline.asi8
+    if len(stamps) > 1:
+        bar = int(np.min(np.diff(stamps)))
+        if width.value < bar:
+            raise ConfigError(
+                f"chunk: {chunk} is shorter than one bar ({pd.Timedelta(bar)}); use at least the bar spacing"
+            )
+    bucket = stamps // width.value
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]]) if len(stamps) else np.zeros(0, np.int64)
+    return np.r_[starts, len(stamps)].astype(np.int64)

@@ -1,0 +1,119 @@
+"""Portfolio engine throughput and memory, local vs Ray, next to the bare kernel.
+
+For each universe size (default 15, 100 and 1,000 assets x 200,000 five-minute
+bars on the 24/7 calendar; use --bars to shrink the 1,000-asset case), with
+the breaker and correlation scaling on and ``--chunk 1D``: engine wall time
+(excluding ray.init and data generation), asset-bars/s, peak resident memory
+of the whole process tree (driver + Ray workers, sampled every 50 ms), for
+``--engine local`` and ``--engine ray``, and the bare kernel time for the
+same bars (one AssetGroup, one call, serial).
+
+    python scripts/bench_engine.py [--assets 15 100 1000] [--bars 200000] [--bars-1000 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import threading
+import time
+
+import numpy as np
+import psutil
+
+from raybt.asset import AssetGroup
+from raybt.broker import param_records, validate_params
+from raybt.config import AssetConfig
+from raybt.data.synth import iter_universe
+from raybt.engine import PortfolioBacktester, pack_assets
+from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.timeline import union_timeline
+from raybt.types import neutral_instructions
+
+PARAMS = {"sizing": "risk", "risk_per_trade": 0.005, "lot_size": 0.0, "leverage": 10,
+          "bb_period": 20, "entry_z": 2.0, "max_hold_bars": 96}
+
+
+class PeakMemory:
+    """Peak RSS (bytes) of this process and all its descendants, sampled in a thread."""
+
+    def __init__(self, interval=0.05):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def _sample(self):
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def config():
+    return portfolio_config_from_dict({
+        "name": "bench", "initial_capital": 1_000_000, "engine": {"chunk": "1D"},
+        "risk": {"max_portfolio_drawdown": 0.15, "max_asset_correlation": 0.7, "correlation_window": 2000},
+    }, "bench")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--assets", type=int, nargs="+", default=[15, 100, 1000])
+    ap.add_argument("--bars", type=int, default=200_000)
+    ap.add_argument("--bars-1000", type=int, default=100_000, help="bars per asset for universes >= 1000")
+    ap.add_argument("--engines", nargs="+", default=["local", "ray"])
+    args = ap.parse_args()
+
+    import ray
+
+    t = time.perf_counter()
+    ray.init(log_to_driver=False, include_dashboard=False)
+    print(f"ray.init {time.perf_counter() - t:.1f} s, {ray.available_resources().get('CPU')} CPUs")
+    print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} "
+          f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'trades':>8}")
+    for n_assets in args.assets:
+        n_bars = args.bars if n_assets < 1000 else args.bars_1000
+        assets = {}
+        for name, bars in iter_universe(n_assets=n_assets, n_bars=n_bars, timeframe="5m", seed=7, calendar="24x7"):
+            assets[name] = (AssetConfig(name=name, data=None, timeframe="5m", params=validate_params(PARAMS)), bars)
+        total = n_assets * n_bars
+        names = list(assets)
+        timeline = union_timeline([b.index for _, b in assets.values()])
+        packed = pack_assets([b for _, b in assets.values()], timeline, np.arange(n_assets))
+        params = param_records([dict(a.params, initial_capital=1e6, weight=1 / n_assets) for a, _ in assets.values()])
+        group = AssetGroup(packed, params)
+        t = time.perf_counter()
+        group.step(0, len(timeline), neutral_instructions(n_assets))
+        kernel_s = time.perf_counter() - t
+        del group, packed
+        gc.collect()
+        for engine in args.engines:
+            bt = PortfolioBacktester(assets, config(), engine=engine)
+            with PeakMemory() as mem:
+                result = bt.run()
+            wall = result.timings["engine_s"]
+            print(f"{n_assets:>6} {n_bars:>8} {engine:<6} {wall:>8.2f} {total / wall / 1e6:>8.1f} "
+                  f"{mem.peak / 1e9:>8.2f} {kernel_s:>9.2f} {total / kernel_s / 1e6:>14.1f} "
+                  f"{wall / kernel_s:>14.2f} {len(result.trades):>8}", flush=True)
+            del result, bt
+            gc.collect()
+        del assets
+        gc.collect()
+
+
+if __name__ == "__main__":
+    main()
