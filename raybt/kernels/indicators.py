@@ -87,21 +87,20 @@ def fast_zscore_nb(close_j, ref, s1, s2, inv_n):
 
 
 @njit(cache=True)
-def near_threshold_nb(z, threshold):
-    """True when a rolling z is too close to ``threshold`` to decide with it."""
-    return abs(z - threshold) < Z_GUARD * max(1.0, abs(threshold))
+def guard_band_nb(threshold):
+    """Half-width of the band around ``threshold`` where a rolling z cannot decide."""
+    return Z_GUARD * max(1.0, abs(threshold))
 
 
 @njit(cache=True)
-def undecidable_zscore_nb(z, entry_z, exit_z):
-    """True when a rolling z cannot safely decide any of the four thresholds."""
-    return (
-        math.isnan(z)
-        or near_threshold_nb(z, entry_z)
-        or near_threshold_nb(z, -entry_z)
-        or near_threshold_nb(z, exit_z)
-        or near_threshold_nb(z, -exit_z)
-    )
+def undecidable_zscore_nb(z, abs_entry_z, entry_band, abs_exit_z, exit_band):
+    """True when a rolling z is NaN or inside the guard band of +-entry_z or +-exit_z.
+
+    The thresholds come in +- pairs, so the test is on |z|; written so that a
+    NaN z (every comparison false) counts as undecidable.
+    """
+    abs_z = abs(z)
+    return not (abs(abs_z - abs_entry_z) >= entry_band and abs(abs_z - abs_exit_z) >= exit_band)
 
 
 @njit(cache=True)

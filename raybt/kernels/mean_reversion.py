@@ -44,6 +44,7 @@ from raybt.kernels.indicators import (
     ROLL_REBUILD_BARS,
     atr_nb,
     fast_zscore_nb,
+    guard_band_nb,
     rebuild_window_sums_nb,
     undecidable_zscore_nb,
 )
@@ -169,6 +170,10 @@ def advance_asset_nb(
     slippage = p.slippage
     entry_z = p.entry_z
     exit_z = p.exit_z
+    abs_entry_z = abs(entry_z)
+    abs_exit_z = abs(exit_z)
+    entry_band = guard_band_nb(entry_z)
+    exit_band = guard_band_nb(exit_z)
     sl_atr = p.sl_atr
     tp_atr = p.tp_atr
     allow_short = p.allow_short != 0
@@ -221,7 +226,7 @@ def advance_asset_nb(
                 roll_s2 = roll_s2 + (dev_new * dev_new - dev_old * dev_old)
                 roll_age += 1
                 z = fast_zscore_nb(c, roll_ref, roll_s1, roll_s2, inv_n)
-                rebuild = undecidable_zscore_nb(z, entry_z, exit_z)
+                rebuild = undecidable_zscore_nb(z, abs_entry_z, entry_band, abs_exit_z, exit_band)
             if rebuild:
                 roll_ref, roll_s1, roll_s2 = rebuild_window_sums_nb(close, off, j, n)
                 roll_age = 0
