@@ -19,7 +19,7 @@ import numpy as np
 import ray
 
 from raybt.asset import AssetGroup, PackedBars
-from raybt.coordinator import Coordinator
+from raybt.coordinator import Coordinator, WorkerLost
 
 
 class AssetShard:
@@ -52,29 +52,66 @@ CoordinatorActor = ray.remote(num_cpus=0)(Coordinator)
 
 
 class RayGroupSet:
-    """Group set over AssetActors: one fan-out and one ray.get per chunk."""
+    """Group set over AssetActors: one fan-out and one ray.get per chunk.
 
-    def __init__(self, actors):
-        self.actors = list(actors)
+    Keeps each shard's constructor arguments (object-store references), so an
+    actor whose process died can be started again; the coordinator then
+    restores every shard's state from its last checkpoint and replays.
+    """
+
+    def __init__(self, shard_args, options):
+        self.shard_args = list(shard_args)
+        self.options = dict(options)
+        self.actors = [AssetActor.options(**self.options).remote(*args) for args in self.shard_args]
 
     def step(self, t_start, t_end, instructions):
-        return ray.get([a.step.remote(t_start, t_end, ins) for a, ins in zip(self.actors, instructions)])
+        refs = [a.step.remote(t_start, t_end, ins) for a, ins in zip(self.actors, instructions)]
+        return self._get(refs)
 
     def get_states(self):
-        return ray.get([a.get_state.remote() for a in self.actors])
+        return self._get([a.get_state.remote() for a in self.actors])
 
     def set_states(self, states):
-        ray.get([a.set_state.remote(s) for a, s in zip(self.actors, states)])
+        self._get([a.set_state.remote(s) for a, s in zip(self.actors, states)])
+
+    def _get(self, refs):
+        try:
+            return ray.get(refs)
+        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+            raise WorkerLost(str(exc).splitlines()[0] if str(exc) else "actor died") from None
+
+    def recover(self):
+        """Start a fresh actor for every shard whose actor no longer answers."""
+        for i, actor in enumerate(self.actors):
+            try:
+                ray.get(actor.pid.remote(), timeout=30)
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+                    ray.exceptions.GetTimeoutError):
+                self.actors[i] = AssetActor.options(**self.options).remote(*self.shard_args[i])
+
+    def pids(self):
+        return ray.get([a.pid.remote() for a in self.actors])
+
+    def node_ids(self):
+        return ray.get([a.node_id.remote() for a in self.actors])
+
+    def kill(self):
+        for a in self.actors:
+            ray.kill(a)
 
 
-def start_shard_actors(shards, params_per_shard, *, cpus_per_actor: float, spread: bool = False):
-    """Put each shard's bars in the object store once and start one actor per shard."""
-    options = {"num_cpus": cpus_per_actor}
-    if spread:
-        options["scheduling_strategy"] = "SPREAD"
-    actors = []
+def shard_arguments(shards, params_per_shard):
+    """Put each shard's bars in the object store once: constructor args per shard."""
+    args = []
     for packed, params in zip(shards, params_per_shard):
         refs = [ray.put(x) for x in (packed.open, packed.high, packed.low, packed.close,
                                       packed.union_pos, packed.offsets)]
-        actors.append(AssetActor.options(**options).remote(*refs, params))
-    return actors
+        args.append((*refs, params))
+    return args
+
+
+def actor_options(cpus_per_actor: float, spread: bool = False) -> dict:
+    options = {"num_cpus": cpus_per_actor}
+    if spread:
+        options["scheduling_strategy"] = "SPREAD"
+    return options

@@ -26,12 +26,17 @@ end of chunk k only:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from raybt import risk
 from raybt.types import INSTR_DT, TRADE_DT
+
+
+class WorkerLost(Exception):
+    """A group set lost a worker mid-chunk (raised by remote group sets)."""
 
 
 class LocalGroupSet:
@@ -49,6 +54,9 @@ class LocalGroupSet:
     def set_states(self, states):
         for g, s in zip(self.groups, states):
             g.set_state(s)
+
+    def recover(self):
+        """Nothing can be lost in-process."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,9 @@ class Coordinator:
         self.multipliers: list = []
         self.events: list = []
         self.instructions = self._first_instructions()
+        self.checkpoint_every = 0
+        self.last_checkpoint = None
+        self.recoveries = 0
 
     @property
     def n_chunks(self) -> int:
@@ -211,10 +222,78 @@ class Coordinator:
                 "capital_adjustment": float(instr["capital_adjustment"][a]), "reason": reason,
             })
 
+    # --- checkpoints -------------------------------------------------------------------
+
+    def set_checkpoint_every(self, chunks: int) -> None:
+        """Keep an in-memory checkpoint every ``chunks`` chunks (0: only the start)."""
+        self.checkpoint_every = int(chunks or 0)
+
+    def get_recoveries(self) -> int:
+        return self.recoveries
+
+    def node_ids(self) -> list:
+        return self.groups.node_ids() if hasattr(self.groups, "node_ids") else []
+
+    def shutdown_groups(self) -> None:
+        if hasattr(self.groups, "kill"):
+            self.groups.kill()
+
+    def checkpoint(self) -> dict:
+        """Everything needed to continue exactly from the current chunk boundary."""
+        return {
+            "chunk": self.chunk,
+            "sleeves": self.sleeves.copy(),
+            "peak": self.peak,
+            "drawdown": self.drawdown,
+            "breaker": self.breaker,
+            "returns": copy.deepcopy(self.returns),
+            "margins": self.margins.copy(),
+            "instructions": self.instructions.copy(),
+            "n_equity_parts": len(self._equity_parts),
+            "n_trade_parts": len(self._trade_parts),
+            "n_multipliers": len(self.multipliers),
+            "n_events": len(self.events),
+            "group_states": [s.copy() for s in self.groups.get_states()],
+        }
+
+    def restore(self, snap: dict) -> None:
+        """Return to a checkpoint taken by this coordinator (outputs after it are dropped)."""
+        self.chunk = snap["chunk"]
+        self.sleeves = snap["sleeves"].copy()
+        self.peak = snap["peak"]
+        self.drawdown = snap["drawdown"]
+        self.breaker = snap["breaker"]
+        self.returns = copy.deepcopy(snap["returns"])
+        self.margins = snap["margins"].copy()
+        self.instructions = snap["instructions"].copy()
+        del self._equity_parts[snap["n_equity_parts"]:]
+        del self._trade_parts[snap["n_trade_parts"]:]
+        del self.multipliers[snap["n_multipliers"]:]
+        del self.events[snap["n_events"]:]
+        self.groups.set_states(snap["group_states"])
+
     # --- the chunk loop --------------------------------------------------------------
 
     def advance_chunk(self) -> ChunkSummary:
-        """Run one chunk on every group and decide the next one's instructions."""
+        """Run one chunk; on a lost worker, restore the last checkpoint and replay."""
+        target = self.chunk
+        if self.last_checkpoint is None:
+            self.last_checkpoint = self.checkpoint()
+        while True:
+            try:
+                while self.chunk < target:  # replay after a recovery
+                    self._advance_chunk()
+                summary = self._advance_chunk()
+                break
+            except WorkerLost:
+                self.recoveries += 1
+                self.groups.recover()
+                self.restore(self.last_checkpoint)
+        if self.checkpoint_every and self.chunk % self.checkpoint_every == 0:
+            self.last_checkpoint = self.checkpoint()
+        return summary
+
+    def _advance_chunk(self) -> ChunkSummary:
         k = self.chunk
         t_start, t_end = int(self.bounds[k]), int(self.bounds[k + 1])
         per_group = [self.instructions[idx] for idx in self.layout]

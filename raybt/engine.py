@@ -153,8 +153,9 @@ class PortfolioBacktester:
         if self.engine == "local":
             layout = [np.arange(len(self.names), dtype=np.int64)]
             group = AssetGroup(pack_assets(self.bars, timeline, layout[0]), params, parallel=True)
-            coordinator = Coordinator(LocalGroupSet([group]), layout, timeline.asi8, bounds, initial,
+            coordinator = Coordinator(LocalGroupSet([group]), layout, timeline.as_unit("ns").asi8, bounds, initial,
                                       target, settings, rebalance=self.config.rebalance)
+            coordinator.set_checkpoint_every(self.config.engine.checkpoint_every)
             timings["setup_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
             self._drive_local(coordinator)
@@ -175,7 +176,7 @@ class PortfolioBacktester:
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray
 
-        from raybt.actors import CoordinatorActor, RayGroupSet, start_shard_actors
+        from raybt.actors import CoordinatorActor, RayGroupSet, actor_options, shard_arguments
         from raybt.ray_runtime import ensure_ray, warm_up_kernels
 
         ensure_ray(self.address)
@@ -183,14 +184,14 @@ class PortfolioBacktester:
         layout = shard_layout(len(self.names), self._n_shards())
         cpus = max(float(ray.available_resources().get("CPU", 1.0)), 1.0)
         cpus_per_actor = min(1.0, cpus / len(layout))
-        shards = [pack_assets(self.bars, timeline, idx) for idx in layout]
-        actors = start_shard_actors(shards, [params[idx] for idx in layout],
-                                    cpus_per_actor=cpus_per_actor, spread=self.spread_actors)
-        del shards
-        coordinator = CoordinatorActor.remote(RayGroupSet(actors), layout, timeline.asi8, bounds, initial,
+        args = shard_arguments([pack_assets(self.bars, timeline, idx) for idx in layout],
+                               [params[idx] for idx in layout])
+        groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors))
+        coordinator = CoordinatorActor.remote(groups, layout, timeline.as_unit("ns").asi8, bounds, initial,
                                               target, settings, self.config.rebalance)
-        ray.get(coordinator.advance.remote(0))  # actors constructed before timing
-        ray.get([a.get_state.remote() for a in actors])
+        ray.get(coordinator.set_checkpoint_every.remote(self.config.engine.checkpoint_every))
+        ray.get(coordinator.advance.remote(0))
+        groups.get_states()  # every actor constructed before the clock starts
         timings["setup_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         n_chunks = len(bounds) - 1
@@ -203,9 +204,9 @@ class PortfolioBacktester:
             if not summaries:
                 break
         output = ray.get(coordinator.output.remote())
-        self.actor_nodes = ray.get([a.node_id.remote() for a in actors])
-        for a in actors:
-            ray.kill(a)
+        self.actor_nodes = ray.get(coordinator.node_ids.remote())
+        self.recoveries = ray.get(coordinator.get_recoveries.remote())
+        ray.get(coordinator.shutdown_groups.remote())
         ray.kill(coordinator)
         return output, layout, t1
 

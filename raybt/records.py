@@ -32,7 +32,7 @@ def trades_frame(records: np.ndarray, asset_names, asset_timestamps) -> pd.DataF
     exit_time = np.empty(len(records), dtype="datetime64[ns]")
     for a in np.unique(assets):
         rows = assets == a
-        stamps = asset_timestamps[a].tz_convert("UTC").tz_localize(None).values
+        stamps = asset_timestamps[a].tz_convert("UTC").tz_localize(None).as_unit("ns").values
         entry_time[rows] = stamps[records["entry_bar"][rows]]
         exit_time[rows] = stamps[records["exit_bar"][rows]]
     frame = pd.DataFrame(

@@ -17,13 +17,13 @@ from raybt.errors import ConfigError
 
 def union_timeline(indexes) -> pd.DatetimeIndex:
     """Sorted union of the assets' DatetimeIndexes (UTC)."""
-    values = np.unique(np.concatenate([idx.tz_convert("UTC").asi8 for idx in indexes]))
-    return pd.DatetimeIndex(pd.to_datetime(values, utc=True), name="timestamp")
+    values = np.unique(np.concatenate([idx.tz_convert("UTC").as_unit("ns").asi8 for idx in indexes]))
+    return pd.DatetimeIndex(pd.to_datetime(values, utc=True, unit="ns"), name="timestamp").as_unit("ns")
 
 
 def union_positions(index: pd.DatetimeIndex, timeline: pd.DatetimeIndex) -> np.ndarray:
     """Position of each of ``index``'s timestamps on ``timeline`` (int64)."""
-    pos = np.searchsorted(timeline.asi8, index.tz_convert("UTC").asi8)
+    pos = np.searchsorted(timeline.as_unit("ns").asi8, index.tz_convert("UTC").as_unit("ns").asi8)
     return pos.astype(np.int64)
 
 
@@ -39,7 +39,7 @@ def chunk_bounds(timeline: pd.DatetimeIndex, chunk) -> np.ndarray:
         raise ConfigError(f"chunk: not a duration: {chunk!r} (e.g. 1D, 4h, 30min)") from None
     if width <= pd.Timedelta(0):
         raise ConfigError(f"chunk: must be positive, got {chunk!r}")
-    stamps = timeline.asi8
+    stamps = timeline.as_unit("ns").asi8
     if len(stamps) > 1:
         bar = int(np.min(np.diff(stamps)))
         if width.value < bar:

@@ -1,0 +1,244 @@
+"""Portfolio configuration (YAML) -> frozen, validated dataclasses.
+
+Schema (every key optional; defaults in the dataclasses below)::
+
+    name: balanced
+    description: "..."
+    asset_config: assets_config_highperf.json   # relative to this file's folder
+    assets: all                                 # or a list of asset names
+    preference: balanced                        # balanced | pnl | drawdown
+    initial_capital: 1000000                    # currency, split over sleeves by weight
+    allocation: {model, lookback, max_assets, max_single_asset_weight, max_asset_correlation}
+    rebalance: none                             # none | daily | weekly | monthly
+    risk: {enabled, portfolio_risk, dd_scale_start, dd_scale_floor,
+           max_portfolio_drawdown, breaker_flatten, resume, cooldown_chunks,
+           resume_drawdown, max_asset_correlation, correlation_window,
+           max_single_asset_weight}
+    engine: {chunk, assets_per_actor, checkpoint_every}
+
+Fractions are fractions (0.2 = 20 %); drawdowns are positive. Unknown keys
+get the closest valid name; wrong types and out-of-range values name the key
+path, e.g. ``configs/x.yaml: risk.max_portfolio_drawdown: must be in (0, 1), got 1.5``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from raybt.broker import closest_name
+from raybt.config import check_keys, load_document
+from raybt.errors import ConfigError
+
+ALLOCATION_MODELS = ("equal_weight", "inverse_volatility", "risk_parity", "performance_weighted",
+                     "min_variance", "max_sharpe")
+PREFERENCES = ("balanced", "pnl", "drawdown")
+REBALANCE = ("none", "daily", "weekly", "monthly")
+RESUME = ("never", "cooldown", "recovery")
+
+
+@dataclass(frozen=True)
+class AllocationConfig:
+    model: str = "equal_weight"
+    lookback: str = "30D"  # estimation window before the backtest start
+    max_assets: int | None = None
+    max_single_asset_weight: float | None = None
+    max_asset_correlation: float | None = None
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    enabled: bool = True
+    portfolio_risk: float = 1.0
+    dd_scale_start: float = 0.05
+    dd_scale_floor: float = 0.5
+    max_portfolio_drawdown: float = 0.2
+    breaker_flatten: bool = True
+    resume: str = "cooldown"
+    cooldown_chunks: int = 5
+    resume_drawdown: float = 0.1
+    max_asset_correlation: float | None = 0.8
+    correlation_window: int = 2000  # bars of the union timeline
+    max_single_asset_weight: float | None = None  # margin / portfolio equity
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    chunk: str = "1D"
+    assets_per_actor: int | None = None
+    checkpoint_every: int = 0  # chunks; 0 = off
+
+
+@dataclass(frozen=True)
+class PortfolioConfig:
+    name: str = "portfolio"
+    description: str = ""
+    asset_config: Path = Path("configs/assets_config_highperf.json")
+    assets: Any = "all"  # 'all' or a tuple of names
+    preference: str = "balanced"
+    initial_capital: float = 1_000_000.0
+    allocation: AllocationConfig = field(default_factory=AllocationConfig)
+    rebalance: str = "none"
+    risk: RiskConfig = field(default_factory=RiskConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    source: str = "portfolio config"
+
+    @property
+    def chunk_timedelta(self) -> pd.Timedelta:
+        return pd.Timedelta(self.engine.chunk)
+
+    @property
+    def lookback_timedelta(self) -> pd.Timedelta:
+        return pd.Timedelta(self.allocation.lookback)
+
+    def to_dict(self) -> dict:
+        out = dataclasses.asdict(self)
+        out["asset_config"] = str(self.asset_config)
+        out["assets"] = self.assets if self.assets == "all" else list(self.assets)
+        out.pop("source", None)
+        return out
+
+    def with_overrides(self, **changes) -> "PortfolioConfig":
+        """New config with CLI-style overrides (``allocation_model``, ``chunk``, ``preference`` ...)."""
+        doc = self.to_dict()
+        routes = {"allocation_model": ("allocation", "model"), "chunk": ("engine", "chunk"),
+                  "max_assets": ("allocation", "max_assets"), "rebalance": (None, "rebalance"),
+                  "preference": (None, "preference"), "assets_per_actor": ("engine", "assets_per_actor"),
+                  "checkpoint_every": ("engine", "checkpoint_every")}
+        for key, value in changes.items():
+            if key not in routes:
+                raise ConfigError(f"unknown override '{key}'" + closest_name(key, routes))
+            section, name = routes[key]
+            (doc[section] if section else doc)[name] = value
+        doc["asset_config"] = str(self.asset_config)
+        return portfolio_config_from_dict(doc, self.source, base=Path("/"))
+
+
+# --- validation helpers ----------------------------------------------------------------
+
+def _number(value, where, lo=None, hi=None, lo_open=False, hi_open=False, integer=False, optional=False):
+    if value is None and optional:
+        return None
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"{where}: must be {kind}{' or null' if optional else ''}, got {value!r}")
+    bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
+        hi is not None and (value >= hi if hi_open else value > hi))
+    if bad:
+        left = "(" if lo_open else "["
+        right = ")" if hi_open else "]"
+        rng = f"in {left}{lo}, {hi}{right}" if hi is not None else f"{'>' if lo_open else '>='} {lo}"
+        raise ConfigError(f"{where}: must be {rng}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _choice(value, choices, where):
+    if value not in choices:
+        raise ConfigError(f"{where}: must be one of {', '.join(choices)}, got {value!r}"
+                          + closest_name(str(value), choices))
+    return value
+
+
+def _bool(value, where):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: must be true or false, got {value!r}")
+    return value
+
+
+def _duration(value, where):
+    try:
+        td = pd.Timedelta(str(value))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: not a duration: {value!r} (e.g. 1D, 4h, 30min)") from None
+    if td <= pd.Timedelta(0):
+        raise ConfigError(f"{where}: must be a positive duration, got {value!r}")
+    return str(value)
+
+
+def _section(doc, key, cls, where):
+    raw = doc.get(key) or {}
+    names = [f.name for f in fields(cls)]
+    check_keys(raw, names, f"{where}: {key}")
+    return raw
+
+
+def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path | None = None) -> PortfolioConfig:
+    """Validate a parsed document; relative paths resolve against ``base``."""
+    if doc is None:
+        doc = {}
+    top = [f.name for f in fields(PortfolioConfig) if f.name != "source"]
+    check_keys(doc, top, where)
+    w = lambda k: f"{where}: {k}"  # noqa: E731
+
+    a = _section(doc, "allocation", AllocationConfig, where)
+    allocation = AllocationConfig(
+        model=_choice(a.get("model", "equal_weight"), ALLOCATION_MODELS, w("allocation.model")),
+        lookback=_duration(a.get("lookback", "30D"), w("allocation.lookback")),
+        max_assets=_number(a.get("max_assets"), w("allocation.max_assets"), 1, integer=True, optional=True),
+        max_single_asset_weight=_number(a.get("max_single_asset_weight"), w("allocation.max_single_asset_weight"),
+                                        0, 1, lo_open=True, optional=True),
+        max_asset_correlation=_number(a.get("max_asset_correlation"), w("allocation.max_asset_correlation"),
+                                      0, 1, lo_open=True, optional=True),
+    )
+    r = _section(doc, "risk", RiskConfig, where)
+    d = RiskConfig()
+    max_dd = _number(r.get("max_portfolio_drawdown", d.max_portfolio_drawdown), w("risk.max_portfolio_drawdown"),
+                     0, 1, lo_open=True, hi_open=True)
+    risk = RiskConfig(
+        enabled=_bool(r.get("enabled", d.enabled), w("risk.enabled")),
+        portfolio_risk=_number(r.get("portfolio_risk", d.portfolio_risk), w("risk.portfolio_risk"), 0, lo_open=True),
+        dd_scale_start=_number(r.get("dd_scale_start", d.dd_scale_start), w("risk.dd_scale_start"), 0, 1, hi_open=True),
+        dd_scale_floor=_number(r.get("dd_scale_floor", d.dd_scale_floor), w("risk.dd_scale_floor"), 0, 1, lo_open=True),
+        max_portfolio_drawdown=max_dd,
+        breaker_flatten=_bool(r.get("breaker_flatten", d.breaker_flatten), w("risk.breaker_flatten")),
+        resume=_choice(r.get("resume", d.resume), RESUME, w("risk.resume")),
+        cooldown_chunks=_number(r.get("cooldown_chunks", d.cooldown_chunks), w("risk.cooldown_chunks"), 1,
+                                integer=True),
+        resume_drawdown=_number(r.get("resume_drawdown", min(d.resume_drawdown, max_dd)), w("risk.resume_drawdown"),
+                                0, max_dd, lo_open=True),
+        max_asset_correlation=_number(r.get("max_asset_correlation", d.max_asset_correlation),
+                                      w("risk.max_asset_correlation"), 0, 1, lo_open=True, optional=True),
+        correlation_window=_number(r.get("correlation_window", d.correlation_window), w("risk.correlation_window"),
+                                   10, integer=True),
+        max_single_asset_weight=_number(r.get("max_single_asset_weight"), w("risk.max_single_asset_weight"),
+                                        0, 1, lo_open=True, optional=True),
+    )
+    e = _section(doc, "engine", EngineConfig, where)
+    engine = EngineConfig(
+        chunk=_duration(e.get("chunk", "1D"), w("engine.chunk")),
+        assets_per_actor=_number(e.get("assets_per_actor"), w("engine.assets_per_actor"), 1, integer=True,
+                                 optional=True),
+        checkpoint_every=_number(e.get("checkpoint_every", 0), w("engine.checkpoint_every"), 0, integer=True),
+    )
+    assets = doc.get("assets", "all")
+    if assets != "all":
+        if not isinstance(assets, list) or not assets or not all(isinstance(x, str) for x in assets):
+            raise ConfigError(f"{where}: assets: must be 'all' or a non-empty list of asset names")
+        dupes = sorted({x for x in assets if assets.count(x) > 1})
+        if dupes:
+            raise ConfigError(f"{where}: assets: duplicate asset '{dupes[0]}'")
+        assets = tuple(assets)
+    asset_config = Path(str(doc.get("asset_config", "assets_config_highperf.json")))
+    if base is not None and not asset_config.is_absolute():
+        asset_config = (base / asset_config).resolve()
+    name = doc.get("name", "portfolio")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: name: must be a non-empty string, got {name!r}")
+    return PortfolioConfig(
+        name=name, description=str(doc.get("description", "")), asset_config=asset_config, assets=assets,
+        preference=_choice(doc.get("preference", "balanced"), PREFERENCES, w("preference")),
+        initial_capital=_number(doc.get("initial_capital", 1_000_000.0), w("initial_capital"), 0, lo_open=True),
+        allocation=allocation, rebalance=_choice(doc.get("rebalance", "none"), REBALANCE, w("rebalance")),
+        risk=risk, engine=engine, source=where,
+    )
+
+
+def load_portfolio_config(path) -> PortfolioConfig:
+    """Load and validate a portfolio YAML/JSON file."""
+    path = Path(path)
+    return portfolio_config_from_dict(load_document(path), str(path), base=path.resolve().parent)
