@@ -84,7 +84,7 @@ def universe_specs(n_assets: int, seed: int = 0) -> list[AssetSpec]:
 
 def _market_open_mask(index: pd.DatetimeIndex) -> np.ndarray:
     """False from Friday 22:00 UTC to Sunday 22:00 UTC (FX and metals closed)."""
-    dow = index.dayofweek.to_numpy()
+    dow = index.day_of_week.to_numpy()
     hour = index.hour.to_numpy()
     closed = ((dow == 4) & (hour >= 22)) | (dow == 5) | ((dow == 6) & (hour < 22))
     return ~closed
@@ -156,7 +156,7 @@ def iter_universe(n_assets: int = 15, n_bars: int = 105_120, timeframe="5m", see
         raise ConfigError("synthetic universe: need at least 1 asset and 2 bars")
     step = parse_timeframe(timeframe)
     label = timeframe_label(step)
-    index_all = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=n_bars, freq=step, name="timestamp")
+    index_all = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=n_bars, freq=step, name="timestamp").as_unit("ns")
     factors = _factor_paths(n_bars, seed, shocks, step / YEAR)
     for i, spec in enumerate(universe_specs(n_assets, seed)):
         rng = np.random.default_rng([seed, 2, i])
