@@ -68,7 +68,10 @@ def cagr(equity: pd.Series) -> float:
     if not years or years <= 0 or math.isnan(years):
         return math.nan
     growth = 1.0 + total_return(equity)
-    return growth ** (1.0 / years) - 1.0 if growth > 0 else -1.0
+    if growth <= 0:
+        return -1.0
+    with np.errstate(over="ignore"):
+        return float(np.power(growth, 1.0 / years)) - 1.0
 
 
 def annual_volatility(equity: pd.Series) -> float:

@@ -13,10 +13,31 @@ instead of compiling concurrently into it.
 from __future__ import annotations
 
 import os
+import socket
 
 import numpy as np
 
 from raybt.errors import ClusterError
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (ClusterError) when a ``host:port`` / ``ray://host:port`` address does not answer.
+
+    ``ray.init`` retries an unreachable address for minutes; a plain TCP
+    connect tells within ``timeout`` seconds.
+    """
+    if address == "auto" or address.startswith("local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"cannot connect to Ray at '{address}': expected host:port, ray://host:port or auto")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ClusterError(f"cannot connect to Ray at '{address}': {reason}") from None
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -26,6 +47,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     target = address or os.environ.get("RAY_ADDRESS") or None
+    if target:
+        check_reachable(target)
     kwargs = {"include_dashboard": None, "log_to_driver": False, "ignore_reinit_error": True}
     try:
         if target:
