@@ -20,7 +20,9 @@ import numpy as np
 from numba import njit, prange
 
 from raybt.asset import AssetGroup, pack_bars
-from raybt.broker import param_records, validate_params
+from raybt.broker import initial_state, param_records, validate_params
+from raybt.kernels import advance_shard_nb, advance_shard_parallel_nb
+from raybt.types import TRADE_DT
 from raybt.config import load_asset_universe
 from raybt.data.synth import iter_universe
 from raybt.types import neutral_instructions
@@ -74,7 +76,8 @@ def main():
     args = parser.parse_args()
     threads = numba.config.NUMBA_NUM_THREADS
     print(f"numba {numba.__version__}, {threads} threads, {os.cpu_count()} CPUs; {args.bars} bars per asset")
-    header = f"{'assets':>6} {'mode':<12} {'kernel s':>9} {'kernel Mbar/s':>14} {'read-only Mbar/s':>17} {'kernel/ceiling':>15} {'trades':>8}"
+    header = (f"{'assets':>6} {'mode':<10} {'kernel s':>9} {'kernel Mbar/s':>14} {'read-only Mbar/s':>17} "
+              f"{'kernel/ceiling':>15} {'vs 1 thread':>12} {'group step Mbar/s':>18} {'trades':>8}")
     print(header)
     for n_assets in args.assets:
         names, o, h, l, c, pos = [], [], [], [], [], []
@@ -87,20 +90,36 @@ def main():
         del o, h, l, c, pos
         params = param_records(universe_params(names))
         total_bars = int(packed.offsets[-1])
-        width = int(max(packed.union_pos.max() + 1, 1))
-        results = {}
-        for mode, parallel, reader in (("1 thread", False, read_only_serial), (f"{threads} threads", True, read_only_parallel)):
+        width = int(packed.union_pos.max() + 1)
+        instructions = neutral_instructions(n_assets)
+        # outputs preallocated once, as the engine does across chunks
+        equity = np.empty((n_assets, width))
+        trades = np.zeros((n_assets, width), dtype=TRADE_DT)
+        counts = np.zeros(n_assets, dtype=np.int64)
+        b = packed
+        single = None
+        for mode, kernel, reader, parallel in (
+            ("1 thread", advance_shard_nb, read_only_serial, False),
+            (f"{threads} threads", advance_shard_parallel_nb, read_only_parallel, True),
+        ):
             def run_kernel():
-                group = AssetGroup(packed, params, parallel=parallel)
-                results[mode] = group.step(0, width, neutral_instructions(n_assets))
-            run_kernel()  # warm-up (JIT / cache load)
-            reader(packed.open, packed.high, packed.low, packed.close, packed.offsets)
+                kernel(b.open, b.high, b.low, b.close, b.union_pos, b.offsets, params, initial_state(params),
+                       instructions, 0, width, equity, trades, counts)
+
+            def run_group():
+                AssetGroup(packed, params, parallel=parallel).step(0, width, instructions)
+
+            run_kernel()  # warm-up: JIT compile or cache load
+            run_group()
+            reader(b.open, b.high, b.low, b.close, b.offsets)
             t_kernel = best_of(args.repeat, run_kernel)
-            t_read = best_of(args.repeat, lambda: reader(packed.open, packed.high, packed.low, packed.close, packed.offsets))
+            n_trades = int(counts.sum())
+            t_group = best_of(args.repeat, run_group)
+            t_read = best_of(args.repeat, lambda: reader(b.open, b.high, b.low, b.close, b.offsets))
             k_rate, r_rate = total_bars / t_kernel / 1e6, total_bars / t_read / 1e6
-            print(f"{n_assets:>6} {mode:<12} {t_kernel:>9.3f} {k_rate:>14.1f} {r_rate:>17.1f} {k_rate / r_rate:>15.3f} {len(results[mode].trades):>8}")
-        one, many = results.values()
-        assert one.trades.tobytes() == many.trades.tobytes(), "serial and parallel kernels disagree"
+            single = single or k_rate
+            print(f"{n_assets:>6} {mode:<10} {t_kernel:>9.4f} {k_rate:>14.1f} {r_rate:>17.1f} {k_rate / r_rate:>15.3f} "
+                  f"{k_rate / single:>12.2f} {total_bars / t_group / 1e6:>18.1f} {n_trades:>8}")
 
 
 if __name__ == "__main__":
