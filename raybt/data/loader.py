@@ -96,6 +96,13 @@ def _find_columns(frame: pd.DataFrame, source: str) -> tuple[str, dict]:
     return time_col, found
 
 
+def _one_time(text):
+    try:
+        return pd.Timestamp(text).tz_localize("UTC") if pd.Timestamp(text).tzinfo is None else pd.Timestamp(text).tz_convert("UTC")
+    except (ValueError, OverflowError, TypeError):
+        return pd.NaT
+
+
 def _parse_times(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     if raw.isna().any():
         row = int(np.flatnonzero(raw.isna().to_numpy())[0]) + 1
@@ -106,11 +113,19 @@ def _parse_times(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.to_numpy(dtype=np.float64)
         unit = "ms" if np.nanmax(np.abs(values)) > 1e11 else "s"
+        limit = 9.2e15 if unit == "ms" else 9.2e12  # ~year 2262, the end of ns timestamps
+        bad = ~np.isfinite(values) | (np.abs(values) > limit)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            _fail(source, column, row + 1, None, f"epoch timestamp out of range: {values[row]!r}")
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
     text = raw.astype(str).str.strip()
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    if parsed.isna().any():
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    try:
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        if parsed.isna().any():
+            parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        parsed = pd.Series([_one_time(x) for x in text], index=text.index)
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
