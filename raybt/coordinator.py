@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from raybt import risk
+from raybt.portfolio_config import RiskConfig
 from raybt.types import INSTR_DT, TRADE_DT
 
 
@@ -59,29 +60,13 @@ class LocalGroupSet:
         """Nothing can be lost in-process."""
 
 
-@dataclass(frozen=True)
-class RiskSettings:
-    """The portfolio rules the coordinator applies (fractions; drawdown positive)."""
-
-    enabled: bool = True
-    portfolio_risk: float = 1.0
-    dd_scale_start: float = 0.05
-    dd_scale_floor: float = 0.5
-    max_portfolio_drawdown: float = 0.2
-    breaker_flatten: bool = True
-    resume: str = "cooldown"
-    cooldown_chunks: int = 5
-    resume_drawdown: float = 0.1
-    max_asset_correlation: float | None = 0.8
-    correlation_window: int = 2000
-    max_single_asset_weight: float | None = None
-
-    def breaker_policy(self) -> risk.BreakerPolicy:
-        return risk.BreakerPolicy(
-            max_portfolio_drawdown=self.max_portfolio_drawdown, flatten=self.breaker_flatten,
-            resume=self.resume, cooldown_chunks=self.cooldown_chunks,
-            resume_drawdown=self.resume_drawdown,
-        )
+def breaker_policy(settings: RiskConfig) -> risk.BreakerPolicy:
+    """The breaker part of the portfolio risk settings."""
+    return risk.BreakerPolicy(
+        max_portfolio_drawdown=settings.max_portfolio_drawdown, flatten=settings.breaker_flatten,
+        resume=settings.resume, cooldown_chunks=settings.cooldown_chunks,
+        resume_drawdown=settings.resume_drawdown,
+    )
 
 
 @dataclass
@@ -112,7 +97,7 @@ class Coordinator:
     """Portfolio state + chunk loop over a group set (see module docstring)."""
 
     def __init__(self, groups, layout, timeline_ns, bounds, initial_sleeves, target_weights,
-                 settings: RiskSettings, rebalance: str = "none", base_size=None):
+                 settings: RiskConfig, rebalance: str = "none", base_size=None):
         self.groups = groups
         self.layout = [np.asarray(idx, dtype=np.int64) for idx in layout]
         self.timeline_ns = np.asarray(timeline_ns, dtype=np.int64)
@@ -177,7 +162,7 @@ class Coordinator:
         instr["max_margin"] = np.inf
         reason = ""
         if s.enabled:
-            self.breaker, decision = risk.step_breaker(self.breaker, equity_path, s.breaker_policy())
+            self.breaker, decision = risk.step_breaker(self.breaker, equity_path, breaker_policy(s))
             if decision.event:
                 self.events.append({"chunk": k_next, "decided_at": decided_at, "event": decision.event,
                                     "drawdown": float(decision.drawdown),

@@ -20,7 +20,7 @@ import pandas as pd
 
 from raybt.asset import AssetGroup, PackedBars, pack_bars
 from raybt.broker import param_records
-from raybt.coordinator import Coordinator, LocalGroupSet, RiskSettings
+from raybt.coordinator import Coordinator, LocalGroupSet
 from raybt.errors import ConfigError
 from raybt.records import drawdown, trades_frame
 from raybt.timeline import chunk_bounds, union_positions, union_timeline
@@ -107,16 +107,6 @@ class PortfolioBacktester:
 
     # --- set-up ---------------------------------------------------------------------
 
-    def _risk_settings(self) -> RiskSettings:
-        r = self.config.risk
-        return RiskSettings(
-            enabled=r.enabled, portfolio_risk=r.portfolio_risk, dd_scale_start=r.dd_scale_start,
-            dd_scale_floor=r.dd_scale_floor, max_portfolio_drawdown=r.max_portfolio_drawdown,
-            breaker_flatten=r.breaker_flatten, resume=r.resume, cooldown_chunks=r.cooldown_chunks,
-            resume_drawdown=r.resume_drawdown, max_asset_correlation=r.max_asset_correlation,
-            correlation_window=r.correlation_window, max_single_asset_weight=r.max_single_asset_weight,
-        )
-
     def _sleeve_params(self):
         capital = float(self.config.initial_capital)
         out = []
@@ -148,7 +138,7 @@ class PortfolioBacktester:
         params = param_records(self._sleeve_params())
         initial = params["initial_cash"].copy()
         target = self.weights.reindex(self.names).to_numpy(dtype=np.float64)
-        settings = self._risk_settings()
+        settings = self.config.risk
         timings = {}
         if self.engine == "local":
             layout = [np.arange(len(self.names), dtype=np.int64)]

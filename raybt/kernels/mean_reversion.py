@@ -402,6 +402,9 @@ def advance_shard_nb(
         )
 
 
+# A separate function rather than njit(parallel=True)(same function): numba's
+# on-disk cache is keyed by the function's bytecode, so two dispatchers of one
+# Python function would share (and overwrite) one cache entry.
 @njit(cache=True, parallel=True)
 def advance_shard_parallel_nb(
     open_, high, low, close, union_pos, offsets, params, state, instructions,
