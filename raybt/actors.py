@@ -26,6 +26,9 @@ class AssetShard:
     """Plain class hosted by an actor: a shard's AssetGroup (serial kernel)."""
 
     def __init__(self, open_, high, low, close, union_pos, offsets, params):
+        from raybt.ray_runtime import warm_up_kernels
+
+        warm_up_kernels()  # load the compiled kernel now, not inside the first chunk
         bars = PackedBars(np.ascontiguousarray(open_), np.ascontiguousarray(high),
                           np.ascontiguousarray(low), np.ascontiguousarray(close),
                           np.ascontiguousarray(union_pos), np.ascontiguousarray(offsets))
@@ -47,8 +50,18 @@ class AssetShard:
         return os.getpid()
 
 
+class CoordinatorShell(Coordinator):
+    """The Coordinator as hosted by an actor: BLAS limited to one thread."""
+
+    def __init__(self, *args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+        super().__init__(*args, **kwargs)
+
+
 AssetActor = ray.remote(AssetShard)
-CoordinatorActor = ray.remote(num_cpus=0)(Coordinator)
+CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorShell)
 
 
 class RayGroupSet:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raybt.broker import initial_state
-from raybt.kernels import advance_shard_nb, advance_shard_parallel_nb
+from raybt.kernels import advance_shard_nb, advance_shard_parallel_nb, compact_trades_nb
 from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
 
 
@@ -118,11 +118,7 @@ class AssetGroup:
             self.state, instructions, t_start, t_end, equity, self._trade_buffer,
             self._trade_counts,
         )
-        counts = self._trade_counts
-        if counts.any():
-            trades = np.concatenate(
-                [self._trade_buffer[a, : counts[a]] for a in np.flatnonzero(counts)]
-            )
-        else:
-            trades = np.zeros(0, dtype=TRADE_DT)
+        trades = np.empty(int(self._trade_counts.sum()), dtype=TRADE_DT)
+        if len(trades):
+            compact_trades_nb(self._trade_buffer, self._trade_counts, trades)
         return ChunkReport(t_start, t_end, equity, trades, self.state.copy())

@@ -132,6 +132,17 @@ class PortfolioBacktester:
     # --- run ---------------------------------------------------------------------------
 
     def run(self) -> PortfolioResult:
+        """Simulate the portfolio; BLAS is kept to one thread meanwhile.
+
+        Multi-threaded BLAS (the correlation estimate's matrix product) would
+        otherwise spin on the cores the numba kernel threads need.
+        """
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._run()
+
+    def _run(self) -> PortfolioResult:
         t0 = time.perf_counter()
         timeline = union_timeline([b.index for b in self.bars])
         bounds = chunk_bounds(timeline, self.config.engine.chunk)
@@ -207,9 +218,9 @@ class PortfolioBacktester:
 
         index = timeline.rename("timestamp")
         portfolio = output.equity.sum(axis=0)
-        equity = pd.DataFrame({"equity": portfolio, "drawdown": drawdown(portfolio)}, index=index)
-        for a, name in enumerate(self.names):
-            equity[name] = output.equity[a]
+        equity = pd.concat(
+            [pd.DataFrame({"equity": portfolio, "drawdown": drawdown(portfolio)}, index=index),
+             pd.DataFrame(output.equity.T, index=index, columns=self.names)], axis=1)
         trades = trades_frame(output.trades, self.names, [b.index for b in self.bars])
         multipliers = pd.DataFrame(output.multipliers)
         if len(multipliers):

@@ -50,6 +50,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if target:
         check_reachable(target)
     kwargs = {"include_dashboard": None, "log_to_driver": False, "ignore_reinit_error": True}
+    if not target:
+        # chunk reports (per-asset equity of a shard for one chunk) stay inline
+        # in the RPC instead of going through the object store
+        kwargs["_system_config"] = {"max_direct_call_object_size": 4 * 1024 * 1024}
     try:
         if target:
             ray.init(address=target, **kwargs)

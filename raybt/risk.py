@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 
 def drawdown_scale(drawdown: float, dd_scale_start: float, max_portfolio_drawdown: float,
@@ -83,14 +85,29 @@ def step_breaker(state: BreakerState, equity_path: np.ndarray, policy: BreakerPo
 
 # --- correlation -------------------------------------------------------------------------
 
-def correlation_clusters(returns: np.ndarray, threshold: float) -> np.ndarray:
+CORRELATION_BLOCK_BARS = 12  # one hour of 5-minute bars
+
+
+def block_returns(returns: np.ndarray, block: int) -> np.ndarray:
+    """Sum per-bar returns over consecutive blocks of ``block`` rows (the oldest partial block dropped)."""
+    returns = np.asarray(returns, dtype=np.float64)
+    if block <= 1 or len(returns) < block:
+        return returns
+    usable = (len(returns) // block) * block
+    tail = returns[len(returns) - usable:]
+    return tail.reshape(-1, block, returns.shape[1]).sum(axis=1)
+
+
+def correlation_clusters(returns: np.ndarray, threshold: float, block: int = CORRELATION_BLOCK_BARS) -> np.ndarray:
     """Cluster labels: assets linked when their return correlation exceeds ``threshold``.
 
-    Clusters are connected components of that graph (single linkage). Rows
-    with any NaN are dropped; an asset with zero variance, or a window with
-    fewer than 3 rows, stays alone.
+    Correlations are estimated on returns summed over ``block``-bar blocks
+    (hourly for 5-minute bars: less microstructure noise, and a 12x smaller
+    matrix product per chunk). Clusters are connected components of the
+    graph (single linkage). Rows with any NaN are dropped; an asset with zero
+    variance, or a window with fewer than 3 rows, stays alone.
     """
-    returns = np.asarray(returns, dtype=np.float64)
+    returns = block_returns(returns, block)
     n_assets = returns.shape[1] if returns.ndim == 2 else 0
     labels = np.arange(n_assets)
     if n_assets < 2:
@@ -105,17 +122,13 @@ def correlation_clusters(returns: np.ndarray, threshold: float) -> np.ndarray:
         corr = (centred.T @ centred) / np.outer(norms, norms)
     linked = (corr > threshold) & np.outer(valid, valid)
     np.fill_diagonal(linked, False)
-    for a in range(n_assets):  # union-find by relabelling (small n)
-        for b in np.flatnonzero(linked[a]):
-            la, lb = labels[a], labels[b]
-            if la != lb:
-                labels[labels == max(la, lb)] = min(la, lb)
+    _, labels = connected_components(csr_matrix(linked), directed=False)
     return labels
 
 
-def correlation_factors(returns: np.ndarray, threshold: float) -> np.ndarray:
+def correlation_factors(returns: np.ndarray, threshold: float, block: int = CORRELATION_BLOCK_BARS) -> np.ndarray:
     """1 / (size of the asset's correlation cluster): correlated bets do not stack."""
-    labels = correlation_clusters(returns, threshold)
+    labels = correlation_clusters(returns, threshold, block)
     if len(labels) == 0:
         return np.ones(0)
     sizes = np.bincount(labels, minlength=len(labels))

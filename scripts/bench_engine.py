@@ -30,6 +30,7 @@ from raybt.engine import PortfolioBacktester, pack_assets
 from raybt.portfolio_config import portfolio_config_from_dict
 from raybt.timeline import union_timeline
 from raybt.types import neutral_instructions
+from raybt.ray_runtime import warm_up_kernels
 
 PARAMS = {"sizing": "risk", "risk_per_trade": 0.005, "lot_size": 0.0, "leverage": 10,
           "bb_period": 20, "entry_z": 2.0, "max_hold_bars": 96}
@@ -80,8 +81,10 @@ def main():
 
     import ray
 
+    from raybt.ray_runtime import ensure_ray
+
     t = time.perf_counter()
-    ray.init(log_to_driver=False, include_dashboard=False)
+    ensure_ray()
     print(f"ray.init {time.perf_counter() - t:.1f} s, {ray.available_resources().get('CPU')} CPUs")
     print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} "
           f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'trades':>8}")
@@ -95,6 +98,7 @@ def main():
         timeline = union_timeline([b.index for _, b in assets.values()])
         packed = pack_assets([b for _, b in assets.values()], timeline, np.arange(n_assets))
         params = param_records([dict(a.params, initial_capital=1e6, weight=1 / n_assets) for a, _ in assets.values()])
+        warm_up_kernels()
         group = AssetGroup(packed, params)
         t = time.perf_counter()
         group.step(0, len(timeline), neutral_instructions(n_assets))

@@ -5,6 +5,7 @@ from raybt.kernels.mean_reversion import (
     advance_asset_nb,
     advance_shard_nb,
     advance_shard_parallel_nb,
+    compact_trades_nb,
     floor_lot_nb,
 )
 
@@ -12,6 +13,7 @@ __all__ = [
     "advance_asset_nb",
     "advance_shard_nb",
     "advance_shard_parallel_nb",
+    "compact_trades_nb",
     "atr_nb",
     "exact_zscore_nb",
     "floor_lot_nb",

@@ -418,3 +418,14 @@ def advance_shard_parallel_nb(
             params[a], state[a], instructions[a], t_start, t_end,
             equity_out[a], trades_out[a],
         )
+
+
+@njit(cache=True)
+def compact_trades_nb(trades_out, trade_counts, out):
+    """Copy the per-asset trade regions into ``out`` (asset by asset); return the count."""
+    k = 0
+    for a in range(trades_out.shape[0]):
+        for i in range(trade_counts[a]):
+            out[k] = trades_out[a, i]
+            k += 1
+    return k
