@@ -161,6 +161,7 @@ class PortfolioBacktester:
             t1 = time.perf_counter()
             self._drive_local(coordinator)
             output = coordinator.output()
+            timings.update(coordinator.get_timing())
         else:
             output, layout, t1 = self._run_ray(timeline, bounds, params, initial, target, settings, t0, timings)
         timings["engine_s"] = time.perf_counter() - t1
@@ -207,6 +208,7 @@ class PortfolioBacktester:
         output = ray.get(coordinator.output.remote())
         self.actor_nodes = ray.get(coordinator.node_ids.remote())
         self.recoveries = ray.get(coordinator.get_recoveries.remote())
+        timings.update(ray.get(coordinator.get_timing.remote()))
         ray.get(coordinator.shutdown_groups.remote())
         ray.kill(coordinator)
         return output, layout, t1

@@ -22,8 +22,9 @@ import time
 import numpy as np
 import psutil
 
-from raybt.asset import AssetGroup
-from raybt.broker import param_records, validate_params
+from raybt.broker import initial_state, param_records, validate_params
+from raybt.kernels import advance_shard_nb
+from raybt.types import TRADE_DT
 from raybt.config import AssetConfig
 from raybt.data.synth import iter_universe
 from raybt.engine import PortfolioBacktester, pack_assets
@@ -87,7 +88,7 @@ def main():
     ensure_ray()
     print(f"ray.init {time.perf_counter() - t:.1f} s, {ray.available_resources().get('CPU')} CPUs")
     print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} "
-          f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'trades':>8}")
+          f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'groups s':>9} {'coord s':>8} {'trades':>8}")
     for n_assets in args.assets:
         n_bars = args.bars if n_assets < 1000 else args.bars_1000
         assets = {}
@@ -99,11 +100,19 @@ def main():
         packed = pack_assets([b for _, b in assets.values()], timeline, np.arange(n_assets))
         params = param_records([dict(a.params, initial_capital=1e6, weight=1 / n_assets) for a, _ in assets.values()])
         warm_up_kernels()
-        group = AssetGroup(packed, params)
-        t = time.perf_counter()
-        group.step(0, len(timeline), neutral_instructions(n_assets))
-        kernel_s = time.perf_counter() - t
-        del group, packed
+        width = len(timeline)
+        equity_out = np.empty((n_assets, width))
+        trades_out = np.zeros((n_assets, width), dtype=TRADE_DT)
+        counts = np.zeros(n_assets, dtype=np.int64)
+        p = packed
+        kernel_s = float("inf")
+        for _ in range(2):  # serial kernel, whole series in one call, outputs preallocated
+            t = time.perf_counter()
+            advance_shard_nb(p.open, p.high, p.low, p.close, p.union_pos, p.offsets, params,
+                             initial_state(params), neutral_instructions(n_assets), 0, width,
+                             equity_out, trades_out, counts)
+            kernel_s = min(kernel_s, time.perf_counter() - t)
+        del packed, equity_out, trades_out
         gc.collect()
         for engine in args.engines:
             bt = PortfolioBacktester(assets, config(), engine=engine)
@@ -112,7 +121,8 @@ def main():
             wall = result.timings["engine_s"]
             print(f"{n_assets:>6} {n_bars:>8} {engine:<6} {wall:>8.2f} {total / wall / 1e6:>8.1f} "
                   f"{mem.peak / 1e9:>8.2f} {kernel_s:>9.2f} {total / kernel_s / 1e6:>14.1f} "
-                  f"{wall / kernel_s:>14.2f} {len(result.trades):>8}", flush=True)
+                  f"{wall / kernel_s:>14.2f} {result.timings['groups_s']:>9.2f} {result.timings['coordinator_s']:>8.2f} "
+                  f"{len(result.trades):>8}", flush=True)
             del result, bt
             gc.collect()
         del assets
