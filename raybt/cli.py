@@ -29,7 +29,7 @@ def _backtest(args) -> int:
     from raybt.data.loader import load_bars
     from raybt.data.resample import resample_bars
     from raybt.data.timeframes import infer_timeframe, parse_timeframe
-    from raybt.results import atomic_run_dir, new_run_dir
+    from raybt.results import new_run_dir
     from raybt.universe import load_asset_bars
 
     overrides = parse_set_options(args.set)

@@ -65,7 +65,6 @@ def test_existing_output_folder_refused(tmp_path, bars_file, capsys):
 
 
 def test_failed_run_leaves_no_complete_looking_folder(tmp_path, monkeypatch):
-    import raybt.cli as cli
     from raybt.results import atomic_run_dir
 
     out = tmp_path / "r"

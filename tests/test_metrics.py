@@ -7,7 +7,6 @@ import math
 import empyrical
 import numpy as np
 import pandas as pd
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
