@@ -4,8 +4,8 @@
 Dashboard metrics (``ray.util.metrics``, exported to Prometheus and shown in
 the Ray dashboard's Metrics view when Grafana/Prometheus are set up):
 ``raybt_portfolio_equity``, ``raybt_portfolio_drawdown``,
-``raybt_chunks_done``, ``raybt_breaker_tripped`` and
-``raybt_asset_equity{asset=...}``.
+``raybt_chunks_done`` and ``raybt_breaker_tripped`` (per-asset equity gauges
+are not exported yet).
 """
 
 from __future__ import annotations
