@@ -1,0 +1,126 @@
+"""Portfolio allocation: per-asset strategy returns -> long-only weights.
+
+``compute_weights(model, returns, ...)`` takes one column of simple per-bar
+returns (fractions) per asset and returns a weight per asset: non-negative,
+summing to 1, indexed by every column of ``returns`` (filtered assets get 0).
+Statistics use the sample standard deviation / covariance (``ddof=1``).
+
+Models (:data:`MODELS`):
+
+* ``equal_weight`` -- ``1/n``;
+* ``inverse_volatility`` -- ``w_i ∝ 1/σ_i`` (zero-vol assets take the smallest
+  positive vol; all zero -> equal weight);
+* ``risk_parity`` -- equal risk contributions ``w_i (Σw)_i / wᵀΣw = 1/n``
+  (Spinu's convex formulation, L-BFGS-B + Newton polish);
+* ``performance_weighted`` -- ``w_i ∝ max(Sharpe_i, 0)`` (per-bar
+  ``mean/std``) or ``max(scores_i, 0)``; none positive -> equal weight;
+* ``min_variance`` -- long-only minimum variance (SLSQP);
+* ``max_sharpe`` -- long-only tangency portfolio, risk-free 0 (SLSQP);
+  no positive-mean portfolio -> ``min_variance``.
+
+Constraints, applied in this order:
+
+1. ``max_assets`` -- keep the top ``max_assets`` by ``ranking`` (higher is
+   better; default: per-column Sharpe);
+2. ``max_asset_correlation`` -- walking the kept assets best-ranked first,
+   drop an asset whose return correlation with an already kept one exceeds
+   the threshold;
+3. the model on the kept assets;
+4. ``max_single_asset_weight`` -- water-filling cap (also passed to the
+   min_variance / max_sharpe optimisers as bounds); ConfigError when
+   ``cap * n_kept < 1``.
+
+Invalid input (empty frame, < 2 rows, NaN/inf, unknown model, bad parameter)
+raises :class:`raybt.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pandas as pd
+
+from raybt.allocation.constraints import (
+    cap_weights,
+    check_cap,
+    correlation_filter,
+    rank_assets,
+    select_top,
+    validate_returns,
+)
+from raybt.allocation.models import MODELS, risk_contributions, run_model
+from raybt.errors import ConfigError
+
+__all__ = ["MODELS", "cap_weights", "compute_weights", "risk_contributions"]
+
+
+def _check_model(model: str) -> None:
+    if model in MODELS:
+        return
+    close = difflib.get_close_matches(str(model), MODELS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"unknown allocation model {model!r}{hint} (valid: {', '.join(MODELS)})")
+
+
+def compute_weights(
+    model: str,
+    returns: pd.DataFrame,
+    *,
+    max_single_asset_weight: float = 1.0,
+    max_asset_correlation: float | None = None,
+    max_assets: int | None = None,
+    ranking: pd.Series | None = None,
+    scores: pd.Series | None = None,
+    periods_per_year: float | None = None,
+) -> pd.Series:
+    """Long-only portfolio weights from per-asset returns.
+
+    Args:
+        model: one of :data:`MODELS`.
+        returns: simple per-bar returns (fractions), one column per asset,
+            rows in time order; at least 2 rows, no NaN/inf.
+        max_single_asset_weight: cap on any single weight (fraction).
+        max_asset_correlation: drop the worse-ranked asset of any pair whose
+            return correlation exceeds this (greedy, best-ranked first).
+        max_assets: keep only this many best-ranked assets.
+        ranking: asset -> score, higher is better (default: per-bar Sharpe
+            ``mean/std``, ddof=1); used by ``max_assets`` and the correlation
+            filter.
+        scores: asset -> score for ``performance_weighted`` (default: Sharpe).
+        periods_per_year: accepted for callers that annualise; validated only
+            (weights do not depend on annualisation).
+
+    Returns:
+        Weights indexed by ``returns.columns`` (same order), >= 0, summing to
+        1; assets filtered out get 0.0.
+
+    Raises:
+        ConfigError: unknown model, invalid returns or parameters, or an
+            infeasible cap (``cap * n_kept < 1``).
+    """
+    _check_model(model)
+    frame = validate_returns(returns)
+    if periods_per_year is not None and not (np.isfinite(periods_per_year) and periods_per_year > 0):
+        raise ConfigError(f"allocation: periods_per_year must be > 0, got {periods_per_year!r}")
+    try:
+        cap = float(max_single_asset_weight)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"allocation: max_single_asset_weight must be a number, got {max_single_asset_weight!r}"
+        ) from None
+    check_cap(cap, frame.shape[1])
+
+    order = rank_assets(frame, ranking)
+    order = select_top(order, max_assets)
+    order = correlation_filter(frame, order, max_asset_correlation)
+    keep = set(order)
+    kept = [c for c in frame.columns if c in keep]
+    check_cap(cap, len(kept))
+
+    weights = run_model(model, frame[kept], cap, scores)
+    if cap < 1.0:
+        weights = cap_weights(weights, cap)
+    out = pd.Series(0.0, index=frame.columns, dtype=np.float64)
+    out.loc[kept] = weights.to_numpy()
+    return out

@@ -1,0 +1,50 @@
+"""Post-run analysis of a portfolio backtest: attribution, diversification,
+the efficient frontier of the sleeves and a plain-text summary.
+
+All functions are pure functions on pandas objects loaded from a run folder
+(only :func:`write_portfolio_summary` writes a file).  Conventions follow
+:mod:`raybt.metrics`: simple returns as fractions, ``ddof=1``, annualisation
+by ``sqrt(periods_per_year)``, risk-free 0, drawdowns as positive fractions.
+"""
+
+from raybt.analysis.attribution import (
+    as_weight_series,
+    asset_columns,
+    capital_flows,
+    equity_weights,
+    pnl_attribution,
+    portfolio_equity,
+    return_contribution,
+    risk_attribution,
+    sleeve_returns,
+)
+from raybt.analysis.diversification import (
+    annualised_sharpe,
+    annualised_volatility,
+    correlation_matrix,
+    diversification_benefits,
+    diversification_ratio,
+)
+from raybt.analysis.frontier import (
+    efficient_frontier,
+    frontier_volatility_at,
+    min_variance_weights,
+    portfolio_point,
+)
+from raybt.analysis.summary import (
+    analyse_run,
+    analysis_to_json,
+    asset_table,
+    portfolio_summary_text,
+    write_portfolio_summary,
+)
+
+__all__ = [
+    "analyse_run", "analysis_to_json", "annualised_sharpe", "annualised_volatility",
+    "as_weight_series", "asset_columns", "asset_table", "capital_flows",
+    "correlation_matrix", "diversification_benefits", "diversification_ratio",
+    "efficient_frontier", "equity_weights", "frontier_volatility_at",
+    "min_variance_weights", "pnl_attribution", "portfolio_equity",
+    "portfolio_point", "portfolio_summary_text", "return_contribution",
+    "risk_attribution", "sleeve_returns", "write_portfolio_summary",
+]
