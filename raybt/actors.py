@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -20,6 +21,7 @@ import ray
 
 from raybt.asset import AssetGroup, PackedBars
 from raybt.coordinator import Coordinator, WorkerLost
+from raybt.portfolio_config import TRANSPORTS
 
 
 class AssetShard:
@@ -57,6 +59,7 @@ class CoordinatorShell(Coordinator):
         from threadpoolctl import threadpool_limits
 
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+        logging.getLogger("ray.dag").setLevel(logging.WARNING)  # no compile/teardown chatter
         super().__init__(*args, **kwargs)
 
 
@@ -64,37 +67,84 @@ AssetActor = ray.remote(AssetShard)
 CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorShell)
 
 
-class RayGroupSet:
-    """Group set over AssetActors: one fan-out and one ray.get per chunk.
+#: Errors meaning "a worker (actor process, node or channel) is gone".
+_LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.RayChannelError)
 
-    Keeps each shard's constructor arguments (object-store references), so an
-    actor whose process died can be started again; the coordinator then
-    restores every shard's state from its last checkpoint and replays.
+
+
+class RayGroupSet:
+    """Group set over AssetActors: one fan-out and one gather per chunk.
+
+    ``transport="compiled"`` (default) runs the chunk fan-out as a Ray
+    Compiled Graph (``ray.dag``: the same actors' ``step`` bound once to an
+    ``InputNode`` and compiled), so a chunk costs one write and one read of
+    pre-allocated shared-memory channels instead of two task submissions per
+    actor: about 0.6 ms per chunk instead of 1.3-2 ms on this 2-core machine.
+    ``transport="tasks"`` uses plain actor tasks (one ``.remote()`` per actor,
+    one ``ray.get``), the classic path. Both call the same ``step``.
+
+    The graph is compiled lazily at the first chunk and torn down before any
+    plain call (states, recovery), then compiled again when needed. Keeps each
+    shard's constructor arguments (object-store references), so an actor
+    whose process died can be started again; the coordinator then restores
+    every shard's state from its last checkpoint and replays.
     """
 
-    def __init__(self, shard_args, options):
+    def __init__(self, shard_args, options, transport: str = "compiled"):
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.shard_args = list(shard_args)
         self.options = dict(options)
+        self.transport = transport
+        self._dag = None
         self.actors = [AssetActor.options(**self.options).remote(*args) for args in self.shard_args]
 
+    def _compiled_dag(self):
+        if self._dag is None:
+            from ray.dag import InputNode, MultiOutputNode
+
+            with InputNode() as inp:
+                outputs = [a.step.bind(inp[0], inp[1], inp[2 + i]) for i, a in enumerate(self.actors)]
+                dag = MultiOutputNode(outputs)
+            self._dag = dag.experimental_compile()
+        return self._dag
+
+    def teardown(self):
+        """Release the compiled graph (the actors stay alive)."""
+        if self._dag is not None:
+            dag, self._dag = self._dag, None
+            try:
+                dag.teardown()
+            except Exception:  # noqa: BLE001 - a graph broken by a dead actor is already shut down
+                pass
+
     def step(self, t_start, t_end, instructions):
+        if self.transport == "compiled":
+            try:
+                return self._get(self._compiled_dag().execute(t_start, t_end, *instructions))
+            except WorkerLost:
+                self.teardown()
+                raise
         refs = [a.step.remote(t_start, t_end, ins) for a, ins in zip(self.actors, instructions)]
         return self._get(refs)
 
     def get_states(self):
+        self.teardown()
         return self._get([a.get_state.remote() for a in self.actors])
 
     def set_states(self, states):
+        self.teardown()
         self._get([a.set_state.remote(s) for a, s in zip(self.actors, states)])
 
     def _get(self, refs):
         try:
             return ray.get(refs)
-        except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as exc:
+        except _LOST as exc:
             raise WorkerLost(str(exc).splitlines()[0] if str(exc) else "actor died") from None
 
     def recover(self):
         """Start a fresh actor for every shard whose actor no longer answers."""
+        self.teardown()
         for i, actor in enumerate(self.actors):
             try:
                 ray.get(actor.pid.remote(), timeout=30)
@@ -103,23 +153,31 @@ class RayGroupSet:
                 self.actors[i] = AssetActor.options(**self.options).remote(*self.shard_args[i])
 
     def pids(self):
+        self.teardown()
         return ray.get([a.pid.remote() for a in self.actors])
 
     def node_ids(self):
+        self.teardown()
         return ray.get([a.node_id.remote() for a in self.actors])
 
     def kill(self):
+        self.teardown()
         for a in self.actors:
             ray.kill(a)
 
 
 def shard_arguments(shards, params_per_shard):
-    """Put each shard's bars in the object store once: constructor args per shard."""
+    """Put each shard's bars in the object store once: constructor args per shard.
+
+    ``shards`` may be a generator: each packed shard is dropped once it is in
+    the object store.
+    """
     args = []
     for packed, params in zip(shards, params_per_shard):
         refs = [ray.put(x) for x in (packed.open, packed.high, packed.low, packed.close,
                                       packed.union_pos, packed.offsets)]
         args.append((*refs, params))
+        del packed
     return args
 
 

@@ -89,7 +89,7 @@ class CoordinatorOutput:
 
     equity: np.ndarray  # (n_assets, T) sleeve equity on the union timeline
     trades: np.ndarray  # TRADE_DT, asset = global index, bars local to the asset
-    multipliers: list = field(default_factory=list)  # dict rows, one per chunk and asset
+    multipliers: dict = field(default_factory=dict)  # columns, one row per chunk and asset
     events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
     states: list = field(default_factory=list)  # final STATE_DT per group
 
@@ -115,13 +115,14 @@ class Coordinator:
         self.breaker = risk.BreakerState(tripped=False, chunks_since_trip=0, peak=self.peak)
         self.returns = risk.RollingReturns(max(int(settings.correlation_window), 2), self.n_assets)
         self.margins = np.zeros(self.n_assets)
-        self._equity_parts: list = []
+        self.equity = np.zeros((self.n_assets, len(self.timeline_ns)))  # sleeve equity, filled per chunk
         self._trade_parts: list = []
         self.multipliers: list = []
         self.events: list = []
         self.instructions = self._first_instructions()
         self.checkpoint_every = 0
         self.last_checkpoint = None
+        self._states = None  # per-group kernel states after the last chunk
         self.recoveries = 0
         self.timing = {"groups_s": 0.0, "coordinator_s": 0.0}  # wall time, for benchmarks
 
@@ -197,17 +198,32 @@ class Coordinator:
             self._record(k_next, decided_at, instr, factors, reason)
 
     def _record(self, chunk, decided_at, instr, factors, reason):
+        """Keep this chunk's decision (arrays; expanded to one row per asset in :meth:`output`)."""
         start_ns = int(self.timeline_ns[self.bounds[chunk]]) if len(self.timeline_ns) else 0
-        for a in range(self.n_assets):
-            self.multipliers.append({
-                "chunk": chunk, "decided_at": int(decided_at), "chunk_start": start_ns, "asset": a,
-                "multiplier": float(instr["size_multiplier"][a]),
-                "base": float(factors["base"][a]), "portfolio_risk": float(factors["portfolio_risk"][a]),
-                "correlation": float(factors["correlation"][a]), "drawdown": float(factors["drawdown"][a]),
-                "halted": bool(instr["halted"][a]), "flatten": bool(instr["flatten"][a]),
-                "max_margin": float(instr["max_margin"][a]),
-                "capital_adjustment": float(instr["capital_adjustment"][a]), "reason": reason,
-            })
+        self.multipliers.append((chunk, int(decided_at), start_ns, instr.copy(),
+                                 {k: np.array(v, dtype=np.float64) for k, v in factors.items()}, reason))
+
+    def multiplier_table(self) -> dict:
+        """The decisions so far as columns, one row per chunk and asset (global asset index)."""
+        n, rows = self.n_assets, self.multipliers
+        if not rows:
+            return {}
+
+        def per_chunk(values):
+            return np.repeat(np.asarray(values), n)
+
+        instr = np.concatenate([r[3] for r in rows])
+        table = {"chunk": per_chunk([r[0] for r in rows]), "decided_at": per_chunk([r[1] for r in rows]),
+                 "chunk_start": per_chunk([r[2] for r in rows]), "asset": np.tile(np.arange(n), len(rows)),
+                 "multiplier": instr["size_multiplier"].astype(np.float64)}
+        for key in ("base", "portfolio_risk", "correlation", "drawdown"):
+            table[key] = np.concatenate([r[4][key] for r in rows])
+        table["halted"] = instr["halted"].astype(bool)
+        table["flatten"] = instr["flatten"].astype(bool)
+        table["max_margin"] = instr["max_margin"].astype(np.float64)
+        table["capital_adjustment"] = instr["capital_adjustment"].astype(np.float64)
+        table["reason"] = per_chunk(np.asarray([r[5] for r in rows], dtype=object))
+        return table
 
     # --- checkpoints -------------------------------------------------------------------
 
@@ -228,6 +244,12 @@ class Coordinator:
         if hasattr(self.groups, "kill"):
             self.groups.kill()
 
+    def _group_states(self) -> list:
+        """Every group's kernel state after the last chunk (asked for once, then from the reports)."""
+        if self._states is None:
+            self._states = [st.copy() for st in self.groups.get_states()]
+        return self._states
+
     def checkpoint(self) -> dict:
         """Everything needed to continue exactly from the current chunk boundary."""
         return {
@@ -239,11 +261,10 @@ class Coordinator:
             "returns": copy.deepcopy(self.returns),
             "margins": self.margins.copy(),
             "instructions": self.instructions.copy(),
-            "n_equity_parts": len(self._equity_parts),
             "n_trade_parts": len(self._trade_parts),
             "n_multipliers": len(self.multipliers),
             "n_events": len(self.events),
-            "group_states": [s.copy() for s in self.groups.get_states()],
+            "group_states": [s.copy() for s in self._group_states()],
         }
 
     def restore(self, snap: dict) -> None:
@@ -256,11 +277,11 @@ class Coordinator:
         self.returns = copy.deepcopy(snap["returns"])
         self.margins = snap["margins"].copy()
         self.instructions = snap["instructions"].copy()
-        del self._equity_parts[snap["n_equity_parts"]:]
         del self._trade_parts[snap["n_trade_parts"]:]
         del self.multipliers[snap["n_multipliers"]:]
         del self.events[snap["n_events"]:]
         self.groups.set_states(snap["group_states"])
+        self._states = [st.copy() for st in snap["group_states"]]
 
     # --- the chunk loop --------------------------------------------------------------
 
@@ -287,19 +308,20 @@ class Coordinator:
         k = self.chunk
         t_start, t_end = int(self.bounds[k]), int(self.bounds[k + 1])
         per_group = [self.instructions[idx] for idx in self.layout]
+        self._group_states()
         clock = time.perf_counter()
         reports = self.groups.step(t_start, t_end, per_group)
         after_step = time.perf_counter()
         self.timing["groups_s"] += after_step - clock
-        equity = np.empty((self.n_assets, t_end - t_start), dtype=np.float64)
-        for idx, report in zip(self.layout, reports):
+        equity = self.equity[:, t_start:t_end]  # a view: filled in place
+        for g, (idx, report) in enumerate(zip(self.layout, reports)):
             equity[idx] = report.equity
             self.margins[idx] = report.state["margin"]
+            self._states[g] = report.state.copy()
             if len(report.trades):
                 trades = report.trades.copy()
                 trades["asset"] = idx[trades["asset"]]
                 self._trade_parts.append(trades)
-        self._equity_parts.append(equity)
 
         previous = self.sleeves + self.instructions["capital_adjustment"]
         prev_matrix = np.concatenate([previous[:, None], equity[:, :-1]], axis=1)
@@ -326,8 +348,7 @@ class Coordinator:
         return out
 
     def output(self) -> CoordinatorOutput:
-        equity = (np.concatenate(self._equity_parts, axis=1) if self._equity_parts
-                  else np.zeros((self.n_assets, 0)))
+        equity = self.equity[:, : int(self.bounds[self.chunk])]
         trades = np.concatenate(self._trade_parts) if self._trade_parts else np.zeros(0, TRADE_DT)
-        states = self.groups.get_states()
-        return CoordinatorOutput(equity, trades, self.multipliers, self.events, states)
+        states = self._group_states()
+        return CoordinatorOutput(equity, trades, self.multiplier_table(), self.events, states)

@@ -186,9 +186,11 @@ class PortfolioBacktester:
         layout = shard_layout(len(self.names), self._n_shards())
         cpus = max(float(ray.available_resources().get("CPU", 1.0)), 1.0)
         cpus_per_actor = min(1.0, cpus / len(layout))
-        args = shard_arguments([pack_assets(self.bars, timeline, idx) for idx in layout],
+        # one shard packed at a time and put in the object store, so the driver
+        # never holds a second copy of the whole universe's bars
+        args = shard_arguments((pack_assets(self.bars, timeline, idx) for idx in layout),
                                [params[idx] for idx in layout])
-        groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors))
+        groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors), self.config.engine.transport)
         coordinator = CoordinatorActor.remote(groups, layout, timeline.as_unit("ns").asi8, bounds, initial,
                                               target, settings, self.config.rebalance)
         ray.get(coordinator.set_checkpoint_every.remote(self.config.engine.checkpoint_every))

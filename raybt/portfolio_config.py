@@ -14,7 +14,7 @@ Schema (every key optional; defaults in the dataclasses below)::
            max_portfolio_drawdown, breaker_flatten, resume, cooldown_chunks,
            resume_drawdown, max_asset_correlation, correlation_window,
            max_single_asset_weight}
-    engine: {chunk, assets_per_actor, checkpoint_every}
+    engine: {chunk, assets_per_actor, checkpoint_every, transport}
 
 Fractions are fractions (0.2 = 20 %); drawdowns are positive. Unknown keys
 get the closest valid name; wrong types and out-of-range values name the key
@@ -39,6 +39,7 @@ ALLOCATION_MODELS = ("equal_weight", "inverse_volatility", "risk_parity", "perfo
 PREFERENCES = ("balanced", "pnl", "drawdown")
 REBALANCE = ("none", "daily", "weekly", "monthly")
 RESUME = ("never", "cooldown", "recovery")
+TRANSPORTS = ("compiled", "tasks")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class EngineConfig:
     chunk: str = "1D"
     assets_per_actor: int | None = None
     checkpoint_every: int = 0  # chunks; 0 = off
+    transport: str = "compiled"  # Ray chunk fan-out: compiled (Ray Compiled Graph) | tasks (plain actor calls)
 
 
 @dataclass(frozen=True)
@@ -214,6 +216,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         assets_per_actor=_number(e.get("assets_per_actor"), w("engine.assets_per_actor"), 1, integer=True,
                                  optional=True),
         checkpoint_every=_number(e.get("checkpoint_every", 0), w("engine.checkpoint_every"), 0, integer=True),
+        transport=_choice(e.get("transport", "compiled"), TRANSPORTS, w("engine.transport")),
     )
     assets = doc.get("assets", "all")
     if assets != "all":

@@ -37,21 +37,30 @@ PARAMS = {"sizing": "risk", "risk_per_trade": 0.005, "lot_size": 0.0, "leverage"
 
 
 class PeakMemory:
-    """Peak RSS (bytes) of this process and all its descendants, sampled in a thread."""
+    """Peak memory (bytes) of this process and all its descendants, sampled in a thread.
+
+    ``peak``: sum of PSS (proportional set size: a shared page, e.g. the Ray
+    object store mapped by the driver and every actor, counts once in total,
+    split between the processes mapping it); ``peak_rss``: sum of RSS (counts
+    shared pages once per process: an over-estimate, shown for comparison).
+    """
 
     def __init__(self, interval=0.05):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.interval, self.peak, self.peak_rss, self._stop = interval, 0, 0, threading.Event()
 
     def _sample(self):
         me = psutil.Process()
         while not self._stop.is_set():
-            total = 0
+            pss = rss = 0
             for p in [me, *me.children(recursive=True)]:
                 try:
-                    total += p.memory_info().rss
+                    info = p.memory_full_info()
+                    pss += info.pss
+                    rss += info.rss
                 except psutil.Error:
                     pass
-            self.peak = max(self.peak, total)
+            self.peak = max(self.peak, pss)
+            self.peak_rss = max(self.peak_rss, rss)
             time.sleep(self.interval)
 
     def __enter__(self):
@@ -86,7 +95,7 @@ def main():
     t = time.perf_counter()
     ensure_ray()
     print(f"ray.init {time.perf_counter() - t:.1f} s, {ray.available_resources().get('CPU')} CPUs")
-    print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} "
+    print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} {'RSS GB':>7} "
           f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'groups s':>9} {'coord s':>8} {'trades':>8}")
     for n_assets in args.assets:
         n_bars = args.bars if n_assets < 1000 else args.bars_1000
@@ -119,7 +128,7 @@ def main():
                 result = bt.run()
             wall = result.timings["engine_s"]
             print(f"{n_assets:>6} {n_bars:>8} {engine:<6} {wall:>8.2f} {total / wall / 1e6:>8.1f} "
-                  f"{mem.peak / 1e9:>8.2f} {kernel_s:>9.2f} {total / kernel_s / 1e6:>14.1f} "
+                  f"{mem.peak / 1e9:>8.2f} {mem.peak_rss / 1e9:>7.2f} {kernel_s:>9.2f} {total / kernel_s / 1e6:>14.1f} "
                   f"{wall / kernel_s:>14.2f} {result.timings['groups_s']:>9.2f} {result.timings['coordinator_s']:>8.2f} "
                   f"{len(result.trades):>8}", flush=True)
             del result, bt
