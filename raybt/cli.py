@@ -120,11 +120,14 @@ def _run(args) -> int:
         from raybt.ray_runtime import ensure_ray
 
         ensure_ray(args.address)
-    backtester = PortfolioBacktester(assets, pconf, engine=args.engine, address=args.address)
+    from raybt.portfolio import preference_ranking
+
+    backtester = PortfolioBacktester(assets, pconf, engine=args.engine, address=args.address,
+                                     ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS))
     from raybt.timeline import chunk_bounds, union_timeline
 
     n_chunks = len(chunk_bounds(union_timeline([b.index for _, b in assets.values()]), pconf.engine.chunk)) - 1
-    dashboard = DashboardMetrics(out.name) if args.engine == "ray" else None
+    dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
     show = sys.stderr.isatty() and not args.no_progress
     with chunk_progress(n_chunks, f"{pconf.name} ({len(assets)} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
@@ -155,6 +158,16 @@ def print_asset_table(per_asset: dict) -> None:
                       fmt(m.get("sharpe"), "{:.2f}"), fmt(m.get("max_drawdown"), "{:.2%}"),
                       fmt(m.get("n_trades"), "{:d}"), fmt(m.get("win_rate"), "{:.1%}"))
     Console().print(table)
+
+
+# --- raybt report ----------------------------------------------------------------
+
+def _report(args) -> int:
+    from raybt.plots.report import build_report
+
+    path = build_report(Path(args.run_dir), frontier=not args.no_frontier)
+    print(f"report: {path}")
+    return 0
 
 
 # --- raybt data synth --------------------------------------------------------------
@@ -198,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="output folder (default: a new results/<run>/)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
+
+    from raybt.optimize.command import add_optimize_arguments, optimize_command
+
+    opt = sub.add_parser("optimize", help="grid-search strategy parameters per asset (writes best_configs_*.json)")
+    add_optimize_arguments(opt)
+    opt.set_defaults(handler=optimize_command)
+
+    rep = sub.add_parser("report", help="rebuild the figures, summary and report.html of a run folder")
+    rep.add_argument("run_dir", help="a results/<run>/ folder written by raybt run")
+    rep.add_argument("--no-frontier", action="store_true", help="skip the efficient frontier")
+    rep.set_defaults(handler=_report)
 
     data = sub.add_parser("data", help="data utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True)

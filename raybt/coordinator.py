@@ -81,6 +81,7 @@ class ChunkSummary:
     drawdown: float
     halted: bool
     event: str
+    sleeves: np.ndarray | None = None  # each asset's equity at the end of the chunk (global order)
 
 
 @dataclass
@@ -90,6 +91,7 @@ class CoordinatorOutput:
     equity: np.ndarray  # (n_assets, T) sleeve equity on the union timeline
     trades: np.ndarray  # TRADE_DT, asset = global index, bars local to the asset
     multipliers: dict = field(default_factory=dict)  # columns, one row per chunk and asset
+    weight_history: list = field(default_factory=list)  # (chunk, decided_at ns, target weights)
     events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
     states: list = field(default_factory=list)  # final STATE_DT per group
 
@@ -98,7 +100,8 @@ class Coordinator:
     """Portfolio state + chunk loop over a group set (see module docstring)."""
 
     def __init__(self, groups, layout, timeline_ns, bounds, initial_sleeves, target_weights,
-                 settings: RiskConfig, rebalance: str = "none", base_size=None):
+                 settings: RiskConfig, rebalance: str = "none", base_size=None, estimator=None,
+                 lookback_ns: int = 0, names=None):
         self.groups = groups
         self.layout = [np.asarray(idx, dtype=np.int64) for idx in layout]
         self.timeline_ns = np.asarray(timeline_ns, dtype=np.int64)
@@ -110,6 +113,12 @@ class Coordinator:
         self.base_size = np.ones(self.n_assets) if base_size is None else np.asarray(base_size, float)
         self.chunk = 0
         self.sleeves = np.asarray(initial_sleeves, dtype=np.float64).copy()
+        self.initial_sleeves = self.sleeves.copy()
+        self.estimator = estimator  # raybt.weights.WeightEstimator: re-estimates targets at rebalances
+        self.lookback_ns = int(lookback_ns)
+        self.names = list(names) if names is not None else [str(a) for a in range(self.n_assets)]
+        self.adjustments: dict = {}  # chunk -> cash moved into each sleeve at its first bar
+        self.weight_history: list = []  # (chunk, decided_at, target weights) at the start and each re-estimate
         self.peak = float(self.sleeves.sum())
         self.drawdown = 0.0
         self.breaker = risk.BreakerState(tripped=False, chunks_since_trip=0, peak=self.peak)
@@ -189,6 +198,9 @@ class Coordinator:
             prev_ts = int(self.timeline_ns[self.bounds[self.chunk]])
             next_ts = int(self.timeline_ns[self.bounds[k_next]])
             if risk.rebalance_due(prev_ts, next_ts, self.rebalance):
+                if self.estimator is not None and self.estimator.reestimates:
+                    self.target_weights = self._reestimate(decided_at)
+                    self.weight_history.append((k_next, decided_at, self.target_weights.copy()))
                 adjust = risk.rebalance_adjustments(self.sleeves, self.target_weights)
                 instr["capital_adjustment"] = adjust
                 self.events.append({"chunk": k_next, "decided_at": decided_at, "event": "rebalance",
@@ -196,6 +208,17 @@ class Coordinator:
         self.instructions = instr
         if k_next < self.n_chunks:
             self._record(k_next, decided_at, instr, factors, reason)
+
+    def _reestimate(self, decided_at: int) -> np.ndarray:
+        """Model weights from the sleeves' returns over the trailing lookback (no look-ahead)."""
+        from raybt.weights import flow_adjusted_returns
+
+        last = int(self.bounds[self.chunk + 1])
+        first = int(np.searchsorted(self.timeline_ns[:last], decided_at - self.lookback_ns, side="right"))
+        first = min(max(first, 0), last - 2)
+        previous = self.equity[:, first - 1] if first > 0 else self.initial_sleeves
+        returns = flow_adjusted_returns(self.equity, first, last, previous, self.bounds, self.adjustments)
+        return self.estimator.rebalance(returns, self.names)
 
     def _record(self, chunk, decided_at, instr, factors, reason):
         """Keep this chunk's decision (arrays; expanded to one row per asset in :meth:`output`)."""
@@ -261,6 +284,8 @@ class Coordinator:
             "returns": copy.deepcopy(self.returns),
             "margins": self.margins.copy(),
             "instructions": self.instructions.copy(),
+            "target_weights": self.target_weights.copy(),
+            "n_weight_history": len(self.weight_history),
             "n_trade_parts": len(self._trade_parts),
             "n_multipliers": len(self.multipliers),
             "n_events": len(self.events),
@@ -277,6 +302,9 @@ class Coordinator:
         self.returns = copy.deepcopy(snap["returns"])
         self.margins = snap["margins"].copy()
         self.instructions = snap["instructions"].copy()
+        self.target_weights = snap["target_weights"].copy()
+        del self.weight_history[snap["n_weight_history"]:]
+        self.adjustments = {c: a for c, a in self.adjustments.items() if c < self.chunk}
         del self._trade_parts[snap["n_trade_parts"]:]
         del self.multipliers[snap["n_multipliers"]:]
         del self.events[snap["n_events"]:]
@@ -323,7 +351,10 @@ class Coordinator:
                 trades["asset"] = idx[trades["asset"]]
                 self._trade_parts.append(trades)
 
-        previous = self.sleeves + self.instructions["capital_adjustment"]
+        moved = self.instructions["capital_adjustment"]
+        if np.any(moved != 0):
+            self.adjustments[k] = moved.copy()
+        previous = self.sleeves + moved
         prev_matrix = np.concatenate([previous[:, None], equity[:, :-1]], axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
             returns = np.where(prev_matrix > 0, equity / prev_matrix - 1.0, 0.0)
@@ -338,7 +369,8 @@ class Coordinator:
         self.timing["coordinator_s"] += time.perf_counter() - after_step
         return ChunkSummary(k, self.n_chunks, int(self.timeline_ns[t_end - 1]), float(portfolio[-1]),
                             self.drawdown, bool(self.breaker.tripped),
-                            self.events[-1]["event"] if self.events and self.events[-1]["chunk"] == k + 1 else "")
+                            self.events[-1]["event"] if self.events and self.events[-1]["chunk"] == k + 1 else "",
+                            self.sleeves)
 
     def advance(self, n_chunks: int) -> list:
         """Advance up to ``n_chunks`` chunks; return their summaries."""
@@ -351,4 +383,5 @@ class Coordinator:
         equity = self.equity[:, : int(self.bounds[self.chunk])]
         trades = np.concatenate(self._trade_parts) if self._trade_parts else np.zeros(0, TRADE_DT)
         states = self._group_states()
-        return CoordinatorOutput(equity, trades, self.multiplier_table(), self.events, states)
+        return CoordinatorOutput(equity, trades, self.multiplier_table(), list(self.weight_history), self.events,
+                                 states)

@@ -47,12 +47,13 @@ class PortfolioResult:
     metrics: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    weight_history: pd.DataFrame | None = None
 
-    def save(self, path) -> Path:
+    def save(self, path, *, report: bool = True) -> Path:
         """Write the run folder atomically (see :mod:`raybt.report_files`)."""
         from raybt.report_files import write_portfolio_run
 
-        return write_portfolio_run(self, Path(path))
+        return write_portfolio_run(self, Path(path), report=report)
 
 
 def shard_layout(n_assets: int, n_shards: int) -> list[np.ndarray]:
@@ -72,6 +73,18 @@ def pack_assets(bars_list, timeline, indices) -> PackedBars:
     )
 
 
+def cumulative_transfers(multipliers: pd.DataFrame, names, bounds, n_bars: int):
+    """Cash moved into each sleeve by rebalancing, cumulated per bar (assets x bars); None if none."""
+    if not len(multipliers) or not (multipliers["capital_adjustment"] != 0).any():
+        return None
+    moves = multipliers[multipliers["capital_adjustment"] != 0]
+    out = np.zeros((len(names), n_bars))
+    column = {n: i for i, n in enumerate(names)}
+    for chunk, asset, amount in zip(moves["chunk"], moves["asset"], moves["capital_adjustment"]):
+        out[column[asset], int(bounds[chunk])] += amount
+    return np.cumsum(out, axis=1)
+
+
 class PortfolioBacktester:
     """Run a portfolio: ``PortfolioBacktester(assets, config).run()``.
 
@@ -82,7 +95,7 @@ class PortfolioBacktester:
 
     def __init__(self, assets, portfolio_config, *, engine: str = "ray", address: str | None = None,
                  n_actors: int | None = None, progress=None, weights: pd.Series | None = None,
-                 spread_actors: bool = False):
+                 spread_actors: bool = False, ranking: dict | None = None):
         if engine not in ("ray", "local"):
             raise ConfigError(f"--engine must be ray or local, got {engine!r}")
         self.config = portfolio_config
@@ -103,7 +116,15 @@ class PortfolioBacktester:
             self.bars = [load_asset_bars(a) for a in self.asset_configs]
         if not self.names:
             raise ConfigError("the portfolio has no assets")
+        from raybt.weights import WeightEstimator
+
+        allocation = getattr(portfolio_config, "allocation", None)
+        ranks = None if ranking is None else [float(ranking.get(n, -np.inf)) for n in self.names]
+        self.estimator = WeightEstimator.from_config(allocation, ranks) if allocation is not None and weights is None \
+            else None
+        self.fixed_weights = weights
         self.weights = weights if weights is not None else pd.Series(1.0 / len(self.names), index=self.names)
+        self.start = None  # first timestamp of the backtest (after any estimation window)
 
     # --- set-up ---------------------------------------------------------------------
 
@@ -142,8 +163,43 @@ class PortfolioBacktester:
         with threadpool_limits(limits=1, user_api="blas"):
             return self._run()
 
+    def _estimate_start(self) -> None:
+        """Starting weights; with an estimation window, cut it off and drop unselected assets."""
+        from raybt.weights import strategy_returns, window_end
+
+        if self.estimator is None:
+            return
+        returns = None
+        if self.estimator.needs_window:
+            timeline = union_timeline([b.index for b in self.bars])
+            end = window_end(timeline, self.config.allocation.lookback)
+            cut = timeline[end]
+            window = [b[b.index < cut] for b in self.bars]
+            params = param_records([dict(a.params, initial_capital=float(self.config.initial_capital),
+                                         weight=1.0 / len(self.names)) for a in self.asset_configs])
+            group = AssetGroup(pack_assets(window, timeline[:end], np.arange(len(self.names))), params,
+                               parallel=True)
+            from raybt.types import neutral_instructions
+
+            report = group.step(0, end, neutral_instructions(len(self.names)))
+            returns = strategy_returns(report.equity, self.names)
+            self.bars = [b[b.index >= cut] for b in self.bars]
+            self.start = cut
+        weights = self.estimator.initial(self.names, returns)
+        keep = [i for i, n in enumerate(self.names) if weights[n] > 0]
+        empty = [self.names[i] for i in keep if len(self.bars[i]) == 0]
+        if empty:
+            raise ConfigError(f"asset {empty[0]} has no bars after the allocation lookback window")
+        self.estimated_weights = weights
+        self.names = [self.names[i] for i in keep]
+        self.asset_configs = [self.asset_configs[i] for i in keep]
+        self.bars = [self.bars[i] for i in keep]
+        kept = weights[self.names]
+        self.weights = kept if len(keep) == len(weights) else kept / kept.sum()
+
     def _run(self) -> PortfolioResult:
         t0 = time.perf_counter()
+        self._estimate_start()
         timeline = union_timeline([b.index for b in self.bars])
         bounds = chunk_bounds(timeline, self.config.engine.chunk)
         params = param_records(self._sleeve_params())
@@ -155,7 +211,7 @@ class PortfolioBacktester:
             layout = [np.arange(len(self.names), dtype=np.int64)]
             group = AssetGroup(pack_assets(self.bars, timeline, layout[0]), params, parallel=True)
             coordinator = Coordinator(LocalGroupSet([group]), layout, timeline.as_unit("ns").asi8, bounds, initial,
-                                      target, settings, rebalance=self.config.rebalance)
+                                      target, settings, rebalance=self.config.rebalance, **self._reweighing())
             coordinator.set_checkpoint_every(self.config.engine.checkpoint_every)
             timings["setup_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
@@ -167,7 +223,14 @@ class PortfolioBacktester:
         timings["engine_s"] = time.perf_counter() - t1
         timings["n_chunks"] = len(bounds) - 1
         timings["n_shards"] = len(layout)
-        return self._result(timeline, output, timings)
+        return self._result(timeline, bounds, output, timings)
+
+    def _reweighing(self) -> dict:
+        """Coordinator arguments for re-estimating the weights at rebalances."""
+        if self.estimator is None or not self.estimator.reestimates:
+            return {}
+        return {"estimator": self.estimator, "names": self.names,
+                "lookback_ns": pd.Timedelta(self.config.allocation.lookback).value}
 
     def _drive_local(self, coordinator):
         while not coordinator.done:
@@ -192,7 +255,7 @@ class PortfolioBacktester:
                                [params[idx] for idx in layout])
         groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors), self.config.engine.transport)
         coordinator = CoordinatorActor.remote(groups, layout, timeline.as_unit("ns").asi8, bounds, initial,
-                                              target, settings, self.config.rebalance)
+                                              target, settings, self.config.rebalance, **self._reweighing())
         ray.get(coordinator.set_checkpoint_every.remote(self.config.engine.checkpoint_every))
         ray.get(coordinator.advance.remote(0))
         groups.get_states()  # every actor constructed before the clock starts
@@ -217,7 +280,7 @@ class PortfolioBacktester:
 
     # --- results ---------------------------------------------------------------------
 
-    def _result(self, timeline, output, timings) -> PortfolioResult:
+    def _result(self, timeline, bounds, output, timings) -> PortfolioResult:
         from raybt.metrics import compute_metrics
 
         index = timeline.rename("timestamp")
@@ -234,9 +297,23 @@ class PortfolioBacktester:
         events = pd.DataFrame(output.events, columns=["chunk", "decided_at", "event", "drawdown", "equity"])
         events["decided_at"] = pd.to_datetime(events["decided_at"], utc=True)
         metrics = {"portfolio": compute_metrics(equity["equity"], trades), "assets": {}}
+        transfers = cumulative_transfers(multipliers, self.names, bounds, len(index))
         for a, name in enumerate(self.names):
-            sleeve = pd.Series(output.equity[a], index=index)
+            # a sleeve's own performance: its equity net of the cash rebalancing moved in or out
+            sleeve = pd.Series(output.equity[a] - transfers[a] if transfers is not None else output.equity[a],
+                               index=index)
             metrics["assets"][name] = compute_metrics(sleeve, trades[trades["asset"] == name])
         config = self.config.to_dict() if hasattr(self.config, "to_dict") else {}
         config["engine_used"] = self.engine
-        return PortfolioResult(equity, trades, multipliers, events, self.weights.copy(), metrics, config, timings)
+        history = [(c, pd.Timestamp(t, tz="UTC"), *w) for c, t, w in output.weight_history]
+        weight_history = pd.DataFrame(history, columns=["chunk", "decided_at", *self.names])
+        start = pd.DataFrame([(0, index[0] if len(index) else pd.NaT, *self.weights[self.names])],
+                             columns=weight_history.columns)
+        weight_history = pd.concat([start, weight_history], ignore_index=True) if len(history) else start
+        config["backtest_start"] = str(index[0]) if len(index) else None
+        if self.estimator is not None and self.estimator.needs_window:
+            config["estimation_window"] = [str(self.start - pd.Timedelta(self.config.allocation.lookback)),
+                                           str(self.start)]
+            timings["estimated_weights"] = {k: float(v) for k, v in self.estimated_weights.items()}
+        return PortfolioResult(equity, trades, multipliers, events, self.weights.copy(), metrics, config, timings,
+                               weight_history)

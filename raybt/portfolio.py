@@ -37,10 +37,40 @@ def load_best_configs(path: Path) -> dict:
             for name, entry in assets.items()}
 
 
+#: how each preference ranks assets from their optimisation metrics (higher is better)
+RANKING_METRIC = {"balanced": ("sharpe", 1.0), "pnl": ("pnl", 1.0), "drawdown": ("max_drawdown", -1.0)}
+
+
+def preference_ranking(preference: str, directory: Path | str = "results") -> dict | None:
+    """``{asset: score}`` from ``best_configs_<preference>.json`` metrics, or None without one.
+
+    balanced ranks by Sharpe, pnl by net PnL, drawdown by the smallest max
+    drawdown (the optimiser's selection criteria); ``--max-assets`` keeps the top N.
+    """
+    path = best_configs_path(preference, directory)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
+    key, sign = RANKING_METRIC[preference]
+    scores = {}
+    for name, entry in (doc.get("assets") or {}).items():
+        value = (entry.get("metrics") or {}).get(key) if isinstance(entry, dict) else None
+        scores[name] = sign * float(value) if isinstance(value, (int, float)) and value == value else float("-inf")
+    return scores
+
+
 def load_portfolio_from_config(preference: str | None = None, config=None, *, timeframe: str | None = None,
                                max_assets: int | None = None, best_configs_dir="results", echo=None,
                                **overrides):
-    """Return ``(assets, portfolio_config)``; ``assets`` = {name: (AssetConfig, bars)}."""
+    """Return ``(assets, portfolio_config)``; ``assets`` = {name: (AssetConfig, bars)}.
+
+    ``max_assets`` sets ``allocation.max_assets``: the engine keeps the top N
+    by :func:`preference_ranking` when optimisation results exist, else by
+    Sharpe over the allocation lookback window.
+    """
     from raybt.portfolio_config import load_portfolio_config
     from raybt.universe import load_asset_bars
 
@@ -59,7 +89,7 @@ def load_portfolio_from_config(preference: str | None = None, config=None, *, ti
     if max_assets is not None:
         if max_assets < 1:
             raise ConfigError(f"--max-assets must be >= 1, got {max_assets}")
-        names = names[:max_assets]
+        pconf = pconf.with_overrides(max_assets=max_assets)
     assets = {}
     for name in names:
         asset = universe.get(name)

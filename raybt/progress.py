@@ -16,7 +16,8 @@ import contextlib
 class DashboardMetrics:
     """Ray gauges updated from chunk summaries (no-op when Ray is not running)."""
 
-    def __init__(self, run: str):
+    def __init__(self, run: str, assets=lambda: ()):
+        """``assets``: a callable giving the simulated asset names (known once the run starts)."""
         import ray
         from ray.util.metrics import Counter, Gauge
 
@@ -29,6 +30,9 @@ class DashboardMetrics:
         self.drawdown = Gauge("raybt_portfolio_drawdown", "portfolio drawdown (fraction)", tag_keys=tags)
         self.breaker = Gauge("raybt_breaker_tripped", "1 while the breaker halts entries", tag_keys=tags)
         self.chunks = Counter("raybt_chunks_done", "chunks simulated", tag_keys=tags)
+        self.assets = assets
+        self.asset_equity = Gauge("raybt_asset_equity", "sleeve equity per asset (currency)",
+                                  tag_keys=("run", "asset"))
 
     def update(self, summaries) -> None:
         if not self.enabled or not summaries:
@@ -38,6 +42,10 @@ class DashboardMetrics:
         self.drawdown.set(last.drawdown, tags=self.tags)
         self.breaker.set(1.0 if last.halted else 0.0, tags=self.tags)
         self.chunks.inc(len(summaries), tags=self.tags)
+        names = list(self.assets())
+        if last.sleeves is not None and len(last.sleeves) == len(names):
+            for name, value in zip(names, last.sleeves):
+                self.asset_equity.set(float(value), tags={"run": self.tags["run"], "asset": name})
 
 
 @contextlib.contextmanager
@@ -60,7 +68,7 @@ def chunk_progress(total: int, label: str, enabled: bool = True, dashboard: Dash
                 return
             last = summaries[-1]
             state = "HALTED" if last.halted else "trading"
-            bar.update(task, advance=len(summaries),
+            bar.update(task, advance=len(summaries), total=last.n_chunks,
                        status=f"equity {last.equity:,.0f}  dd {last.drawdown:6.2%}  {state}")
             if dashboard:
                 dashboard.update(summaries)

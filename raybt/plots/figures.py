@@ -93,6 +93,15 @@ def _money(v: float, _pos=None) -> str:
     return s
 
 
+def _money_tick(v: float, _pos=None) -> str:
+    """Axis tick version of :func:`_money` (no trailing zeros: 2k, 2.5k, 1.25M)."""
+    s = _money(v)
+    if "." in s:
+        num, unit = (s[:-1], s[-1]) if s[-1].isalpha() else (s, "")
+        s = num.rstrip("0").rstrip(".") + unit
+    return s
+
+
 def _to_utc_index(index) -> pd.DatetimeIndex:
     idx = pd.DatetimeIndex(pd.to_datetime(index, utc=True))
     return idx
@@ -127,33 +136,35 @@ def downsample(data, max_points: int = MAX_POINTS, how: str = "last"):
     return out
 
 
-def asset_colors(assets: Iterable[str]) -> dict[str, tuple]:
-    """A distinct colour per asset (tab10 up to 10, tab20 up to 20, then a
-    sampled continuous map)."""
+# tab10 then ten further colours that stay distinct from it (and readable on white)
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf", "#000075", "#808000", "#f032e6", "#469990",
+            "#800000", "#42d4f4", "#4b0082", "#aaaa00", "#ff6f61", "#5c3d11"]
+
+
+def asset_colors(assets: Iterable[str]) -> dict[str, tuple | str]:
+    """A distinct colour per asset (a fixed 20-colour palette, then a sampled
+    continuous map beyond 20 assets)."""
     assets = list(assets)
     n = len(assets)
-    if n <= 10:
-        cmap, pos = colormaps["tab10"], [i for i in range(n)]
-        return {a: cmap(p) for a, p in zip(assets, pos)}
-    if n <= 20:
-        cmap = colormaps["tab20"]
-        # even slots first (the saturated shades), then the light ones
-        order = list(range(0, 20, 2)) + list(range(1, 20, 2))
-        return {a: cmap(order[i]) for i, a in enumerate(assets)}
+    if n <= len(_PALETTE):
+        return {a: _PALETTE[i] for i, a in enumerate(assets)}
     cmap = colormaps["turbo"]
     return {a: cmap(0.05 + 0.9 * i / max(n - 1, 1)) for i, a in enumerate(assets)}
 
 
-def _legend_outside(fig: Figure, ax, n_items: int, title: str | None = None) -> None:
+def _legend_outside(fig: Figure, ax, n_items: int, title: str | None = None,
+                    handles=None) -> None:
     """Legend inside (best) for a few entries, outside the axes on the right
     (in columns of at most 22) for many."""
+    kw = {} if handles is None else {"handles": handles}
     if n_items <= 5:
-        ax.legend(loc="best", fontsize=9, framealpha=0.85, title=title)
+        ax.legend(loc="best", fontsize=9, framealpha=0.85, **kw)
         return
     ncol = max(1, math.ceil(n_items / 22))
     fs = 8 if n_items <= 22 else 7
     fig.legend(loc="outside right upper", fontsize=fs, ncol=ncol, frameon=False,
-               title=title, title_fontsize=fs + 1)
+               title=title, title_fontsize=fs, **kw)
 
 
 def _portfolio_series(equity) -> pd.Series:
@@ -235,10 +246,12 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
     frame = downsample(frame)
 
     lw = 1.0 if len(assets) <= 10 else 0.8
+    handles = {}
     for a in curves:
-        ax.plot(frame.index, frame[a], lw=lw, alpha=0.85, color=colors[a], label=a)
-    ax.plot(frame.index, frame["__portfolio__"], lw=2.8, color=_PORTFOLIO_COLOR,
-            label="Portfolio", zorder=10)
+        handles[a], = ax.plot(frame.index, frame[a], lw=lw, alpha=0.85, color=colors[a],
+                              label=a)
+    handles["Portfolio"], = ax.plot(frame.index, frame["__portfolio__"], lw=2.8,
+                                    color=_PORTFOLIO_COLOR, label="Portfolio", zorder=10)
     ax.axhline(1.0, color="#888888", lw=0.8, ls=":", zorder=1)
     ax.set_title(title + (" (sleeves net of rebalancing transfers)" if returns is not None else ""),
                  fontsize=12)
@@ -247,7 +260,11 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.margins(x=0.01)
-    _legend_outside(fig, ax, len(curves) + 1)
+    # legend ordered like the curves' final values (top to bottom)
+    last = frame.ffill().iloc[-1].rename({"__portfolio__": "Portfolio"})
+    order = last.reindex(list(handles)).fillna(-np.inf).sort_values(ascending=False).index
+    _legend_outside(fig, ax, len(handles), handles=[handles[k] for k in order],
+                    title="Ordered by final value" if len(handles) > 5 else None)
     return _save(fig, path)
 
 
@@ -274,7 +291,7 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
     ax.plot(shown.index, shown.to_numpy(), color="#8e1b10", lw=0.8, drawstyle="steps-post")
     end = dd.index[-1]
     for i, (t0, t1) in enumerate(_breaker_spans(events, end)):
-        ax.axvspan(t0, t1, color="#999999", alpha=0.25, lw=0,
+        ax.axvspan(t0, t1, color="#777777", alpha=0.35, lw=0,
                    label="Breaker halted" if i == 0 else None)
     trips, resumes = _event_times(events, "trip"), _event_times(events, "resume")
     for i, t in enumerate(trips):
@@ -294,7 +311,7 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.set_xlim(dd.index[0], dd.index[-1])
-    ax.legend(loc="lower left", fontsize=9, framealpha=0.9)
+    fig.legend(loc="outside lower center", ncol=5, fontsize=9, frameon=False)
     return _save(fig, path)
 
 
@@ -303,7 +320,8 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
 def plot_correlation(corr: pd.DataFrame, path, *,
                      title: str = "Correlation of sleeve returns") -> Path:
     """Heatmap of a correlation matrix, values written in the cells (two
-    decimals, font shrinking with the number of assets, omitted above 40),
+    decimals, font sized to the cells, so shrinking once the figure reaches
+    its maximum size; omitted above 40 assets),
     diverging colormap fixed to [-1, 1] with a colorbar; NaN cells grey."""
     n = len(corr)
     side = min(18.0, max(5.5, 0.55 * n + 3.0))
@@ -318,12 +336,13 @@ def plot_correlation(corr: pd.DataFrame, path, *,
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-1.0, vmax=1.0,
                    interpolation="nearest", aspect="equal")
     labels = [str(c) for c in corr.columns]
-    label_fs = max(6.0, min(10.0, 160.0 / max(n, 1)))
+    cell_pt = (side - 3.0) / n * 72.0  # approximate cell size in points
+    label_fs = max(6.0, min(10.0, 0.3 * cell_pt))
     ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor",
                   fontsize=label_fs)
     ax.set_yticks(range(n), [str(i) for i in corr.index], fontsize=label_fs)
     if n <= 40:
-        fs = max(4.5, min(11.0, 130.0 / n))
+        fs = max(4.5, min(11.0, 0.22 * cell_pt))
         for i in range(n):
             for j in range(n):
                 v = values[i, j]
@@ -366,7 +385,7 @@ def plot_attribution(pnl: pd.Series, risk_share: pd.Series, path, *, currency: s
     ax1.barh(y, p, color=np.where(p >= 0, _POS, _NEG), height=0.7)
     ax1.axvline(0, color="#333333", lw=0.8)
     ax1.set_yticks(y, [str(a) for a in order], fontsize=fs + 1)
-    ax1.xaxis.set_major_formatter(FuncFormatter(_money))
+    ax1.xaxis.set_major_formatter(FuncFormatter(_money_tick))
     unit = f" ({currency})" if currency else " (account currency)"
     ax1.set_xlabel("PnL" + unit)
     ax1.set_title("Performance attribution: PnL per asset", fontsize=11)
@@ -410,28 +429,56 @@ def asset_frontier_points(returns: pd.DataFrame, periods_per_year: float) -> pd.
                          "return": r.mean() * ppy})
 
 
-def _spread_labels(xy: np.ndarray, min_gap: float, iterations: int = 200) -> np.ndarray:
-    """Vertical positions (in the same normalised units as ``xy``) for labels
-    at points ``xy`` so labels whose x lie close are at least ``min_gap``
-    apart: a small 1-D repulsion."""
-    y = xy[:, 1].astype(float).copy()
-    x = xy[:, 0]
-    for _ in range(iterations):
-        moved = False
-        for i in range(len(y)):
-            for j in range(i + 1, len(y)):
-                if abs(x[i] - x[j]) < 0.16 and abs(y[i] - y[j]) < min_gap:
-                    push = (min_gap - abs(y[i] - y[j])) / 2 + 1e-4
-                    if y[i] >= y[j]:
-                        y[i] += push
-                        y[j] -= push
-                    else:
-                        y[i] -= push
-                        y[j] += push
-                    moved = True
-        if not moved:
-            break
-    return y
+def _overlap(b1, b2) -> float:
+    """Overlap area of two (x0, y0, x1, y1) boxes."""
+    w = min(b1[2], b2[2]) - max(b1[0], b2[0])
+    h = min(b1[3], b2[3]) - max(b1[1], b2[1])
+    return w * h if w > 0 and h > 0 else 0.0
+
+
+def _place_labels(points: np.ndarray, labels: list[str], fontsize: float,
+                  obstacles: np.ndarray, bounds: tuple) -> list[tuple[float, float, str, str]]:
+    """Greedy label placement in display points (1/72 in).
+
+    ``points`` (n, 2) anchor positions, ``obstacles`` (m, 3) circles (x, y,
+    radius) labels must avoid (markers, sampled lines), ``bounds`` the axes
+    box.  For each label (top-most anchor first) the first candidate offset
+    around its point, at growing distances, that overlaps no placed label
+    and no obstacle and stays inside ``bounds`` wins; else the least
+    overlapping.  Returns ``(dx, dy, ha, va)`` offsets in points per label.
+    """
+    cw, ch = 0.62 * fontsize, 1.3 * fontsize
+    dirs = [(1, 0, "left", "center"), (-1, 0, "right", "center"),
+            (0.7, 0.7, "left", "bottom"), (0.7, -0.7, "left", "top"),
+            (-0.7, 0.7, "right", "bottom"), (-0.7, -0.7, "right", "top"),
+            (0, 1, "center", "bottom"), (0, -1, "center", "top")]
+    placed: list[tuple] = []
+    out: list = [None] * len(labels)
+    order = np.argsort(-points[:, 1], kind="stable")
+    for i in order:
+        x, y = points[i]
+        w, h = cw * len(labels[i]), ch
+        best, best_cost = None, math.inf
+        for dist in (6.0, 14.0, 24.0, 36.0, 50.0):
+            for dx, dy, ha, va in dirs:
+                ox, oy = dx * dist, dy * dist
+                x0 = x + ox - (0 if ha == "left" else w if ha == "right" else w / 2)
+                y0 = y + oy - (0 if va == "bottom" else h if va == "top" else h / 2)
+                box = (x0, y0, x0 + w, y0 + h)
+                cost = sum(_overlap(box, q) for q in placed)
+                for cx, cy, r in obstacles:
+                    cost += _overlap(box, (cx - r, cy - r, cx + r, cy + r))
+                outside = (max(0.0, bounds[0] - box[0]) + max(0.0, box[2] - bounds[2])
+                           + max(0.0, bounds[1] - box[1]) + max(0.0, box[3] - bounds[3]))
+                cost += outside * h * 4 + dist * 0.05  # prefer close placements
+                if cost < best_cost:
+                    best, best_cost = (ox, oy, ha, va, box), cost
+            if best_cost < 5.0:
+                break
+        ox, oy, ha, va, box = best
+        placed.append(box)
+        out[i] = (ox, oy, ha, va)
+    return out
 
 
 def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, path, *,
@@ -439,9 +486,11 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
                   target_weights: tuple | None = None,
                   title: str = "Efficient frontier of the sleeves") -> Path:
     """Long-only efficient frontier (``frontier`` with columns ``volatility``
-    and ``return``; None or empty for none), each asset's point labelled,
-    the actual portfolio highlighted and the equal-weight mix marked; points
-    are ``(volatility, return)`` annualised fractions, shown in percent."""
+    and ``return``; None or empty for none), each asset's point labelled
+    (labels placed to avoid each other and the markers), the actual
+    portfolio highlighted (star), the equal-weight mix (hollow diamond) and,
+    when they differ from equal weights, the target weights (hollow square).
+    Points are ``(volatility, return)`` annualised fractions, shown in %."""
     fig = _figure(11, 7)
     ax = fig.add_subplot()
     pts = asset_points.replace([np.inf, -np.inf], np.nan).dropna()
@@ -455,26 +504,28 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
         ax.plot(f["volatility"], f["return"], color="#1f3b73", lw=2.2,
                 label="Efficient frontier (long-only)", zorder=3)
     else:
-        ax.text(0.02, 0.98, "frontier unavailable", transform=ax.transAxes, va="top",
+        ax.text(0.02, 0.98, "frontier not computed", transform=ax.transAxes, va="top",
                 fontsize=9, color="#777777")
     colors = asset_colors(list(pts.index))
     ax.scatter(pts["volatility"], pts["return"], s=36, c=[colors[a] for a in pts.index],
                edgecolors="#333333", linewidths=0.5, zorder=4, label="Assets")
 
+    # (label, point, marker, face, edge, size)
     specials = []
     if equal_weight is not None and all(map(math.isfinite, equal_weight)):
-        specials.append(("Equal weight", equal_weight, "D", "#ff9f1c", 80))
+        specials.append(("Equal weight", equal_weight, "D", "none", "#ff7f0e", 170))
     if (target_weights is not None and all(map(math.isfinite, target_weights))
             and (equal_weight is None or not np.allclose(target_weights, equal_weight,
                                                           rtol=1e-6, atol=1e-9))):
-        specials.append(("Target weights", target_weights, "s", "#9467bd", 70))
+        specials.append(("Target weights", target_weights, "s", "none", "#9467bd", 150))
     if portfolio is not None and all(map(math.isfinite, portfolio)):
-        specials.append(("Portfolio (actual)", portfolio, "*", "#d62728", 320))
-    for label, (v, r), marker, color, size in specials:
-        ax.scatter([v], [r], marker=marker, s=size, color=color, edgecolors="black",
-                   linewidths=0.8, zorder=6, label=f"{label}: {v:.1%} vol, {r:.1%} ret")
+        specials.append(("Portfolio (actual)", portfolio, "*", "#d62728", "black", 300))
+    for label, (v, r), marker, face, edge, size in specials:
+        hollow = face == "none"
+        ax.scatter([v], [r], marker=marker, s=size, facecolors=face, edgecolors=edge,
+                   linewidths=2.0 if hollow else 0.8, zorder=6 if hollow else 7,
+                   label=f"{label}: {v:.1%} vol, {r:+.1%} return")
 
-    # axis limits from everything shown, then de-overlap the asset labels
     xs = list(pts["volatility"]) + [s[1][0] for s in specials]
     ys = list(pts["return"]) + [s[1][1] for s in specials]
     if have_frontier:
@@ -485,19 +536,6 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     xr, yr = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
     ax.set_xlim(x0, x1 + 0.22 * xr)
     ax.set_ylim(y0 - 0.08 * yr, y1 + 0.08 * yr)
-    if len(pts):
-        norm = np.column_stack([(pts["volatility"] - x0) / xr, (pts["return"] - y0) / yr])
-        gap = 0.045 if len(pts) <= 20 else 0.03
-        ly = _spread_labels(norm, gap)
-        fs = 8 if len(pts) > 10 else 9
-        for (a, row), yn in zip(pts.iterrows(), ly):
-            ty = y0 + yn * yr
-            ax.annotate(str(a), (row["volatility"], row["return"]),
-                        xytext=(row["volatility"] + 0.015 * xr, ty), fontsize=fs,
-                        va="center", ha="left", color="#222222",
-                        arrowprops=dict(arrowstyle="-", color="#999999", lw=0.5,
-                                        shrinkA=0, shrinkB=2)
-                        if abs(ty - row["return"]) > 0.01 * yr else None, zorder=5)
     ax.axhline(0.0, color="#888888", lw=0.8, ls=":")
     _pct_axis(ax.xaxis)
     _pct_axis(ax.yaxis)
@@ -505,8 +543,35 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     ax.set_ylabel("Annualised return (arithmetic mean, %)")
     ax.set_title(title, fontsize=12)
     ax.grid(True, alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=min(3, 2 + len(specials) // 2), fontsize=9,
+    fig.legend(loc="outside lower center", ncol=2 if len(specials) < 2 else 3, fontsize=9,
                frameon=False)
+    if len(pts):
+        # settle the layout, then place the labels in display points
+        fig.draw_without_rendering()
+        to_pt = 72.0 / fig.dpi
+        xy = pts[["volatility", "return"]].to_numpy(float)
+        disp = ax.transData.transform(xy) * to_pt
+        obst = [(px, py, 4.5) for px, py in disp]
+        for _, (v, r), _mk, _f, _e, size in specials:
+            px, py = ax.transData.transform((v, r)) * to_pt
+            obst.append((px, py, 0.6 * math.sqrt(size)))
+        if have_frontier:
+            fx = np.linspace(0, 1, 60)
+            fv = np.interp(fx, np.linspace(0, 1, len(f)), f["volatility"].to_numpy(float))
+            fr = np.interp(fx, np.linspace(0, 1, len(f)), f["return"].to_numpy(float))
+            fd = ax.transData.transform(np.column_stack([fv, fr])) * to_pt
+            obst += [(px, py, 2.0) for px, py in fd]
+        bb = ax.get_window_extent()
+        bounds = (bb.x0 * to_pt, bb.y0 * to_pt, bb.x1 * to_pt, bb.y1 * to_pt)
+        fs = 8 if len(pts) > 10 else 9
+        names = [str(a) for a in pts.index]
+        offsets = _place_labels(disp, names, fs, np.array(obst), bounds)
+        for name, (v, r), (ox, oy, ha, va) in zip(names, xy, offsets):
+            far = math.hypot(ox, oy) > 10
+            ax.annotate(name, (v, r), xytext=(ox, oy), textcoords="offset points",
+                        fontsize=fs, ha=ha, va=va, color="#222222", zorder=8,
+                        arrowprops=(dict(arrowstyle="-", color="#888888", lw=0.6,
+                                         shrinkA=0, shrinkB=3) if far else None))
     return _save(fig, path)
 
 
@@ -566,7 +631,7 @@ def plot_rolling_sharpe(equity: pd.Series, path, *, window_days: float = 30.0,
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.set_xlim(eq.index[0], eq.index[-1])
-    ax.legend(loc="upper left", fontsize=9, framealpha=0.9)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     return _save(fig, path)
 
 
@@ -621,10 +686,10 @@ def plot_multipliers(multipliers: pd.DataFrame | None, path, *,
             label="Mean size multiplier", zorder=5)
     if "drawdown" in g:
         ax.step(tt, stairs("drawdown"), where="post", color="#d62728", lw=1.2, ls="--",
-                label="Drawdown factor (mean)", zorder=4)
+                label="Drawdown factor (mean)", zorder=6)
     if "correlation" in g:
         ax.step(tt, stairs("correlation"), where="post", color="#2ca02c", lw=1.2, ls="-.",
-                label="Correlation factor (mean)", zorder=4)
+                label="Correlation factor (mean)", zorder=6)
     # halted spans: consecutive halted chunks merged
     halted = g["halted"].to_numpy()
     first = True

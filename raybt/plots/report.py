@@ -300,8 +300,11 @@ def _td(text: str, cls: str = "") -> str:
     return f'<td class="{cls}">{_e(text)}</td>' if cls else f"<td>{_e(text)}</td>"
 
 
-def _table(headers: list[str], rows: list[str], left: int = 1) -> str:
-    head = "".join(f'<th class="l">{_e(h)}</th>' if i < left else f"<th>{_e(h)}</th>"
+def _table(headers: list[str], rows: list[str], left=1) -> str:
+    """A table; ``left`` = number of leading left-aligned columns, or a set
+    of column indexes to left-align."""
+    lefts = set(range(left)) if isinstance(left, int) else set(left)
+    head = "".join(f'<th class="l">{_e(h)}</th>' if i in lefts else f"<th>{_e(h)}</th>"
                    for i, h in enumerate(headers))
     return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div>")
@@ -400,16 +403,24 @@ def _events(events: pd.DataFrame | None) -> str:
     for _, r in shown.iterrows():
         dd, eq = r.get("drawdown"), r.get("equity")
         chunk = r.get("chunk")
-        rows.append("<tr>" + "".join([
+        when = r.get("decided_at")
+        try:
+            ts = pd.Timestamp(when)
+            when = f"{ts.tz_convert('UTC') if ts.tzinfo else ts:%Y-%m-%d %H:%M}"
+        except (ValueError, TypeError):
+            pass
+        kind = str(r.get("event"))
+        cls = ' class="neg"' if "trip" in kind else ' class="pos"' if "resume" in kind else ""
+        rows.append(f"<tr{cls}>" + "".join([
             _td(_int(chunk) if _finite(chunk) else str(chunk)),
-            f'<td class="l">{_e(r.get("decided_at"))}</td>',
-            f'<td class="l">{_e(r.get("event"))}</td>',
+            f'<td class="l">{_e(when)}</td>',
+            f'<td class="l">{_e(kind)}</td>',
             _td(_pct(dd) if _finite(dd) else "n/a"),
             _td(_num(eq) if _finite(eq) else "n/a")]) + "</tr>")
     more = (f" Showing the first {MAX_EVENT_ROWS}." if len(events) > MAX_EVENT_ROWS else "")
     return (f'<p>{_e(len(events))} events ({_e(counts)}).{_e(more)}</p>'
             + _table(["Chunk", "Decided at (UTC)", "Event", "Drawdown", "Equity"], rows,
-                     left=0))
+                     left={1, 2}))
 
 
 def _img(path: Path) -> str:
@@ -473,7 +484,8 @@ def render_html(run: dict, analysis: dict, figures: dict[str, Path]) -> str:
         if path is None or not Path(path).is_file():
             continue
         parts.append(f'<section id="{_e(fname.removesuffix(".png"))}"><h2>{_e(title)}</h2>'
-                     f'<figure><img src="{_img(path)}" alt="{_e(title)}">'
+                     "<figure>"
+                     f'<img src="{_img(path)}" alt="{_e(title)}">'
                      f"<figcaption>{_e(caption)}</figcaption></figure></section>")
     parts.append('<section id="events"><h2>Breaker and rebalance events</h2>'
                  + _events(run.get("events")) + "</section>")

@@ -1,0 +1,37 @@
+"""Parameter optimisation (``raybt optimize``).
+
+* :mod:`raybt.optimize.grid`: the grid file -> validated candidates
+  (:func:`load_grid`, :class:`GridSpec`, :class:`SelectionRules`);
+* :mod:`raybt.optimize.evaluate`: numba batch evaluation of many parameter
+  sets x bar spans on one asset (:func:`evaluate_jobs`, :func:`evaluate_params`);
+* :mod:`raybt.optimize.select`: the ``balanced`` / ``pnl`` / ``drawdown``
+  preferences (:func:`select_candidate`);
+* :mod:`raybt.optimize.runner`: Ray (or in-process) distribution, train/test
+  split, walk-forward, output files (:func:`run_optimization`,
+  :func:`write_outputs`);
+* :mod:`raybt.optimize.command`: argparse options and the command
+  (:func:`add_optimize_arguments`, :func:`optimize_command`).
+
+Names are imported lazily so ``import raybt.optimize`` stays light.
+"""
+
+_EXPORTS = {
+    "GridSpec": "grid", "SelectionRules": "grid", "load_grid": "grid", "parse_grid": "grid",
+    "expand_grid": "grid", "candidate_params": "grid",
+    "evaluate_jobs": "evaluate", "evaluate_params": "evaluate",
+    "PREFERENCES": "select", "select_candidate": "select",
+    "run_optimization": "runner", "write_outputs": "runner", "walk_forward_windows": "runner",
+    "train_split": "runner", "OptimizeResult": "runner",
+    "add_optimize_arguments": "command", "optimize_command": "command",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'raybt.optimize' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"raybt.optimize.{module}"), name)

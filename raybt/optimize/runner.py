@@ -1,0 +1,623 @@
+"""Running an optimisation: jobs -> Ray (or in-process) -> candidates table -> choices -> files.
+
+Work unit
+---------
+A *job* is (parameter set, bar span) on one asset (see
+:mod:`raybt.optimize.evaluate`). Jobs are cut into tasks of ``batch`` jobs of
+one asset; with ``engine="ray"`` each asset's bars go into the object store
+once (``ray.put``) and every task (``num_cpus=1``, serial numba kernel) gets
+the reference, its parameter records and spans; ``ray.wait`` collects the
+results under a progress bar. ``engine="local"`` runs the same batches in this
+process with the prange kernel. Every job is independent and starts from a
+fresh state, so both engines (and any batch size) give identical tables.
+
+Modes
+-----
+* plain: every candidate on all bars; selection on those metrics.
+* ``train=f``: the first ``floor(f * n_bars)`` bars of each asset are the
+  in-sample span, the rest the out-of-sample span; every candidate is
+  evaluated on both (columns ``is_*`` / ``oos_*``) and selection uses the
+  in-sample metrics only.
+* ``walk_forward=N``: N **rolling** windows per asset, by bar count. Window k
+  has a train span of ``L_train`` bars immediately followed by a test span of
+  ``L_test`` bars; the test spans are consecutive and do not overlap, and
+  they tile the bars after the first train span:
+  ``L_train = f / (1 - f) * L_test`` (f = ``train``, default 0.7) and
+  ``L_train + N * L_test = n_bars`` (the last test span takes the rounding
+  remainder). In each window the candidates are evaluated and selected on the
+  train span; the chosen parameters are then evaluated on the test span. The
+  stitched out-of-sample result concatenates the test spans: PnL and trades
+  summed, total return compounded (``prod(1 + r_k) - 1``; each test span is
+  its own backtest starting flat at the initial capital, see evaluate.py).
+  ``best_configs_*.json`` then carry the parameters chosen in the last
+  (most recent) window with the stitched out-of-sample metrics.
+
+An asset with no qualifying candidate (see :mod:`raybt.optimize.select`)
+keeps its configured parameters, marked ``qualified: false``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from raybt.broker import param_records, validate_params
+from raybt.errors import ConfigError
+from raybt.optimize.evaluate import (
+    METRIC_COLUMNS,
+    evaluate_jobs,
+    metrics_from_raw,
+    span_periods_per_year,
+)
+from raybt.optimize.grid import GridSpec, candidate_params
+from raybt.optimize.select import PREFERENCES, select_candidate
+
+DEFAULT_BATCH = 128
+# metrics written to best_configs / summaries (subset of METRIC_COLUMNS)
+REPORT_METRICS = ("pnl", "total_return", "sharpe", "max_drawdown", "n_trades", "win_rate",
+                  "profit_factor", "final_equity", "n_bars")
+
+
+# --- spans and windows ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Window:
+    """One walk-forward window: train bars [train_start, train_end), test bars [test_start, test_end)."""
+
+    index: int
+    train_start: int
+    train_end: int
+    test_start: int
+    test_end: int
+
+
+def train_split(n_bars: int, train: float) -> int:
+    """First out-of-sample bar: ``floor(train * n_bars)``; both parts need >= 2 bars."""
+    if not (0.0 < train < 1.0):
+        raise ConfigError(f"--train must be a fraction in (0, 1), got {train!r}")
+    split = int(math.floor(train * n_bars))
+    if split < 2 or n_bars - split < 2:
+        raise ConfigError(f"--train {train}: {n_bars} bars leave {split} in-sample and "
+                          f"{n_bars - split} out-of-sample bars (need >= 2 each)")
+    return split
+
+
+def walk_forward_windows(n_bars: int, n_windows: int, train: float = 0.7) -> list[Window]:
+    """Rolling windows (see the module docstring); consecutive, non-overlapping test spans."""
+    if isinstance(n_windows, bool) or int(n_windows) != n_windows or n_windows < 1:
+        raise ConfigError(f"--walk-forward must be an integer >= 1, got {n_windows!r}")
+    if not (0.0 < train < 1.0):
+        raise ConfigError(f"--train must be a fraction in (0, 1), got {train!r}")
+    n_windows = int(n_windows)
+    ratio = train / (1.0 - train)
+    test_len = int(math.floor(n_bars / (n_windows + ratio)))
+    train_len = n_bars - n_windows * test_len
+    if test_len < 2 or train_len < 2:
+        raise ConfigError(f"--walk-forward {n_windows}: {n_bars} bars are too few "
+                          f"(train {train_len}, test {test_len} bars per window; need >= 2)")
+    windows = []
+    for k in range(n_windows):
+        test_start = train_len + k * test_len
+        test_end = n_bars if k == n_windows - 1 else test_start + test_len
+        windows.append(Window(k, test_start - train_len, test_start, test_start, test_end))
+    return windows
+
+
+# --- job execution ------------------------------------------------------------------
+
+@dataclass
+class AssetJobs:
+    """Jobs of one asset: ``params[k]`` (PARAM_DT) over bars ``[starts[k], ends[k])``."""
+
+    name: str
+    ohlc: np.ndarray  # (4, n_bars) float64: open, high, low, close
+    params: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+
+def _evaluate_task(ohlc, params, starts, ends):
+    """Ray task body: one batch, serial kernel (the task holds one CPU)."""
+    return evaluate_jobs(ohlc, params, starts, ends, parallel=False)
+
+
+_REMOTE = None
+
+
+def _remote_task():
+    global _REMOTE
+    import ray
+
+    if _REMOTE is None:
+        _REMOTE = ray.remote(num_cpus=1, max_retries=0)(_evaluate_task)
+    return _REMOTE
+
+
+def warm_up_evaluator(parallel: bool) -> None:
+    """Compile (or load from the numba cache) the batch kernel in this process."""
+    close = np.linspace(1.0, 1.1, 64)
+    ohlc = np.vstack([close, close * 1.001, close * 0.999, close])
+    evaluate_jobs(ohlc, param_records([validate_params({})]), [0], [64], parallel=parallel)
+
+
+def _batches(jobs: AssetJobs, batch: int):
+    n = len(jobs.params)
+    for lo in range(0, n, batch):
+        hi = min(n, lo + batch)
+        yield lo, hi
+
+
+def _progress(total: int, label: str, enabled: bool):
+    """A rich progress bar over tasks (or a no-op object)."""
+    if not enabled:
+        class _Null:
+            def __enter__(self):
+                return lambda n=1: None
+
+            def __exit__(self, *exc):
+                return False
+        return _Null()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    class _Bar:
+        def __enter__(self):
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), transient=False)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(label, total=total)
+            return lambda n=1: self.bar.update(self.task, advance=n)
+
+        def __exit__(self, *exc):
+            return self.bar.__exit__(*exc)
+    return _Bar()
+
+
+def run_jobs(asset_jobs: list[AssetJobs], *, engine: str = "ray", batch: int = DEFAULT_BATCH,
+             address: str | None = None, progress: bool = False, label: str = "optimize",
+             max_in_flight: int | None = None) -> dict[str, np.ndarray]:
+    """Raw metrics per asset (rows in job order) on ``engine`` ("ray" or "local").
+
+    ``max_in_flight`` caps the Ray tasks submitted at once (default: all).
+    """
+    if engine not in ("ray", "local"):
+        raise ConfigError(f"--engine must be ray or local, got {engine!r}")
+    if batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {batch}")
+    results = {j.name: np.empty((len(j.params), 0)) for j in asset_jobs}
+    parts: dict[str, dict[int, np.ndarray]] = {j.name: {} for j in asset_jobs}
+    tasks = [(j, lo, hi) for j in asset_jobs for lo, hi in _batches(j, batch)]
+    if engine == "local":
+        warm_up_evaluator(parallel=True)
+        with _progress(len(tasks), label, progress) as advance:
+            for j, lo, hi in tasks:
+                parts[j.name][lo] = evaluate_jobs(j.ohlc, j.params[lo:hi], j.starts[lo:hi], j.ends[lo:hi],
+                                                  parallel=True)
+                advance()
+    else:
+        import ray
+
+        from raybt.ray_runtime import ensure_ray
+
+        ensure_ray(address)
+        warm_up_evaluator(parallel=False)  # workers on this node then load the numba cache
+        remote = _remote_task()
+        refs = {j.name: ray.put(np.ascontiguousarray(j.ohlc, dtype=np.float64)) for j in asset_jobs}
+        limit = len(tasks) if not max_in_flight else max(1, int(max_in_flight))
+        pending: dict = {}
+        queue = list(tasks)
+        with _progress(len(tasks), label, progress) as advance:
+            while queue or pending:
+                while queue and len(pending) < limit:
+                    j, lo, hi = queue.pop(0)
+                    ref = remote.remote(refs[j.name], j.params[lo:hi], j.starts[lo:hi], j.ends[lo:hi])
+                    pending[ref] = (j.name, lo)
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    name, lo = pending.pop(ref)
+                    parts[name][lo] = ray.get(ref)
+                    advance()
+    for j in asset_jobs:
+        chunks = [parts[j.name][lo] for lo in sorted(parts[j.name])]
+        results[j.name] = np.vstack(chunks) if chunks else np.zeros((0, 13))
+    return results
+
+
+# --- the optimisation ------------------------------------------------------------------
+
+@dataclass
+class Choice:
+    """The parameters chosen for one asset under one preference."""
+
+    candidate: int | None  # grid candidate id; None = configured parameters (fallback)
+    params: dict  # full validated parameter dict
+    qualified: bool
+    metrics: dict  # report metrics (prefixed is_/oos_ with --train; stitched OOS with walk-forward)
+
+
+@dataclass
+class OptimizeResult:
+    """Everything ``raybt optimize`` reports (see :func:`write_outputs`)."""
+
+    mode: str  # "full", "train" or "walk_forward"
+    grid: GridSpec
+    candidates: pd.DataFrame  # one row per asset x candidate (x window)
+    choices: dict  # preference -> asset -> Choice
+    walk_forward: pd.DataFrame | None = None
+    windows: dict = field(default_factory=dict)  # asset -> [Window]
+    spans: dict = field(default_factory=dict)  # asset -> {label: (start, end)}
+    settings: dict = field(default_factory=dict)
+
+
+def _metric_dict(cols: dict, i: int, prefix: str = "") -> dict:
+    return {f"{prefix}{k}": cols[k][i].item() for k in METRIC_COLUMNS}
+
+
+def _report(metrics: dict, prefixes=("",)) -> dict:
+    return {f"{p}{k}": metrics.get(f"{p}{k}") for p in prefixes for k in REPORT_METRICS}
+
+
+def run_optimization(assets: Mapping, grid: GridSpec, *, train: float | None = None,
+                     walk_forward: int | None = None, engine: str = "ray", batch: int = DEFAULT_BATCH,
+                     address: str | None = None, progress: bool = False,
+                     max_in_flight: int | None = None) -> OptimizeResult:
+    """Optimise every asset of ``assets`` (``{name: (validated params, bars DataFrame)}``) over ``grid``."""
+    if not assets:
+        raise ConfigError("no assets to optimise")
+    candidates = grid.candidates()
+    n_cand = len(candidates)
+    names = list(grid.values)
+    mode = "walk_forward" if walk_forward else ("train" if train is not None else "full")
+    run_kw = dict(engine=engine, batch=batch, address=address, progress=progress, max_in_flight=max_in_flight)
+
+    prepared = {}
+    for name, (base, bars) in assets.items():
+        params = candidate_params(candidates, base, f"{grid.path or 'grid'} ({name})") + [dict(base)]
+        ohlc = np.vstack([bars[c].to_numpy(dtype=np.float64) for c in ("open", "high", "low", "close")])
+        ns = bars.index.as_unit("ns").asi8
+        n_bars = len(bars)
+        if mode == "full":
+            if n_bars < 2:
+                raise ConfigError(f"{name}: only {n_bars} bar(s)")
+            spans = {"full": (0, n_bars)}
+            windows = []
+        elif mode == "train":
+            split = train_split(n_bars, train)
+            spans = {"is": (0, split), "oos": (split, n_bars)}
+            windows = []
+        else:
+            windows = walk_forward_windows(n_bars, walk_forward, 0.7 if train is None else train)
+            spans = {}
+            for w in windows:
+                spans[f"train{w.index}"] = (w.train_start, w.train_end)
+                spans[f"test{w.index}"] = (w.test_start, w.test_end)
+        prepared[name] = dict(base=dict(base), params=params, records=param_records(params), ohlc=ohlc,
+                              ns=ns, index=bars.index, spans=spans, windows=windows)
+
+    # round 1: every candidate (and the configured params) on the selection spans;
+    # the configured params also on the test spans (fallback metrics)
+    def selection_spans(p):
+        if mode == "walk_forward":
+            return [k for k in p["spans"] if k.startswith("train")]
+        return list(p["spans"])
+
+    jobs, layout = [], {}
+    for name, p in prepared.items():
+        idx, st, en, keys = [], [], [], []
+        for label in selection_spans(p):
+            s, e = p["spans"][label]
+            for c in range(n_cand + 1):
+                idx.append(c), st.append(s), en.append(e), keys.append((label, c))
+        if mode == "walk_forward":
+            for label in (k for k in p["spans"] if k.startswith("test")):
+                s, e = p["spans"][label]
+                idx.append(n_cand), st.append(s), en.append(e), keys.append((label, n_cand))
+        jobs.append(AssetJobs(name, p["ohlc"], p["records"][np.asarray(idx, dtype=np.int64)],
+                              np.asarray(st, dtype=np.int64), np.asarray(en, dtype=np.int64)))
+        layout[name] = keys
+    raw = run_jobs(jobs, label=f"optimize ({len(prepared)} assets x {n_cand} candidates)", **run_kw)
+
+    # metrics[name][(label, c)] = metric dict (unprefixed)
+    metrics: dict[str, dict] = {}
+    for name, p in prepared.items():
+        keys = layout[name]
+        ppy = np.array([span_periods_per_year(p["ns"], *p["spans"][label]) for label, _ in keys])
+        cols = metrics_from_raw(raw[name], ppy)
+        metrics[name] = {key: _metric_dict(cols, i) for i, key in enumerate(keys)}
+
+    if mode == "walk_forward":
+        return _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, train, walk_forward)
+
+    # candidates table
+    prefixes = {"full": {"full": ""}, "train": {"is": "is_", "oos": "oos_"}}[mode]
+    select_prefix = "" if mode == "full" else "is_"
+    rows = []
+    for name, p in prepared.items():
+        for c in range(n_cand):
+            row = {"asset": name, "candidate": c, **candidates[c]}
+            for label, prefix in prefixes.items():
+                row.update({f"{prefix}{k}": v for k, v in metrics[name][(label, c)].items()})
+            rows.append(row)
+    table = _frame(rows, names)
+    choices = {pref: {} for pref in PREFERENCES}
+    for name, p in prepared.items():
+        sub = table[table["asset"] == name]
+        for pref in PREFERENCES:
+            label_idx = select_candidate(sub, pref, grid.selection, select_prefix)
+            c = None if label_idx is None else int(sub.at[label_idx, "candidate"])
+            m = {}
+            for label, prefix in prefixes.items():
+                m.update({f"{prefix}{k}": v for k, v in metrics[name][(label, n_cand if c is None else c)].items()})
+            choices[pref][name] = Choice(c, p["params"][n_cand if c is None else c], c is not None,
+                                         _report(m, tuple(prefixes.values())))
+    spans = {name: p["spans"] for name, p in prepared.items()}
+    settings = {"mode": mode, "train": train, "walk_forward": walk_forward, "engine": engine, "batch": batch,
+                "n_candidates": n_cand, "grid": grid.values, "max_candidates": grid.max_candidates,
+                "seed": grid.seed, "selection": vars(grid.selection)}
+    return OptimizeResult(mode, grid, table, choices, None, {}, spans, settings)
+
+
+def _frame(rows, names) -> pd.DataFrame:
+    table = pd.DataFrame(rows)
+    for col in table.columns:
+        if col.split("_", 1)[-1] in ("n_bars", "n_trades", "wins") or col in ("n_bars", "n_trades", "wins"):
+            table[col] = table[col].astype(np.int64)
+    return table.reset_index(drop=True)
+
+
+def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, train, walk_forward):
+    n_cand = len(candidates)
+    rows = []
+    for name, p in prepared.items():
+        for w in p["windows"]:
+            for c in range(n_cand):
+                row = {"asset": name, "window": w.index, "candidate": c, **candidates[c]}
+                row.update({f"is_{k}": v for k, v in metrics[name][(f"train{w.index}", c)].items()})
+                rows.append(row)
+    table = _frame(rows, names)
+
+    # select per window, then evaluate the chosen candidates on the test spans (round 2)
+    picks = {}  # (name, pref, window) -> candidate index (n_cand = configured)
+    jobs, layout = [], {}
+    for name, p in prepared.items():
+        wanted = set()
+        for w in p["windows"]:
+            sub = table[(table["asset"] == name) & (table["window"] == w.index)]
+            for pref in PREFERENCES:
+                label_idx = select_candidate(sub, pref, grid.selection, "is_")
+                c = n_cand if label_idx is None else int(sub.at[label_idx, "candidate"])
+                picks[(name, pref, w.index)] = c
+                if c != n_cand:
+                    wanted.add((f"test{w.index}", c))
+        keys = sorted(wanted, key=lambda k: (int(k[0][4:]), k[1]))
+        layout[name] = keys
+        if keys:
+            jobs.append(AssetJobs(name, p["ohlc"], p["records"][np.array([c for _, c in keys], dtype=np.int64)],
+                                  np.array([p["spans"][lab][0] for lab, _ in keys], dtype=np.int64),
+                                  np.array([p["spans"][lab][1] for lab, _ in keys], dtype=np.int64)))
+    if jobs:
+        raw = run_jobs(jobs, label="walk-forward test spans", **run_kw)
+        for name, keys in layout.items():
+            if not keys:
+                continue
+            p = prepared[name]
+            ppy = np.array([span_periods_per_year(p["ns"], *p["spans"][lab]) for lab, _ in keys])
+            cols = metrics_from_raw(raw[name], ppy)
+            for i, key in enumerate(keys):
+                metrics[name][key] = _metric_dict(cols, i)
+
+    wf_rows, choices = [], {pref: {} for pref in PREFERENCES}
+    for name, p in prepared.items():
+        idx = p["index"]
+        for pref in PREFERENCES:
+            growth, pnl, trades, wins, parts = 1.0, 0.0, 0, 0, []
+            for w in p["windows"]:
+                c = picks[(name, pref, w.index)]
+                test = metrics[name][(f"test{w.index}", c)]
+                train_m = metrics[name][(f"train{w.index}", c)]
+                growth *= 1.0 + test["total_return"]
+                pnl += test["pnl"]
+                trades += test["n_trades"]
+                wins += test["wins"]
+                chosen = {k: p["params"][c][k] for k in names}
+                parts.append(chosen)
+                wf_rows.append({
+                    "asset": name, "preference": pref, "window": str(w.index),
+                    "train_start": idx[w.train_start], "train_end": idx[w.train_end - 1],
+                    "test_start": idx[w.test_start], "test_end": idx[w.test_end - 1],
+                    "train_bars": w.train_end - w.train_start, "test_bars": w.test_end - w.test_start,
+                    "candidate": -1 if c == n_cand else c, "qualified": c != n_cand,
+                    **chosen,
+                    "is_pnl": train_m["pnl"], "is_sharpe": train_m["sharpe"],
+                    "is_max_drawdown": train_m["max_drawdown"], "is_n_trades": train_m["n_trades"],
+                    "oos_pnl": test["pnl"], "oos_total_return": test["total_return"],
+                    "oos_sharpe": test["sharpe"], "oos_max_drawdown": test["max_drawdown"],
+                    "oos_n_trades": test["n_trades"], "oos_win_rate": test["win_rate"],
+                })
+            first, last = p["windows"][0], p["windows"][-1]
+            stitched = {"oos_pnl": pnl, "oos_total_return": growth - 1.0, "oos_n_trades": trades,
+                        "oos_win_rate": wins / trades if trades else math.nan,
+                        "oos_max_window_drawdown": max(metrics[name][(f"test{w.index}",
+                                                                      picks[(name, pref, w.index)])]["max_drawdown"]
+                                                       for w in p["windows"]),
+                        "windows": len(p["windows"])}
+            wf_rows.append({
+                "asset": name, "preference": pref, "window": "stitched",
+                "train_start": idx[first.train_start], "train_end": idx[last.train_end - 1],
+                "test_start": idx[first.test_start], "test_end": idx[last.test_end - 1],
+                "train_bars": None, "test_bars": last.test_end - first.test_start,
+                "candidate": None, "qualified": all(picks[(name, pref, w.index)] != n_cand for w in p["windows"]),
+                "chosen_params": json.dumps(parts),
+                "oos_pnl": pnl, "oos_total_return": growth - 1.0, "oos_n_trades": trades,
+                "oos_win_rate": stitched["oos_win_rate"],
+            })
+            c_last = picks[(name, pref, last.index)]
+            choices[pref][name] = Choice(None if c_last == n_cand else c_last, p["params"][c_last],
+                                         c_last != n_cand, stitched)
+    wf = pd.DataFrame(wf_rows)
+    for col in ("train_bars", "test_bars", "candidate", "is_n_trades", "oos_n_trades",
+                *(k for k in names if wf[k].dropna().map(lambda v: isinstance(v, int) and not isinstance(v, bool)).all())):
+        if col in wf:
+            wf[col] = wf[col].astype("Int64")
+    spans = {name: p["spans"] for name, p in prepared.items()}
+    windows = {name: p["windows"] for name, p in prepared.items()}
+    settings = {"mode": mode, "train": 0.7 if train is None else train, "walk_forward": walk_forward,
+                "engine": run_kw["engine"], "batch": run_kw["batch"], "n_candidates": n_cand,
+                "grid": grid.values, "max_candidates": grid.max_candidates, "seed": grid.seed,
+                "selection": vars(grid.selection), "windows": "rolling"}
+    return OptimizeResult(mode, grid, table, choices, wf, windows, spans, settings)
+
+
+# --- outputs -----------------------------------------------------------------------------
+
+def new_optimize_dir(root: Path | str = "results") -> Path:
+    """``<root>/optimize-<UTC timestamp>`` (with a -k suffix if taken)."""
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"optimize-{stamp}"
+    candidate, k = base, 1
+    while candidate.exists() or (candidate.parent / f".{candidate.name}.partial").exists():
+        k += 1
+        candidate = Path(f"{base}-{k}")
+    return candidate
+
+
+def _json_value(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def best_configs_document(result: OptimizeResult, preference: str, source: Path | str) -> dict:
+    """The ``best_configs_<preference>.json`` payload (loads with ``raybt.portfolio.load_best_configs``)."""
+    assets = {}
+    for name, choice in result.choices[preference].items():
+        assets[name] = {
+            "params": {k: _json_value(v) for k, v in choice.params.items()},
+            "candidate": choice.candidate,
+            "qualified": bool(choice.qualified),
+            "metrics": {k: _json_value(v) for k, v in choice.metrics.items()},
+        }
+    return {
+        "preference": preference,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(source),
+        "mode": result.mode,
+        "selection": vars(result.grid.selection),
+        "assets": assets,
+    }
+
+
+def _fmt(value, spec):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    try:
+        return spec.format(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def summary_rows(result: OptimizeResult) -> list[dict]:
+    """One row per asset per preference: params summary and headline metrics (strings)."""
+    names = list(result.grid.values)
+    rows = []
+    if result.mode == "walk_forward":
+        blocks = [("oos", "oos_")]
+    elif result.mode == "train":
+        blocks = [("is", "is_"), ("oos", "oos_")]
+    else:
+        blocks = [("all", "")]
+    for pref in PREFERENCES:
+        for name, choice in result.choices[pref].items():
+            params = " ".join(f"{k}={choice.params[k]}" for k in names)
+            for label, prefix in blocks:
+                m = choice.metrics
+                rows.append({
+                    "asset": name, "preference": pref, "sample": label,
+                    "candidate": "configured" if choice.candidate is None else str(choice.candidate),
+                    "qualified": "yes" if choice.qualified else "no", "params": params,
+                    "PnL": _fmt(m.get(f"{prefix}pnl"), "{:,.0f}"),
+                    "return": _fmt(m.get(f"{prefix}total_return"), "{:.2%}"),
+                    "Sharpe": _fmt(m.get(f"{prefix}sharpe"), "{:.2f}"),
+                    "max DD": _fmt(m.get(f"{prefix}max_drawdown", m.get(f"{prefix}max_window_drawdown")),
+                                   "{:.2%}"),
+                    "trades": _fmt(m.get(f"{prefix}n_trades"), "{:d}"),
+                    "win rate": _fmt(m.get(f"{prefix}win_rate"), "{:.1%}"),
+                })
+    return rows
+
+
+def summary_text(result: OptimizeResult, source: Path | str) -> str:
+    rows = summary_rows(result)
+    cols = ["asset", "preference", "sample", "candidate", "qualified", "PnL", "return", "Sharpe", "max DD",
+            "trades", "win rate", "params"]
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) if rows else len(c) for c in cols}
+    lines = [f"raybt optimize: {source}",
+             f"mode: {result.mode}  candidates: {result.settings.get('n_candidates')}  "
+             f"selection: max_drawdown <= {result.grid.selection.max_drawdown}, "
+             f"min_trades >= {result.grid.selection.min_trades}"]
+    if result.mode == "walk_forward":
+        lines.append(f"walk-forward: {result.settings['walk_forward']} rolling windows, train fraction "
+                     f"{result.settings['train']}; metrics = stitched out-of-sample test spans (max DD = "
+                     f"worst window); params = last window's choice")
+    elif result.mode == "train":
+        lines.append(f"train fraction {result.settings['train']}: selection on the in-sample (is) span, "
+                     f"out-of-sample (oos) span evaluated as its own backtest")
+    lines.append("")
+    lines.append("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
+    lines.append("  ".join("-" * widths[c] for c in cols))
+    for r in rows:
+        lines.append("  ".join(r[c].ljust(widths[c]) if c in ("asset", "preference", "sample", "params")
+                               else r[c].rjust(widths[c]) for c in cols).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _write_json_atomic(path: Path, payload) -> None:
+    tmp = path.parent / f".{path.name}.tmp"
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_outputs(result: OptimizeResult, out: Path | str, best_dir: Path | str | None = "results") -> Path:
+    """Write the run folder atomically, then copy the best_configs files to ``best_dir``."""
+    from raybt.results import atomic_run_dir, write_json
+
+    out = Path(out)
+    docs = {pref: best_configs_document(result, pref, out) for pref in PREFERENCES}
+    with atomic_run_dir(out) as tmp:
+        table = result.candidates
+        table.to_parquet(tmp / "candidates.parquet", index=False)
+        table.to_csv(tmp / "candidates.csv", index=False)
+        for pref, doc in docs.items():
+            write_json(tmp / f"best_configs_{pref}.json", doc)
+        if result.walk_forward is not None:
+            result.walk_forward.to_csv(tmp / "walk_forward.csv", index=False)
+        (tmp / "portfolio_summary.txt").write_text(summary_text(result, out))
+        write_json(tmp / "optimize.json", {**result.settings, "spans": result.spans,
+                                           "windows": {k: [vars(w) for w in v] for k, v in result.windows.items()}})
+    if best_dir is not None:
+        best_dir = Path(best_dir)
+        try:
+            best_dir.mkdir(parents=True, exist_ok=True)
+            for pref, doc in docs.items():
+                _write_json_atomic(best_dir / f"best_configs_{pref}.json", doc)
+        except OSError as exc:
+            raise ConfigError(f"{best_dir}: cannot write best_configs files ({exc.strerror})") from None
+    return out
+
+
+__all__ = [
+    "AssetJobs", "Choice", "OptimizeResult", "Window", "best_configs_document", "new_optimize_dir",
+    "run_jobs", "run_optimization", "summary_rows", "summary_text", "train_split", "walk_forward_windows",
+    "write_outputs",
+]
