@@ -22,7 +22,7 @@ import ray
 from raybt.asset import AssetGroup, ChunkReport, PackedBars
 from raybt.coordinator import Coordinator, WorkerLost
 from raybt.portfolio_config import TRANSPORTS
-from raybt.types import INSTR_DT
+from raybt.types import INSTR_DT, neutral_instructions
 
 
 class AssetShard:
@@ -35,6 +35,8 @@ class AssetShard:
         bars = PackedBars(np.ascontiguousarray(open_), np.ascontiguousarray(high),
                           np.ascontiguousarray(low), np.ascontiguousarray(close),
                           np.ascontiguousarray(union_pos), np.ascontiguousarray(offsets))
+        for column in (bars.open, bars.high, bars.low, bars.close, bars.union_pos):
+            column.sum()  # fault the shared-memory pages in now, not one by one inside the chunks
         self.group = AssetGroup(bars, params, parallel=False)
 
     def step(self, t_start, t_end, instructions):
@@ -68,6 +70,10 @@ class CoordinatorShell(Coordinator):
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         logging.getLogger("ray.dag").setLevel(logging.WARNING)  # no compile/teardown chatter
         super().__init__(*args, **kwargs)
+
+    def prepare(self) -> None:
+        """Build every shard (actors started, bars fetched) before the clock starts."""
+        self._group_states()
 
 
 AssetActor = ray.remote(AssetShard)
@@ -173,6 +179,55 @@ class RayGroupSet:
         self.teardown()
         for a in self.actors:
             ray.kill(a)
+
+
+class ColocatedShards:
+    """Group set living in the coordinator's own actor: its shards advanced in-process.
+
+    The fastest layout on one node: the shards' bars come from the object
+    store (references resolved inside the coordinator's process), the
+    parallel kernel spreads the assets over the actor's CPUs with numba
+    threads, and no chunk costs an RPC (a Ray actor call round trip is
+    1.5-3 ms here, about the work of a whole 1D chunk of 100 assets).
+    """
+
+    def __init__(self, shard_args):
+        self.shard_args = list(shard_args)
+        self._local = None
+
+    def _groups(self):
+        if self._local is None:
+            from raybt.coordinator import LocalGroupSet
+            from raybt.ray_runtime import warm_up_kernels
+
+            warm_up_kernels()
+            groups = []
+            for args in self.shard_args:
+                arrays = [np.ascontiguousarray(a) for a in ray.get(list(args[:6]))]
+                for column in arrays[:5]:
+                    column.sum()  # fault the shared-memory pages in before the clock starts
+                group = AssetGroup(PackedBars(*arrays), args[6], parallel=True)
+                state = group.get_state()
+                group.step(0, 0, neutral_instructions(group.n_assets))  # compile/load this signature now
+                group.set_state(state)
+                groups.append(group)
+            self._local = LocalGroupSet(groups)
+        return self._local
+
+    def step(self, t_start, t_end, instructions):
+        return self._groups().step(t_start, t_end, instructions)
+
+    def get_states(self):
+        return self._groups().get_states()
+
+    def set_states(self, states):
+        self._groups().set_states(states)
+
+    def recover(self):
+        """Nothing to restart: the shards live and die with the coordinator."""
+
+    def node_ids(self):
+        return [ray.get_runtime_context().get_node_id()] * len(self.shard_args)
 
 
 def shard_arguments(shards, params_per_shard):

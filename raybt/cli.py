@@ -30,7 +30,7 @@ def _backtest(args) -> int:
     from raybt.data.resample import resample_bars
     from raybt.data.timeframes import infer_timeframe, parse_timeframe
     from raybt.results import new_run_dir
-    from raybt.universe import load_asset_bars
+    from raybt.universe import check_enough_bars, load_asset_bars
 
     overrides = parse_set_options(args.set)
     if args.data:
@@ -41,6 +41,7 @@ def _backtest(args) -> int:
             bars = resample_bars(bars, args.timeframe)
         name = Path(args.data).stem
         params = validate_params(overrides, "--set")
+        check_enough_bars(bars, params, name, args.data)
     else:
         universe = load_asset_universe(args.config)
         name = args.asset or next(iter(universe.assets))
@@ -106,7 +107,7 @@ def _run(args) -> int:
     from raybt.engine import PortfolioBacktester
     from raybt.portfolio import load_portfolio_from_config
     from raybt.progress import DashboardMetrics, chunk_progress
-    from raybt.results import new_run_dir
+    from raybt.results import check_output_dir, new_run_dir
 
     overrides = {}
     if args.allocation:
@@ -116,6 +117,7 @@ def _run(args) -> int:
     assets, pconf = load_portfolio_from_config(args.preference, args.config, timeframe=args.timeframe,
                                                max_assets=args.max_assets, echo=_echo, **overrides)
     out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
+    check_output_dir(out)  # fail before the run, not after it
     if args.engine == "ray":
         from raybt.ray_runtime import ensure_ray
 
@@ -218,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_optimize_arguments(opt)
     opt.set_defaults(handler=optimize_command)
 
+    from raybt.sweep.command import add_sweep_arguments, sweep_command
+
+    sw = sub.add_parser("sweep", help="sweep portfolio settings (one full backtest per point, in parallel on Ray)")
+    add_sweep_arguments(sw)
+    sw.set_defaults(handler=sweep_command)
+
     rep = sub.add_parser("report", help="rebuild the figures, summary and report.html of a run folder")
     rep.add_argument("run_dir", help="a results/<run>/ folder written by raybt run")
     rep.add_argument("--no-frontier", action="store_true", help="skip the efficient frontier")
@@ -237,13 +245,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(message: str) -> str:
+    """An error message on one line (a stray newline from a library would split it)."""
+    return "; ".join(part.strip() for part in message.splitlines() if part.strip()) or message
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except RaybtError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # a file system operation failed (output folder, a file that vanished...): user-facing, one line.
+        # Other OSErrors (sockets, ...) carry no file name: a bug, so let them raise.
+        if exc.filename is None:
+            raise
+        target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else f"{exc.filename}"
+        print(f"error: {_one_line(target)}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -122,9 +122,10 @@ class Coordinator:
         self.peak = float(self.sleeves.sum())
         self.drawdown = 0.0
         self.breaker = risk.BreakerState(tripped=False, chunks_since_trip=0, peak=self.peak)
-        self.returns = risk.RollingReturns(max(int(settings.correlation_window), 2), self.n_assets)
+        self.returns = risk.RollingBlockMoments(max(int(settings.correlation_window), 2), self.n_assets)
         self.margins = np.zeros(self.n_assets)
         self.equity = np.zeros((self.n_assets, len(self.timeline_ns)))  # sleeve equity, filled per chunk
+        self.equity.fill(0.0)  # touch the pages now rather than one by one inside the chunk loop
         self._trade_parts: list = []
         self.multipliers: list = []
         self.events: list = []
@@ -165,7 +166,7 @@ class Coordinator:
         return {"base": self.base_size, "portfolio_risk": portfolio_risk,
                 "correlation": np.asarray(correlation, float), "drawdown": dd, "multiplier": multiplier}
 
-    def _decide(self, equity_path: np.ndarray) -> None:
+    def _decide(self, path_max: float, path_last: float) -> None:
         """Instructions for the next chunk from everything up to the end of this one."""
         s = self.settings
         k_next = self.chunk + 1
@@ -174,21 +175,21 @@ class Coordinator:
         instr["max_margin"] = np.inf
         reason = ""
         if s.enabled:
-            self.breaker, decision = risk.step_breaker(self.breaker, equity_path, breaker_policy(s))
+            self.breaker, decision = risk.step_breaker(self.breaker, path_max, path_last, breaker_policy(s))
             if decision.event:
                 self.events.append({"chunk": k_next, "decided_at": decided_at, "event": decision.event,
                                     "drawdown": float(decision.drawdown),
-                                    "equity": float(equity_path[-1])})
+                                    "equity": float(path_last)})
             instr["halted"] = int(decision.halted)
             instr["flatten"] = int(decision.flatten)
             dd_factor = risk.drawdown_scale(self.drawdown, s.dd_scale_start,
                                             s.max_portfolio_drawdown, s.dd_scale_floor)
             if s.max_asset_correlation is not None:
-                correlation = risk.correlation_factors(self.returns.window(), s.max_asset_correlation)
+                correlation = self.returns.factors(s.max_asset_correlation)
             else:
                 correlation = np.ones(self.n_assets)
             if s.max_single_asset_weight is not None:
-                instr["max_margin"] = risk.exposure_max_margin(float(equity_path[-1]), s.max_single_asset_weight)
+                instr["max_margin"] = risk.exposure_max_margin(float(path_last), s.max_single_asset_weight)
             reason = "breaker" if decision.halted else ""
         else:
             dd_factor, correlation = 1.0, np.ones(self.n_assets)
@@ -354,20 +355,14 @@ class Coordinator:
         moved = self.instructions["capital_adjustment"]
         if np.any(moved != 0):
             self.adjustments[k] = moved.copy()
-        previous = self.sleeves + moved
-        prev_matrix = np.concatenate([previous[:, None], equity[:, :-1]], axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            returns = np.where(prev_matrix > 0, equity / prev_matrix - 1.0, 0.0)
-        self.returns.append(returns.T)
-
-        portfolio = equity.sum(axis=0)
-        self.peak = max(self.peak, float(portfolio.max()))
-        self.drawdown = 1.0 - float(portfolio[-1]) / self.peak if self.peak > 0 else 0.0
+        path_max, path_last = self.returns.append_chunk(equity, self.sleeves + moved, t_start)
+        self.peak = max(self.peak, path_max)
+        self.drawdown = 1.0 - path_last / self.peak if self.peak > 0 else 0.0
         self.sleeves = equity[:, -1].copy()
-        self._decide(portfolio)
+        self._decide(path_max, path_last)
         self.chunk += 1
         self.timing["coordinator_s"] += time.perf_counter() - after_step
-        return ChunkSummary(k, self.n_chunks, int(self.timeline_ns[t_end - 1]), float(portfolio[-1]),
+        return ChunkSummary(k, self.n_chunks, int(self.timeline_ns[t_end - 1]), float(path_last),
                             self.drawdown, bool(self.breaker.tripped),
                             self.events[-1]["event"] if self.events and self.events[-1]["chunk"] == k + 1 else "",
                             self.sleeves)

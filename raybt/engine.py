@@ -138,6 +138,14 @@ class PortfolioBacktester:
             out.append(params)
         return out
 
+    def _colocated(self) -> bool:
+        """Default Ray layout on a one-node cluster: shards advanced inside the coordinator actor."""
+        import ray
+
+        if self.n_actors or self.config.engine.assets_per_actor or self.spread_actors:
+            return False
+        return len([node for node in ray.nodes() if node.get("Alive")]) <= 1
+
     def _n_shards(self) -> int:
         n = len(self.names)
         per_actor = self.config.engine.assets_per_actor
@@ -147,6 +155,8 @@ class PortfolioBacktester:
             return math.ceil(n / per_actor)
         import ray
 
+        if self._colocated():
+            return 1
         cpus = int(ray.available_resources().get("CPU", 1)) or 1
         return min(n, max(1, cpus))
 
@@ -241,7 +251,7 @@ class PortfolioBacktester:
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray
 
-        from raybt.actors import CoordinatorActor, RayGroupSet, actor_options, shard_arguments
+        from raybt.actors import ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, shard_arguments
         from raybt.ray_runtime import ensure_ray, warm_up_kernels
 
         ensure_ray(self.address)
@@ -253,12 +263,19 @@ class PortfolioBacktester:
         # never holds a second copy of the whole universe's bars
         args = shard_arguments((pack_assets(self.bars, timeline, idx) for idx in layout),
                                [params[idx] for idx in layout])
-        groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors), self.config.engine.transport)
-        coordinator = CoordinatorActor.remote(groups, layout, timeline.as_unit("ns").asi8, bounds, initial,
+        coordinator_options = {}
+        if self._colocated():
+            groups = ColocatedShards(args)
+            coordinator_options["num_cpus"] = cpus  # its numba threads do the simulation
+        else:
+            groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors),
+                                 self.config.engine.transport)
+        self.layout_kind = "colocated" if isinstance(groups, ColocatedShards) else "actors"
+        coordinator = CoordinatorActor.options(**coordinator_options).remote(groups, layout, timeline.as_unit("ns").asi8, bounds, initial,
                                               target, settings, self.config.rebalance, **self._reweighing())
         ray.get(coordinator.set_checkpoint_every.remote(self.config.engine.checkpoint_every))
         ray.get(coordinator.advance.remote(0))
-        groups.get_states()  # every actor constructed before the clock starts
+        ray.get(coordinator.prepare.remote())  # every shard built before the clock starts
         timings["setup_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
         n_chunks = len(bounds) - 1

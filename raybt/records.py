@@ -49,7 +49,7 @@ def trades_frame(records: np.ndarray, asset_names, asset_timestamps) -> pd.DataF
             "commission": records["commission"],
         }
     )
-    order = np.lexsort((assets, frame["exit_time"].values))
+    order = np.lexsort((assets, frame["exit_time"].to_numpy()))
     return frame.iloc[order].reset_index(drop=True)
 
 

@@ -59,16 +59,16 @@ class BreakerDecision:
     drawdown: float
 
 
-def step_breaker(state: BreakerState, equity_path: np.ndarray, policy: BreakerPolicy):
-    """Advance the breaker over one chunk's portfolio equity; decide the next chunk.
+def step_breaker(state: BreakerState, path_max: float, path_last: float, policy: BreakerPolicy):
+    """Advance the breaker over one chunk's portfolio equity (its max and last value); decide the next chunk.
 
     The breaker's peak is the running maximum of equity since the start (or
     since the last resume: on resume it re-arms with its peak reset to the
     current equity, otherwise a flattened portfolio would re-trip at once).
     Drawdown is measured at the end of the chunk. Flatten only on the trip.
     """
-    peak = max(state.peak, float(np.max(equity_path))) if len(equity_path) else state.peak
-    last = float(equity_path[-1]) if len(equity_path) else peak
+    peak = max(state.peak, float(path_max))
+    last = float(path_last)
     drawdown = 1.0 - last / peak if peak > 0 else 0.0
     if not state.tripped:
         if drawdown > policy.max_portfolio_drawdown:
@@ -135,36 +135,117 @@ def correlation_factors(returns: np.ndarray, threshold: float, block: int = CORR
     return 1.0 / sizes[labels]
 
 
-class RollingReturns:
-    """Fixed-capacity ring buffer of per-bar asset returns (``capacity`` x ``n_assets``)."""
+def clusters_from_correlation(corr: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:
+    """Connected components of ``corr > threshold`` among ``valid`` assets (others stay alone)."""
+    from raybt.kernels import dense_components_nb
 
-    def __init__(self, capacity: int, n_assets: int):
-        self.capacity = int(capacity)
-        self.buffer = np.full((self.capacity, n_assets), np.nan)
-        self.count = 0  # rows ever appended
-        self.head = 0  # next row to write
+    linked = (corr > threshold) & np.outer(valid, valid)
+    np.fill_diagonal(linked, False)
+    return dense_components_nb(linked)
 
-    def append(self, block: np.ndarray) -> None:
-        block = np.asarray(block, dtype=np.float64)
-        if len(block) >= self.capacity:
-            self.buffer[:] = block[-self.capacity:]
-            self.head = 0
+
+def cluster_factors(labels: np.ndarray) -> np.ndarray:
+    """1 / (size of each asset's cluster)."""
+    if len(labels) == 0:
+        return np.ones(0)
+    sizes = np.bincount(labels, minlength=len(labels))
+    return 1.0 / sizes[labels]
+
+
+class RollingBlockMoments:
+    """Rolling first and second moments of block-summed asset returns, updated per chunk.
+
+    The coordinator's correlation estimate. Per-bar returns are summed over
+    blocks of ``block`` union-timeline positions aligned to the timeline
+    (block j = positions ``[j*block, (j+1)*block)``; with 5-minute bars,
+    clock hours); the window is the last ``window_bars // block`` complete
+    blocks (a block still filling at a chunk end waits for the next chunk).
+    Instead of re-reading the window every chunk, the sums ``s = sum x`` and
+    ``S = sum x x^T`` over the window's blocks are updated as blocks enter and
+    leave, and recomputed exactly from the window every time it has turned
+    over once, so rounding does not accumulate. Everything is deterministic:
+    the same appends give bit-identical estimates, whatever the engine.
+    Non-finite returns count as 0.
+    """
+
+    def __init__(self, window_bars: int, n_assets: int, block: int = CORRELATION_BLOCK_BARS):
+        self.block = max(int(block), 1)
+        self.capacity = max(int(window_bars) // self.block, 3)
+        self.n_assets = int(n_assets)
+        self.ring = np.zeros((self.capacity, self.n_assets))
+        self.count = 0  # blocks ever completed
+        self.partial = np.zeros(self.n_assets)
+        self.partial_block = -1  # id of the block being filled, -1 if none
+        self.s = np.zeros(self.n_assets)
+        self.S = np.zeros((self.n_assets, self.n_assets))
+        self.since_rebuild = 0
+
+    @property
+    def n_blocks(self) -> int:
+        return min(self.count, self.capacity)
+
+    def append_chunk(self, equity: np.ndarray, previous: np.ndarray, t_start: int) -> tuple[float, float]:
+        """Add one chunk's sleeve equities (assets x bars from union position ``t_start``).
+
+        ``previous``: each sleeve's equity before the chunk (transfers
+        included). Returns the portfolio equity path's (max, last).
+        """
+        from raybt.kernels.portfolio import chunk_portfolio_nb
+
+        width = equity.shape[1]
+        if width == 0:
+            return -np.inf, np.nan
+        path_max, path_last, sums, first_id = chunk_portfolio_nb(
+            equity, np.asarray(previous, dtype=np.float64), int(t_start), self.block, self.partial,
+            self.partial_block)
+        last_id = first_id + len(sums) - 1
+        if (t_start + width) % self.block == 0:
+            complete, self.partial_block = sums, -1
         else:
-            end = self.head + len(block)
-            if end <= self.capacity:
-                self.buffer[self.head:end] = block
-            else:
-                first = self.capacity - self.head
-                self.buffer[self.head:] = block[:first]
-                self.buffer[: len(block) - first] = block[first:]
-            self.head = end % self.capacity
-        self.count += len(block)
+            complete, self.partial, self.partial_block = sums[:-1], sums[-1].copy(), last_id
+        self._push(complete)
+        return path_max, path_last
 
-    def window(self) -> np.ndarray:
-        """The last min(count, capacity) rows in time order."""
-        if self.count < self.capacity:
-            return self.buffer[: self.count].copy()
-        return np.concatenate([self.buffer[self.head:], self.buffer[: self.head]])
+    def _push(self, blocks: np.ndarray) -> None:
+        if len(blocks) == 0:
+            return
+        if len(blocks) > self.capacity:
+            blocks = blocks[-self.capacity:]
+        k = len(blocks)
+        rows = (self.count + np.arange(k)) % self.capacity
+        evicted = self.ring[rows]  # slots never filled hold zeros, which change no sum
+        self.ring[rows] = blocks
+        self.count += k
+        self.since_rebuild += k
+        if self.since_rebuild >= self.capacity:
+            window = self.ring[: self.n_blocks]
+            self.s = window.sum(axis=0)
+            self.S = window.T @ window
+            self.since_rebuild = 0
+            return
+        self.s = self.s + (blocks.sum(axis=0) - evicted.sum(axis=0))
+        self.S = self.S + (blocks.T @ blocks - evicted.T @ evicted)
+
+    def correlation(self):
+        """(Pearson correlation matrix, valid mask) of the window's block returns; None with < 3 blocks."""
+        m = self.n_blocks
+        if m < 3:
+            return None
+        mean = self.s / m
+        cov = self.S - m * np.outer(mean, mean)
+        var = np.diag(cov).copy()
+        scale = np.abs(np.diag(self.S)) * 1e-12
+        valid = var > scale
+        std = np.sqrt(np.where(valid, var, 1.0))
+        return cov / np.outer(std, std), valid
+
+    def factors(self, threshold: float) -> np.ndarray:
+        """Correlation factor per asset: 1 / (size of its cluster); all 1 before 3 blocks."""
+        estimate = self.correlation()
+        if estimate is None:
+            return np.ones(self.n_assets)
+        corr, valid = estimate
+        return cluster_factors(clusters_from_correlation(corr, valid, threshold))
 
 
 # --- exposure, multipliers, rebalancing -------------------------------------------------
