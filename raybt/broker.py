@@ -88,6 +88,9 @@ def default_params() -> dict:
     return {k: p.default for k, p in PARAMETERS.items()}
 
 
+_INT_LIMIT = 2**31 - 1  # integer parameters are int32/int64 kernel fields; beyond this is never meant
+
+
 def _convert(param: Parameter, value: Any, where: str) -> Any:
     """Convert a raw value (str from --set, or a JSON/YAML scalar) to the parameter's type."""
     bad = ConfigError(f"{where}: '{param.name}' must be {param.rule}, got {value!r}")
@@ -113,12 +116,12 @@ def _convert(param: Parameter, value: Any, where: str) -> Any:
         raise bad
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise bad from None
     if not math.isfinite(number):
         raise bad
     if param.kind == "int":
-        if number != int(number):
+        if number != int(number) or abs(number) > _INT_LIMIT:
             raise bad
         return int(number)
     return number

@@ -46,27 +46,60 @@ from raybt.errors import ConfigError
 def load_document(path) -> Any:
     """Parse a JSON or YAML file; ConfigError for a missing file or a syntax error."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
     try:
-        text = path.read_text()
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found" + (" (it is a folder)" if path.is_dir() else ""))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); config files must be UTF-8 "
+                          f"JSON or YAML") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror or type(exc).__name__})") from None
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply") from None
     if suffix in (".yaml", ".yml"):
         try:
             return yaml.safe_load(text)
+        except RecursionError:
+            raise ConfigError(f"{path}: YAML nested too deeply") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
     raise ConfigError(f"{path}: unsupported config format '{suffix}' (use .json, .yaml or .yml)")
+
+
+def resolve_path(base: Path, value: Any, where: str) -> Path:
+    """``base / value`` resolved; ConfigError unless ``value`` is a usable, non-empty path string."""
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise ConfigError(f"{where}: must be a file path (a non-empty string), got {value!r}")
+    try:
+        return (Path(base) / str(value)).resolve()
+    except (ValueError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise ConfigError(f"{where}: not a usable path {str(value)!r} ({reason})") from None
+
+
+def check_timeframe(value: Any, where: str) -> str:
+    """``value`` as a timeframe string (``5m``, ``1h`` ...); ConfigError naming ``where`` otherwise."""
+    from raybt.data.timeframes import parse_timeframe
+
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ConfigError(f"{where}: not a timeframe: {value!r} (use e.g. 1m, 5m, 15m, 1h, 4h, 1d)")
+    try:
+        parse_timeframe(str(value))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {str(exc).removeprefix('timeframe: ')}") from None
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{where}: timeframe {value!r} is out of range") from None
+    return str(value)
 
 
 def check_keys(mapping: Any, allowed, where: str) -> Mapping:
@@ -148,10 +181,10 @@ def _synthetic_spec(raw: Any, base: Path, where: str) -> SyntheticSpec:
     if fmt not in ("parquet", "csv"):
         raise ConfigError(f"{where}.format: must be parquet or csv, got {fmt!r}")
     return SyntheticSpec(
-        dir=(base / str(raw["dir"])).resolve(),
+        dir=resolve_path(base, raw["dir"], f"{where}.dir"),
         n_assets=_positive_int(raw.get("n_assets", 15), f"{where}.n_assets"),
         n_bars=_positive_int(raw.get("n_bars", 105_120), f"{where}.n_bars"),
-        timeframe=str(raw.get("timeframe", "5m")),
+        timeframe=check_timeframe(raw.get("timeframe", "5m"), f"{where}.timeframe"),
         seed=seed,
         fmt=fmt,
     )
@@ -159,8 +192,6 @@ def _synthetic_spec(raw: Any, base: Path, where: str) -> SyntheticSpec:
 
 def load_asset_universe(path) -> AssetUniverse:
     """Load and validate an asset configuration file."""
-    from raybt.data.timeframes import parse_timeframe
-
     path = Path(path)
     doc = check_keys(load_document(path), ("description", "synthetic", "defaults", "assets"), str(path))
     base = path.resolve().parent
@@ -171,6 +202,7 @@ def load_asset_universe(path) -> AssetUniverse:
     default_strategy = _section_params(defaults.get("strategy"), STRATEGY_PARAMETERS, f"{path}: defaults.strategy")
     default_broker = _section_params(defaults.get("broker"), BROKER_PARAMETERS, f"{path}: defaults.broker")
     base_params = validate_params({**default_strategy, **default_broker}, f"{path}: defaults")
+    default_timeframe = check_timeframe(defaults.get("timeframe", "5m"), f"{path}: defaults.timeframe")
     raw_assets = doc.get("assets")
     if not isinstance(raw_assets, Mapping) or not raw_assets:
         raise ConfigError(f"{path}: 'assets' must be a non-empty mapping of asset name -> settings")
@@ -183,14 +215,10 @@ def load_asset_universe(path) -> AssetUniverse:
         strategy = _section_params(raw.get("strategy"), STRATEGY_PARAMETERS, f"{where}.strategy")
         broker = _section_params(raw.get("broker"), BROKER_PARAMETERS, f"{where}.broker")
         params = validate_params({**strategy, **broker}, where, base=base_params)
-        timeframe = str(raw.get("timeframe", defaults.get("timeframe", "5m")))
-        try:
-            parse_timeframe(timeframe)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}.timeframe: {exc}") from None
+        timeframe = check_timeframe(raw.get("timeframe", default_timeframe), f"{where}.timeframe")
         assets[str(name)] = AssetConfig(
             name=str(name),
-            data=(base / str(raw["data"])).resolve(),
+            data=resolve_path(base, raw["data"], f"{where}.data"),
             timeframe=timeframe,
             params=params,
             asset_class=str(raw.get("class", "")),

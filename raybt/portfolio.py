@@ -12,7 +12,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from raybt.broker import validate_params
+from raybt.broker import closest_name, validate_params
 from raybt.config import load_asset_universe
 from raybt.errors import ConfigError
 
@@ -26,15 +26,32 @@ def best_configs_path(preference: str, directory: Path | str = "results") -> Pat
 
 def load_best_configs(path: Path) -> dict:
     """``{asset: {param: value}}`` from an optimiser output (see ``raybt optimize``)."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
+    doc = _read_json(path)
     assets = doc.get("assets") if isinstance(doc, dict) else None
     if not isinstance(assets, dict):
         raise ConfigError(f"{path}: expected an 'assets' mapping of asset -> parameters")
-    return {name: (entry.get("params", entry) if isinstance(entry, dict) else entry)
-            for name, entry in assets.items()}
+    out = {}
+    for name, entry in assets.items():
+        params = entry.get("params", entry) if isinstance(entry, dict) else entry
+        if not isinstance(params, dict):
+            raise ConfigError(f"{path}: assets.{name}: expected a mapping of parameter -> value, "
+                              f"got {type(params).__name__}")
+        out[name] = params
+    return out
+
+
+def _read_json(path) -> object:
+    """A JSON file's document; ConfigError (one line) for unreadable text or a syntax error."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: JSON nested too deeply") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read file ({exc.strerror or type(exc).__name__})") from None
 
 
 #: how each preference ranks assets from their optimisation metrics (higher is better)
@@ -50,14 +67,15 @@ def preference_ranking(preference: str, directory: Path | str = "results") -> di
     path = best_configs_path(preference, directory)
     if not path.is_file():
         return None
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
+    doc = _read_json(path)
     key, sign = RANKING_METRIC[preference]
     scores = {}
-    for name, entry in (doc.get("assets") or {}).items():
-        value = (entry.get("metrics") or {}).get(key) if isinstance(entry, dict) else None
+    assets = doc.get("assets") if isinstance(doc, dict) else None
+    if not isinstance(assets, dict):
+        raise ConfigError(f"{path}: expected an 'assets' mapping of asset -> parameters")
+    for name, entry in assets.items():
+        metrics = entry.get("metrics") if isinstance(entry, dict) else None
+        value = metrics.get(key) if isinstance(metrics, dict) else None
         scores[name] = sign * float(value) if isinstance(value, (int, float)) and value == value else float("-inf")
     return scores
 
@@ -83,13 +101,16 @@ def load_portfolio_from_config(preference: str | None = None, config=None, *, ti
     universe = load_asset_universe(pconf.asset_config)
     names = list(universe.assets) if pconf.assets == "all" else list(pconf.assets)
     for name in names:
-        universe.get(name)  # unknown asset -> ConfigError with a suggestion
-    best_path = best_configs_path(pconf.preference, best_configs_dir)
-    best = load_best_configs(best_path) if best_path.is_file() else {}
+        if name not in universe.assets:  # unknown asset -> ConfigError with a suggestion
+            raise ConfigError(f"{pconf.source}: assets: unknown asset '{name}'" + closest_name(name, universe.assets)
+                              + f" (not in {universe.path})")
     if max_assets is not None:
         if max_assets < 1:
             raise ConfigError(f"--max-assets must be >= 1, got {max_assets}")
         pconf = pconf.with_overrides(max_assets=max_assets)
+    check_weight_cap(pconf, len(names))
+    best_path = best_configs_path(pconf.preference, best_configs_dir)
+    best = load_best_configs(best_path) if best_path.is_file() else {}
     assets = {}
     for name in names:
         asset = universe.get(name)
@@ -97,4 +118,37 @@ def load_portfolio_from_config(preference: str | None = None, config=None, *, ti
             asset = dataclasses.replace(asset, params=validate_params(best[name], f"{best_path}: {name}",
                                                                       base=asset.params))
         assets[name] = (asset, load_asset_bars(asset, universe, timeframe, echo=echo))
+    check_chunk(pconf, assets, "--chunk" if "chunk" in changes else f"{pconf.source}: engine.chunk")
     return assets, pconf
+
+
+def check_weight_cap(pconf, n_assets: int) -> None:
+    """ConfigError when ``allocation.max_single_asset_weight`` x assets < 1 (weights cannot sum to 1)."""
+    cap = pconf.allocation.max_single_asset_weight
+    if cap is None or n_assets < 1:
+        return
+    n = min(n_assets, pconf.allocation.max_assets or n_assets)
+    if cap * n < 1 - 1e-9:
+        raise ConfigError(
+            f"{pconf.source}: allocation.max_single_asset_weight: {cap:g} x {n} asset(s) = {cap * n:.4g} < 1, "
+            f"so the weights cannot sum to 1; use at least {1 / n:.4g} or more assets")
+
+
+def check_chunk(pconf, assets: dict, where: str) -> None:
+    """ConfigError when the chunk is shorter than the bar spacing of the portfolio's union timeline."""
+    import numpy as np
+    import pandas as pd
+
+    from raybt.timeline import union_timeline
+
+    indexes = [bars.index for _, bars in assets.values() if len(bars) > 1]
+    if not indexes:
+        return
+    stamps = union_timeline(indexes).asi8
+    if len(stamps) < 2:
+        return
+    bar = pd.Timedelta(int(np.min(np.diff(stamps))), unit="ns")
+    chunk = pconf.chunk_timedelta
+    if chunk < bar:
+        raise ConfigError(f"{where}: {pconf.engine.chunk} is shorter than one bar ({bar}); "
+                          f"use at least the bar spacing")

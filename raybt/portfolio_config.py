@@ -24,6 +24,7 @@ path, e.g. ``configs/x.yaml: risk.max_portfolio_drawdown: must be in (0, 1), got
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 import pandas as pd
 
 from raybt.broker import closest_name
-from raybt.config import check_keys, load_document
+from raybt.config import check_keys, load_document, resolve_path
 from raybt.errors import ConfigError
 
 ALLOCATION_MODELS = ("equal_weight", "inverse_volatility", "risk_parity", "performance_weighted",
@@ -129,6 +130,8 @@ def _number(value, where, lo=None, hi=None, lo_open=False, hi_open=False, intege
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
         raise ConfigError(f"{where}: must be {kind}{' or null' if optional else ''}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
     bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
         hi is not None and (value >= hi if hi_open else value > hi))
     if bad:
@@ -155,8 +158,10 @@ def _bool(value, where):
 def _duration(value, where):
     try:
         td = pd.Timedelta(str(value))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: not a duration: {value!r} (e.g. 1D, 4h, 30min)") from None
+    except (TypeError, ValueError, OverflowError):
+        td = pd.NaT
+    if isinstance(value, bool) or td is pd.NaT or pd.isna(td):
+        raise ConfigError(f"{where}: not a duration: {value!r} (e.g. 1D, 4h, 30min)")
     if td <= pd.Timedelta(0):
         raise ConfigError(f"{where}: must be a positive duration, got {value!r}")
     return str(value)
@@ -226,9 +231,11 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         if dupes:
             raise ConfigError(f"{where}: assets: duplicate asset '{dupes[0]}'")
         assets = tuple(assets)
-    asset_config = Path(str(doc.get("asset_config", "assets_config_highperf.json")))
+    raw_asset_config = doc.get("asset_config", "assets_config_highperf.json")
+    asset_config = resolve_path(Path("."), raw_asset_config, w("asset_config"))  # type/NUL checks
+    asset_config = Path(str(raw_asset_config))
     if base is not None and not asset_config.is_absolute():
-        asset_config = (base / asset_config).resolve()
+        asset_config = resolve_path(base, raw_asset_config, w("asset_config"))
     name = doc.get("name", "portfolio")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: name: must be a non-empty string, got {name!r}")

@@ -34,28 +34,60 @@ def _partial(final: Path) -> Path:
     return final.parent / f".{final.name}.partial"
 
 
+def check_output_dir(final: Path) -> None:
+    """Fail early (ConfigError, one line) when ``final`` cannot become a run folder.
+
+    It must not exist (or be an empty folder), and its nearest existing parent
+    must be a writable folder.
+    """
+    final = Path(final)
+    try:
+        if final.exists():
+            if not final.is_dir():
+                raise ConfigError(f"{final}: output path exists and is a file, not a folder")
+            if any(final.iterdir()):
+                raise ConfigError(f"{final}: output folder already exists and is not empty")
+        parent = final.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ConfigError(f"{final}: cannot create the output folder: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ConfigError(f"{final}: output folder not writable ({parent}: permission denied)")
+    except OSError as exc:
+        raise ConfigError(f"{final}: output folder not usable ({exc.strerror or type(exc).__name__})") from None
+
+
 @contextlib.contextmanager
 def atomic_run_dir(final: Path):
     """Yield a temporary folder; rename it to ``final`` when the block succeeds."""
     final = Path(final)
-    if final.exists() and any(final.iterdir()):
-        raise ConfigError(f"{final}: output folder already exists and is not empty")
+    check_output_dir(final)
     tmp = _partial(final)
     try:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
     except OSError as exc:
-        raise ConfigError(f"{final.parent}: results folder not writable ({exc.strerror})") from None
+        raise ConfigError(f"{final}: output folder not writable ({exc.strerror or type(exc).__name__})") from None
     try:
         yield tmp
     except BaseException as exc:  # noqa: BLE001 - marker for any interruption, then re-raise
-        with contextlib.suppress(OSError):
-            (tmp / "INCOMPLETE").write_text(f"run did not finish: {type(exc).__name__}: {exc}\n")
+        _mark_incomplete(tmp, exc)
         raise
-    if final.exists():
-        final.rmdir()
-    os.replace(tmp, final)
+    try:
+        if final.exists():
+            final.rmdir()
+        os.replace(tmp, final)
+    except OSError as exc:
+        _mark_incomplete(tmp, exc)
+        raise ConfigError(f"{final}: cannot move the finished run into place ({exc.strerror or exc}); "
+                          f"it is in {tmp}") from None
+
+
+def _mark_incomplete(tmp: Path, exc: BaseException) -> None:
+    with contextlib.suppress(OSError):
+        (tmp / "INCOMPLETE").write_text(f"run did not finish: {type(exc).__name__}: {exc}\n")
 
 
 def write_json(path: Path, payload) -> None:

@@ -43,4 +43,18 @@ def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
         bars = resample_bars(bars, target)
     if len(bars) < 2:
         raise DataError(f"{asset.data}: only {len(bars)} bar(s); a backtest needs at least 2")
+    check_enough_bars(bars, asset.params, asset.name, asset.data)
     return bars
+
+
+def check_enough_bars(bars: pd.DataFrame, params, name: str, source) -> None:
+    """DataError when ``bars`` are fewer than the indicator windows need (bb_period/atr_period + 1)."""
+    from raybt.broker import min_bars
+
+    if not params or "bb_period" not in params or "atr_period" not in params:
+        return
+    need = min_bars(params)
+    if len(bars) < need:
+        raise DataError(f"{source}: asset '{name}': only {len(bars)} bar(s), fewer than the minimum {need} "
+                        f"its indicator windows need (max(bb_period={params['bb_period']}, "
+                        f"atr_period={params['atr_period']}) + 1)")

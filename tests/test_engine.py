@@ -63,7 +63,7 @@ def test_risk_rules_are_active(local_result):
     assert (local_result.events["event"] == "trip").any(), "breaker never tripped"
 
 
-@pytest.mark.parametrize("n_actors", [1, 2, 15])
+@pytest.mark.parametrize("n_actors", [None, 1, 2, 15])  # None: colocated in the coordinator actor
 def test_ray_equals_local(ray_session, universe, local_result, n_actors):
     result = PortfolioBacktester(_assets(universe), _config(), engine="ray", n_actors=n_actors).run()
     _assert_identical(local_result, result)

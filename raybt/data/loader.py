@@ -9,14 +9,16 @@ Naive times are UTC; numeric times are Unix epoch seconds, or milliseconds
 when above 1e11.
 
 Every problem raises :class:`~raybt.errors.DataError` with one line naming
-the file, the column and the first bad row (1-based data row, the first row
-under the header being row 1), e.g.
-``data/x.csv: column 'high', row 17 (2024-01-01 01:20:00+00:00): high 1.099 < low 1.1``.
+the file, the column and the first bad row, counted as *data rows* from 1 (the
+first row under the CSV header is ``data row 1``, i.e. CSV line 2 when the
+file has no blank lines; for Parquet the first record), e.g.
+``data/x.csv: column 'high', data row 17 (2024-01-01 01:20:00+00:00): high 1.099 < low 1.1``.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +33,22 @@ _ALIASES = {"open": ("open", "o"), "high": ("high", "h"), "low": ("low", "l"),
 _TIME_NAMES = ("timestamp", "date", "datetime", "time")
 
 
+# the range of nanosecond timestamps (pandas' DatetimeIndex[ns])
+_MIN_TIME = pd.Timestamp.min.tz_localize("UTC")
+_MAX_TIME = pd.Timestamp.max.tz_localize("UTC")
+
+
+def _num(value) -> str:
+    """A value for a message: ``1.099`` rather than ``np.float64(1.099)``."""
+    try:
+        return repr(float(value))
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def _fail(source, column, row, stamp, message):
     where = f"column '{column}', " if column else ""
-    at = f"row {row}" if row is not None else ""
+    at = f"data row {row}" if row is not None else ""
     if stamp is not None and at:
         at += f" ({stamp})"
     raise DataError(f"{source}: {where}{at}: {message}" if at else f"{source}: {where}{message}")
@@ -43,16 +58,36 @@ def _read(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, skipinitialspace=True)
+            frame = pd.read_csv(path, skipinitialspace=True)
+            if not isinstance(frame.index, pd.RangeIndex):
+                # pandas took the first column as the index: data rows have more fields than the header
+                raise DataError(f"{path}: data row 1 has more fields than the header "
+                                f"({len(frame.columns)} column names); a stray comma or a missing column name?")
+            return frame
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
             if isinstance(frame.index, pd.DatetimeIndex) or frame.index.name:
                 frame = frame.reset_index()
             return frame
+    except DataError:
+        raise
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: empty file (no header, no rows)") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: cannot parse file: not UTF-8 text (a binary or differently encoded file?)") from None
+    except (pd.errors.ParserError, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", first)
+        if fields:
+            want, line, saw = fields.groups()
+            raise DataError(f"{path}: CSV line {line}: expected {want} fields (as in the header), "
+                            f"saw {saw}") from None
+        quote = re.search(r"EOF inside string starting at row (\d+)", first)
+        if quote:
+            raise DataError(f"{path}: CSV line {int(quote.group(1)) + 1}: unclosed quote (\") runs to the end "
+                            f"of the file") from None
+        if isinstance(exc, OSError) and exc.strerror:
+            first = exc.strerror
         raise DataError(f"{path}: cannot parse file: {first}") from None
     except Exception as exc:  # pyarrow raises its own types for corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -63,12 +98,15 @@ def _read(path: Path) -> pd.DataFrame:
 def load_bars(path) -> pd.DataFrame:
     """Load, normalise and validate one asset's bars (see module docstring)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, expected a CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: empty file")
+    try:
+        if not path.exists():
+            raise DataError(f"{path}: file not found")
+        if path.is_dir():
+            raise DataError(f"{path}: is a folder, expected a CSV or Parquet file")
+        if path.stat().st_size == 0:
+            raise DataError(f"{path}: empty file (0 bytes)")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or type(exc).__name__})") from None
     return validate_bars(_read(path), str(path))
 
 
@@ -81,6 +119,15 @@ def _find_columns(frame: pd.DataFrame, source: str) -> tuple[str, dict]:
     if time_col is None:
         raise DataError(f"{source}: missing timestamp column (one of {', '.join(_TIME_NAMES)}; "
                         f"columns: {', '.join(names)})")
+    known = set(_TIME_NAMES).union(*_ALIASES.values())
+    for n in names:
+        mangled = re.fullmatch(r"(.+)\.\d+", n)  # pandas renames a repeated header 'close' to 'close.1'
+        if mangled and mangled.group(1) in names and mangled.group(1).strip().lower() in known:
+            raise DataError(f"{source}: duplicate column '{mangled.group(1)}' in the header")
+    for col, aliases in _ALIASES.items():
+        same = [n for n in names if n.strip().lower() in aliases]
+        if len(same) > 1:
+            raise DataError(f"{source}: columns {', '.join(repr(n) for n in same)} all mean '{col}'; keep one")
     found = {}
     for col in COLUMNS:
         match = next((lower[a] for a in _ALIASES[col] if a in lower), None)
@@ -113,11 +160,11 @@ def _parse_times(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.to_numpy(dtype=np.float64)
         unit = "ms" if np.nanmax(np.abs(values)) > 1e11 else "s"
-        limit = 9.2e15 if unit == "ms" else 9.2e12  # ~year 2262, the end of ns timestamps
+        limit = 9.2e12 if unit == "ms" else 9.2e9  # ~years 1678..2261, the range of ns timestamps
         bad = ~np.isfinite(values) | (np.abs(values) > limit)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            _fail(source, column, row + 1, None, f"epoch timestamp out of range: {values[row]!r}")
+            _fail(source, column, row + 1, None, f"epoch timestamp out of range: {_num(values[row])}")
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
     text = raw.astype(str).str.strip()
     try:
@@ -130,6 +177,14 @@ def _parse_times(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         _fail(source, column, row + 1, None, f"cannot parse timestamp {text.iloc[row]!r}")
+    try:
+        return pd.DatetimeIndex(parsed).as_unit("ns")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        bad = np.array([not (_MIN_TIME <= t <= _MAX_TIME) for t in parsed], dtype=bool)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        _fail(source, column, row + 1, None, f"timestamp {text.iloc[row]!r} out of range "
+                                             f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
     return pd.DatetimeIndex(parsed)
 
 
@@ -159,7 +214,12 @@ def validate_bars(frame: pd.DataFrame, source: str = "bars") -> pd.DataFrame:
             i = int(np.flatnonzero(bad)[0])
             _fail(source, cols[col], i + 1, shown(i), f"{'missing value (NaN)' if np.isnan(arr[i]) else 'infinite value'}")
         values[col] = arr
-    stamps = stamps.as_unit("ns")
+    try:
+        stamps = stamps.as_unit("ns")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        i = next(k for k, t in enumerate(stamps) if not (_MIN_TIME <= t <= _MAX_TIME))
+        _fail(source, time_col, i + 1, None, f"timestamp {str(stamps[i])!r} out of range "
+                                             f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
     ns = stamps.asi8
     step = np.diff(ns)
     if (step == 0).any():
@@ -172,24 +232,24 @@ def validate_bars(frame: pd.DataFrame, source: str = "bars") -> pd.DataFrame:
         bad = values[col] <= 0
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            _fail(source, cols[col], i + 1, shown(i), f"non-positive price {values[col][i]!r}")
+            _fail(source, cols[col], i + 1, shown(i), f"non-positive price {_num(values[col][i])}")
     o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
     bad = h < lo
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["high"], i + 1, shown(i), f"high {h[i]!r} < low {lo[i]!r}")
+        _fail(source, cols["high"], i + 1, shown(i), f"high {_num(h[i])} < low {_num(lo[i])}")
     bad = h < np.maximum(o, c)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["high"], i + 1, shown(i), f"high {h[i]!r} below open/close {max(o[i], c[i])!r}")
+        _fail(source, cols["high"], i + 1, shown(i), f"high {_num(h[i])} below open/close {_num(max(o[i], c[i]))}")
     bad = lo > np.minimum(o, c)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["low"], i + 1, shown(i), f"low {lo[i]!r} above open/close {min(o[i], c[i])!r}")
+        _fail(source, cols["low"], i + 1, shown(i), f"low {_num(lo[i])} above open/close {_num(min(o[i], c[i]))}")
     bad = values["volume"] < 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["volume"], i + 1, shown(i), f"negative volume {values['volume'][i]!r}")
+        _fail(source, cols["volume"], i + 1, shown(i), f"negative volume {_num(values['volume'][i])}")
     out = pd.DataFrame({k: np.ascontiguousarray(values[k]) for k in COLUMNS},
                        index=pd.DatetimeIndex(stamps, name="timestamp").as_unit("ns"))
     return out

@@ -1,0 +1,98 @@
+"""Allocation inside the engine: estimation window, no look-ahead, rebalancing, attribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from raybt.config import AssetConfig
+from raybt.broker import validate_params
+from raybt.data.synth import generate_universe
+from raybt.engine import PortfolioBacktester
+from raybt.portfolio_config import portfolio_config_from_dict
+
+N_BARS = 20 * 288  # twenty days of 5-minute bars
+PARAMS = {"sizing": "risk", "risk_per_trade": 0.01, "lot_size": 0.0, "leverage": 10, "bb_period": 20,
+          "entry_z": 1.8}
+
+
+def _assets(universe):
+    return {name: (AssetConfig(name=name, data=None, timeframe="5m", params=validate_params(PARAMS)), bars)
+            for name, bars in universe.items()}
+
+
+def _config(model="risk_parity", rebalance="daily", **allocation):
+    doc = {"name": "alloc", "initial_capital": 1_000_000, "rebalance": rebalance, "engine": {"chunk": "1D"},
+           "allocation": {"model": model, "lookback": "5D", **allocation},
+           "risk": {"max_portfolio_drawdown": 0.3, "max_asset_correlation": None}}
+    return portfolio_config_from_dict(doc, "test")
+
+
+@pytest.fixture(scope="module")
+def universe():
+    return generate_universe(n_assets=6, n_bars=N_BARS, timeframe="5m", seed=11, calendar="24x7")
+
+
+@pytest.fixture(scope="module")
+def result(universe):
+    return PortfolioBacktester(_assets(universe), _config(), engine="local").run()
+
+
+def test_backtest_starts_after_the_estimation_window(universe, result):
+    first = next(iter(universe.values())).index[0]
+    assert result.equity.index[0] == first + pd.Timedelta("5D")
+    assert result.weights.sum() == pytest.approx(1.0, abs=1e-12)
+    assert result.weights.nunique() > 1  # risk parity, not 1/n
+
+
+def test_starting_weights_use_only_the_window(universe, result):
+    """Changing every bar after the window cannot change the starting weights."""
+    cut = next(iter(universe.values())).index[0] + pd.Timedelta("5D")
+    changed = {}
+    for name, bars in universe.items():
+        b = bars.copy()
+        after = b.index >= cut
+        b.loc[after, ["open", "high", "low", "close"]] *= 1.37
+        changed[name] = b
+    other = PortfolioBacktester(_assets(changed), _config(), engine="local").run()
+    pd.testing.assert_series_equal(result.weights, other.weights, check_exact=True)
+
+
+def test_rebalances_reestimate_weights_from_the_past_only(result):
+    history = result.weight_history
+    assert len(history) >= 10  # the start + daily re-estimates
+    events = result.events[result.events["event"] == "rebalance"]
+    assert len(events) == len(history) - 1
+    chunk_start = result.multipliers.drop_duplicates("chunk").set_index("chunk")["chunk_start"]
+    for chunk, decided in zip(history["chunk"].iloc[1:], history["decided_at"].iloc[1:]):
+        assert decided < chunk_start[chunk]  # decided before the chunk it applies to
+    moved = result.multipliers.groupby("chunk")["capital_adjustment"].sum()
+    assert np.allclose(moved.to_numpy(), 0.0, atol=1e-6)  # transfers only move cash between sleeves
+
+
+def test_asset_pnl_sums_to_portfolio_pnl(result):
+    """Per-asset PnL (net of rebalancing transfers) adds up to the portfolio's PnL."""
+    portfolio_pnl = result.equity["equity"].iloc[-1] - result.equity["equity"].iloc[0]
+    per_asset = sum(m["pnl"] for m in result.metrics["assets"].values())
+    assert per_asset == pytest.approx(portfolio_pnl, rel=1e-9, abs=1e-6)
+    raw = sum(result.equity[n].iloc[-1] - result.equity[n].iloc[0] for n in result.metrics["assets"])
+    assert raw == pytest.approx(portfolio_pnl, rel=1e-9, abs=1e-6)  # transfers net to zero
+
+
+def test_max_assets_keeps_the_top_ranked(universe):
+    names = list(universe)
+    ranking = {n: float(i) for i, n in enumerate(names)}  # the last asset ranks first
+    bt = PortfolioBacktester(_assets(universe), _config("equal_weight", "none", max_assets=2), engine="local",
+                             ranking=ranking)
+    res = bt.run()
+    assert list(res.weights.index) == names[-2:]
+    assert res.equity.index[0] == next(iter(universe.values())).index[0]  # no window needed
+
+
+@pytest.mark.parametrize("n_actors", [None, 2])
+def test_ray_equals_local_with_reestimated_weights(ray_session, universe, result, n_actors):
+    ray_result = PortfolioBacktester(_assets(universe), _config(), engine="ray", n_actors=n_actors).run()
+    pd.testing.assert_frame_equal(result.equity, ray_result.equity, check_exact=True)
+    pd.testing.assert_frame_equal(result.trades, ray_result.trades, check_exact=True)
+    pd.testing.assert_frame_equal(result.weight_history, ray_result.weight_history, check_exact=True)
