@@ -88,13 +88,14 @@ _LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray
 class RayGroupSet:
     """Group set over AssetActors: one fan-out and one gather per chunk.
 
-    ``transport="compiled"`` (default) runs the chunk fan-out as a Ray
-    Compiled Graph (``ray.dag``: the same actors' ``step`` bound once to an
-    ``InputNode`` and compiled), so a chunk costs one write and one read of
-    pre-allocated shared-memory channels instead of two task submissions per
-    actor: about 0.6 ms per chunk instead of 1.3-2 ms on this 2-core machine.
-    ``transport="tasks"`` uses plain actor tasks (one ``.remote()`` per actor,
-    one ``ray.get``), the classic path. Both call the same ``step``.
+    ``transport="tasks"`` (default) uses plain actor tasks (one ``.remote()``
+    per actor, one ``ray.get``): 1.5-3 ms per chunk here. ``transport=
+    "compiled"`` runs the fan-out as a Ray Compiled Graph (``ray.dag``: the
+    actors' ``step`` bound once to an ``InputNode`` and compiled): 0.6 ms per
+    empty round trip, but its channel readers busy-poll (two spinning threads
+    per participating process, measured), which starves CPU-bound actors
+    when there are no spare cores; use it on machines with cores to spare.
+    Both call the same ``step``.
 
     The graph is compiled lazily at the first chunk and torn down before any
     plain call (states, recovery), then compiled again when needed. Keeps each
@@ -103,7 +104,7 @@ class RayGroupSet:
     every shard's state from its last checkpoint and replays.
     """
 
-    def __init__(self, shard_args, options, transport: str = "compiled"):
+    def __init__(self, shard_args, options, transport: str = "tasks"):
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.shard_args = list(shard_args)

@@ -103,38 +103,50 @@ def print_summary(title: str, metrics: dict) -> None:
 
 # --- raybt run --------------------------------------------------------------------
 
+RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every")
+
+
 def _run(args) -> int:
+    from raybt.checkpoints import find_resumable, start_run_dir
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio import load_portfolio_from_config
+    from raybt.portfolio import load_portfolio_from_config, preference_ranking
     from raybt.progress import DashboardMetrics, chunk_progress
     from raybt.results import check_output_dir, new_run_dir
+    from raybt.timeline import chunk_bounds, union_timeline
 
+    resume = args.resume is not None
+    if resume:
+        # what to run comes from the interrupted run's request; engine and address may differ
+        out, tmp, request = find_resumable(Path(args.resume))
+        for key in RUN_REQUEST_KEYS:
+            setattr(args, key, request.get(key))
     overrides = {}
     if args.allocation:
         overrides["allocation_model"] = args.allocation
     if args.chunk:
         overrides["chunk"] = args.chunk
+    if args.checkpoint_every is not None:
+        overrides["checkpoint_every"] = args.checkpoint_every
     assets, pconf = load_portfolio_from_config(args.preference, args.config, timeframe=args.timeframe,
                                                max_assets=args.max_assets, echo=_echo, **overrides)
-    out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
-    check_output_dir(out)  # fail before the run, not after it
+    if not resume:
+        out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
+        check_output_dir(out)  # fail before the run, not after it
     if args.engine == "ray":
         from raybt.ray_runtime import ensure_ray
 
         ensure_ray(args.address)
-    from raybt.portfolio import preference_ranking
-
     backtester = PortfolioBacktester(assets, pconf, engine=args.engine, address=args.address,
                                      ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS))
-    from raybt.timeline import chunk_bounds, union_timeline
-
+    if not resume:
+        tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS})
     n_chunks = len(chunk_bounds(union_timeline([b.index for _, b in assets.values()]), pconf.engine.chunk)) - 1
     dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
     show = sys.stderr.isatty() and not args.no_progress
     with chunk_progress(n_chunks, f"{pconf.name} ({len(assets)} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
-        result = backtester.run()
-    result.save(out)
+        result = backtester.run(checkpoint_dir=tmp, resume=resume)
+    result.save(out, reuse=True)
     print_summary(f"portfolio {pconf.name}: {len(assets)} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])
     print(f"results: {out}")
@@ -212,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
     run.add_argument("--out", help="output folder (default: a new results/<run>/)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("--checkpoint-every", type=int, metavar="CHUNKS",
+                     help="save a checkpoint every CHUNKS chunks (engine.checkpoint_every)")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue an interrupted run (results/<run>) from its last checkpoint")
     run.set_defaults(handler=_run)
 
     from raybt.optimize.command import add_optimize_arguments, optimize_command
@@ -250,9 +266,22 @@ def _one_line(message: str) -> str:
     return "; ".join(part.strip() for part in message.splitlines() if part.strip()) or message
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so the run stops the way Ctrl-C stops it."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
+    import signal
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.handler(args)
     except RaybtError as exc:
@@ -266,9 +295,11 @@ def main(argv=None) -> int:
         target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else f"{exc.filename}"
         print(f"error: {_one_line(target)}: {exc.strerror or type(exc).__name__}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # the run's .partial folder keeps its INCOMPLETE marker and last checkpoint: --resume continues it
+        print("interrupted: resume with raybt run --resume <run folder>" if args.command == "run" else "interrupted",
+              file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":

@@ -293,6 +293,42 @@ class Coordinator:
             "group_states": [s.copy() for s in self._group_states()],
         }
 
+    def snapshot(self) -> dict:
+        """A self-contained copy of the run so far (for a checkpoint on disk).
+
+        Everything :meth:`checkpoint` keeps, plus the outputs produced so far
+        (equity up to the current chunk, trades, decisions, events), so a new
+        process can :meth:`restore_snapshot` and continue exactly.
+        """
+        snap = self.checkpoint()
+        done = int(self.bounds[self.chunk])
+        snap.update({
+            "n_assets": self.n_assets, "n_chunks": self.n_chunks, "bounds": self.bounds.copy(),
+            "equity_done": self.equity[:, :done].copy(),
+            "trade_parts": [t.copy() for t in self._trade_parts],
+            "multipliers": list(self.multipliers), "events": list(self.events),
+            "weight_history": list(self.weight_history), "adjustments": dict(self.adjustments),
+            "initial_sleeves": self.initial_sleeves.copy(),
+        })
+        return snap
+
+    def restore_snapshot(self, snap: dict) -> None:
+        """Continue from a :meth:`snapshot` taken by a coordinator of the same run."""
+        if snap["n_assets"] != self.n_assets or not np.array_equal(snap["bounds"], self.bounds):
+            raise ValueError("the checkpoint belongs to a run with other assets or chunks")
+        done = snap["equity_done"].shape[1]
+        self.equity[:, :done] = snap["equity_done"]
+        self._trade_parts = list(snap["trade_parts"])
+        self.multipliers = list(snap["multipliers"])
+        self.events = list(snap["events"])
+        self.weight_history = list(snap["weight_history"])
+        self.adjustments = dict(snap["adjustments"])
+        self.initial_sleeves = snap["initial_sleeves"].copy()
+        snap = dict(snap, n_trade_parts=len(self._trade_parts), n_multipliers=len(self.multipliers),
+                    n_events=len(self.events), n_weight_history=len(self.weight_history))
+        self.restore(snap)
+        self.last_checkpoint = self.checkpoint()
+
     def restore(self, snap: dict) -> None:
         """Return to a checkpoint taken by this coordinator (outputs after it are dropped)."""
         self.chunk = snap["chunk"]

@@ -48,12 +48,17 @@ class PortfolioResult:
     config: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     weight_history: pd.DataFrame | None = None
+    provenance: dict = field(default_factory=dict)  # raybt version, config hash, data hashes
 
-    def save(self, path, *, report: bool = True) -> Path:
-        """Write the run folder atomically (see :mod:`raybt.report_files`)."""
+    def save(self, path, *, report: bool = True, reuse: bool = False) -> Path:
+        """Write the run folder atomically (see :mod:`raybt.report_files`).
+
+        ``reuse``: write into the run's existing ``.partial`` folder (the one
+        its checkpoints went to) instead of a fresh one.
+        """
         from raybt.report_files import write_portfolio_run
 
-        return write_portfolio_run(self, Path(path), report=report)
+        return write_portfolio_run(self, Path(path), report=report, reuse=reuse)
 
 
 def shard_layout(n_assets: int, n_shards: int) -> list[np.ndarray]:
@@ -162,14 +167,32 @@ class PortfolioBacktester:
 
     # --- run ---------------------------------------------------------------------------
 
-    def run(self) -> PortfolioResult:
+    def run(self, *, checkpoint_dir=None, resume: bool = False) -> PortfolioResult:
         """Simulate the portfolio; BLAS is kept to one thread meanwhile.
+
+        ``checkpoint_dir``: a run's ``.partial`` folder; every
+        ``engine.checkpoint_every`` chunks the coordinator's snapshot is saved
+        there (:mod:`raybt.checkpoints`). ``resume``: continue from the
+        checkpoint in ``checkpoint_dir`` (the config and data must hash the
+        same); the results equal an uninterrupted run's, bit for bit.
 
         Multi-threaded BLAS (the correlation estimate's matrix product) would
         otherwise spin on the cores the numba kernel threads need.
         """
         from threadpoolctl import threadpool_limits
 
+        from raybt.checkpoints import bars_hash, config_hash, load_checkpoint
+
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        self.provenance = {
+            "config_hash": config_hash({"portfolio": self.config.to_dict(),
+                                        "assets": {n: a.params for n, a in zip(self.names, self.asset_configs)},
+                                        "weights": None if self.fixed_weights is None
+                                        else self.fixed_weights.to_dict()}),
+            "data_hashes": {n: bars_hash(b) for n, b in zip(self.names, self.bars)},
+        }
+        hashes = {"config": self.provenance["config_hash"], "data": self.provenance["data_hashes"]}
+        self.resume_snapshot = load_checkpoint(self.checkpoint_dir, hashes) if resume and checkpoint_dir else None
         with threadpool_limits(limits=1, user_api="blas"):
             return self._run()
 
@@ -225,7 +248,7 @@ class PortfolioBacktester:
             coordinator.set_checkpoint_every(self.config.engine.checkpoint_every)
             timings["setup_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            self._drive_local(coordinator)
+            self._drive(lambda method, *args: getattr(coordinator, method)(*args))
             output = coordinator.output()
             timings.update(coordinator.get_timing())
         else:
@@ -242,11 +265,31 @@ class PortfolioBacktester:
         return {"estimator": self.estimator, "names": self.names,
                 "lookback_ns": pd.Timedelta(self.config.allocation.lookback).value}
 
-    def _drive_local(self, coordinator):
-        while not coordinator.done:
-            summaries = coordinator.advance(16)
+    def _drive(self, call) -> None:
+        """The chunk loop: advance in batches, show progress, save checkpoints.
+
+        ``call(method, *args)`` calls the coordinator (in-process or remote).
+        """
+        from raybt.checkpoints import save_checkpoint
+
+        every = int(self.config.engine.checkpoint_every or 0)
+        to_disk = self.checkpoint_dir is not None and every > 0
+        batch = min(16, every) if to_disk else 16
+        saved_at = 0
+        if self.resume_snapshot is not None:
+            call("restore_snapshot", self.resume_snapshot)
+            saved_at = int(self.resume_snapshot["chunk"])
+        hashes = {"config": self.provenance["config_hash"], "data": self.provenance["data_hashes"]}
+        while True:
+            summaries = call("advance", batch)
+            if not summaries:
+                break
             if self.progress:
                 self.progress(summaries)
+            done = summaries[-1].chunk + 1
+            if to_disk and done - saved_at >= every and done < summaries[-1].n_chunks:
+                save_checkpoint(self.checkpoint_dir, call("snapshot"), hashes)
+                saved_at = done
 
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray
@@ -271,22 +314,15 @@ class PortfolioBacktester:
             groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors),
                                  self.config.engine.transport)
         self.layout_kind = "colocated" if isinstance(groups, ColocatedShards) else "actors"
-        coordinator = CoordinatorActor.options(**coordinator_options).remote(groups, layout, timeline.as_unit("ns").asi8, bounds, initial,
-                                              target, settings, self.config.rebalance, **self._reweighing())
+        coordinator = CoordinatorActor.options(**coordinator_options).remote(
+            groups, layout, timeline.as_unit("ns").asi8, bounds, initial, target, settings, self.config.rebalance,
+            **self._reweighing())
         ray.get(coordinator.set_checkpoint_every.remote(self.config.engine.checkpoint_every))
         ray.get(coordinator.advance.remote(0))
         ray.get(coordinator.prepare.remote())  # every shard built before the clock starts
         timings["setup_s"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        n_chunks = len(bounds) - 1
-        done = 0
-        while done < n_chunks:
-            summaries = ray.get(coordinator.advance.remote(16))
-            done += len(summaries)
-            if self.progress:
-                self.progress(summaries)
-            if not summaries:
-                break
+        self._drive(lambda method, *args: ray.get(getattr(coordinator, method).remote(*args)))
         output = ray.get(coordinator.output.remote())
         self.actor_nodes = ray.get(coordinator.node_ids.remote())
         self.recoveries = ray.get(coordinator.get_recoveries.remote())
@@ -332,5 +368,8 @@ class PortfolioBacktester:
             config["estimation_window"] = [str(self.start - pd.Timedelta(self.config.allocation.lookback)),
                                            str(self.start)]
             timings["estimated_weights"] = {k: float(v) for k, v in self.estimated_weights.items()}
+        import raybt
+
+        provenance = {"raybt_version": raybt.__version__, **getattr(self, "provenance", {})}
         return PortfolioResult(equity, trades, multipliers, events, self.weights.copy(), metrics, config, timings,
-                               weight_history)
+                               weight_history, provenance)

@@ -73,7 +73,7 @@ class EngineConfig:
     chunk: str = "1D"
     assets_per_actor: int | None = None
     checkpoint_every: int = 0  # chunks; 0 = off
-    transport: str = "compiled"  # Ray chunk fan-out: compiled (Ray Compiled Graph) | tasks (plain actor calls)
+    transport: str = "tasks"  # Ray chunk fan-out to AssetActors: tasks (actor calls) | compiled (Ray Compiled Graph)
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         assets_per_actor=_number(e.get("assets_per_actor"), w("engine.assets_per_actor"), 1, integer=True,
                                  optional=True),
         checkpoint_every=_number(e.get("checkpoint_every", 0), w("engine.checkpoint_every"), 0, integer=True),
-        transport=_choice(e.get("transport", "compiled"), TRANSPORTS, w("engine.transport")),
+        transport=_choice(e.get("transport", "tasks"), TRANSPORTS, w("engine.transport")),
     )
     assets = doc.get("assets", "all")
     if assets != "all":

@@ -22,7 +22,7 @@ import raybt
 from raybt.results import atomic_run_dir, write_json
 
 
-def write_portfolio_run(result, out: Path, *, report: bool = True) -> Path:
+def write_portfolio_run(result, out: Path, *, report: bool = True, reuse: bool = False) -> Path:
     """Write the run folder; with ``report`` also the figures, summary and report.html.
 
     Everything is written into the temporary folder first, so a folder under
@@ -30,7 +30,7 @@ def write_portfolio_run(result, out: Path, *, report: bool = True) -> Path:
     """
     from raybt.metrics import json_safe
 
-    with atomic_run_dir(out) as tmp:
+    with atomic_run_dir(out, reuse=reuse) as tmp:
         result.equity.to_csv(tmp / "portfolio_equity.csv", index_label="timestamp")
         result.trades.to_csv(tmp / "trades.csv", index=False)
         result.multipliers.to_csv(tmp / "multipliers.csv", index=False)
@@ -43,7 +43,8 @@ def write_portfolio_run(result, out: Path, *, report: bool = True) -> Path:
             "assets": {k: json_safe(v) for k, v in result.metrics["assets"].items()},
         })
         (tmp / "config.yaml").write_text(yaml.safe_dump(result.config, sort_keys=False))
-        write_json(tmp / "run_info.json", {"raybt_version": raybt.__version__, **result.timings})
+        write_json(tmp / "run_info.json", {"raybt_version": raybt.__version__, **result.provenance,
+                                            "timings": result.timings})
         if report:
             from raybt.plots.report import build_report
 

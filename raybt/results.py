@@ -59,15 +59,20 @@ def check_output_dir(final: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_run_dir(final: Path):
-    """Yield a temporary folder; rename it to ``final`` when the block succeeds."""
+def atomic_run_dir(final: Path, *, reuse: bool = False):
+    """Yield a temporary folder; rename it to ``final`` when the block succeeds.
+
+    ``reuse``: the run's ``.partial`` folder already exists (created when the
+    run started, see :mod:`raybt.checkpoints`) and is written into; its
+    ``INCOMPLETE`` marker and checkpoint are removed just before the rename.
+    """
     final = Path(final)
     check_output_dir(final)
     tmp = _partial(final)
     try:
-        if tmp.exists():
+        if tmp.exists() and not reuse:
             shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp.mkdir(parents=True, exist_ok=reuse)
     except OSError as exc:
         raise ConfigError(f"{final}: output folder not writable ({exc.strerror or type(exc).__name__})") from None
     try:
@@ -76,6 +81,8 @@ def atomic_run_dir(final: Path):
         _mark_incomplete(tmp, exc)
         raise
     try:
+        for leftover in ("INCOMPLETE", "checkpoint.pkl", "checkpoint.pkl.tmp"):
+            (tmp / leftover).unlink(missing_ok=True)
         if final.exists():
             final.rmdir()
         os.replace(tmp, final)

@@ -456,7 +456,9 @@ def render_html(run: dict, analysis: dict, figures: dict[str, Path]) -> str:
             + (f" ({years:.2f} years, {len(equity):,} bars)" if _finite(years) else ""),
             f"Engine: {engine or 'n/a'}"
             + (f" · raybt {info['raybt_version']}" if info.get("raybt_version") else "")
-            + (f" · {info['n_chunks']} chunks" if info.get("n_chunks") else ""),
+            + (f" · {(info.get('timings') or info)['n_chunks']} chunks"
+               if (info.get("timings") or info).get("n_chunks") else "")
+            + (f" · config {info['config_hash'][:12]}" if info.get("config_hash") else ""),
             f"Assets ({len(assets)}): {', '.join(assets)}"]
     if cfg.get("allocation") and isinstance(cfg["allocation"], dict):
         meta.append(f"Allocation: {cfg['allocation'].get('model', 'n/a')}"
