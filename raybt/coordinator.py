@@ -89,7 +89,7 @@ class CoordinatorOutput:
     """Everything a finished run produced (numpy; the engine wraps it in pandas)."""
 
     equity: np.ndarray  # (n_assets, T) sleeve equity on the union timeline
-    trades: np.ndarray  # TRADE_DT, asset = global index, bars local to the asset
+    trades: list  # TRADE_DT arrays (one per chunk and group), asset = global index, bars local to the asset
     multipliers: dict = field(default_factory=dict)  # columns, one row per chunk and asset
     weight_history: list = field(default_factory=list)  # (chunk, decided_at ns, target weights)
     events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
@@ -384,7 +384,7 @@ class Coordinator:
             self.margins[idx] = report.state["margin"]
             self._states[g] = report.state.copy()
             if len(report.trades):
-                trades = report.trades.copy()
+                trades = report.trades if report.trades.flags.writeable else report.trades.copy()
                 trades["asset"] = idx[trades["asset"]]
                 self._trade_parts.append(trades)
 
@@ -412,7 +412,7 @@ class Coordinator:
 
     def output(self) -> CoordinatorOutput:
         equity = self.equity[:, : int(self.bounds[self.chunk])]
-        trades = np.concatenate(self._trade_parts) if self._trade_parts else np.zeros(0, TRADE_DT)
+        trades = list(self._trade_parts)  # concatenated column by column by records.trades_frame
         states = self._group_states()
         return CoordinatorOutput(equity, trades, self.multiplier_table(), list(self.weight_history), self.events,
                                  states)

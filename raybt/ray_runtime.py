@@ -54,6 +54,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         # chunk reports (per-asset equity of a shard for one chunk) stay inline
         # in the RPC instead of going through the object store
         kwargs["_system_config"] = {"max_direct_call_object_size": 4 * 1024 * 1024}
+    if not target:
+        # Ray nices its workers (15) so a busy node keeps its raylet responsive; our coordinator
+        # actor does the simulation itself and lost ~30 % of its CPU to the idle-time work of Ray's
+        # own daemons at that priority. Only for the embedded Ray we start; a user setting wins.
+        os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         if target:
             ray.init(address=target, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raybt.types import EXIT_REASON_NAMES, LONG
+from raybt.types import EXIT_REASON_NAMES, LONG, TRADE_DT
 
 TRADE_COLUMNS = [
     "asset", "side", "units", "entry_time", "entry_price", "exit_time", "exit_price",
@@ -13,14 +13,20 @@ TRADE_COLUMNS = [
 ]
 
 
-def trades_frame(records: np.ndarray, asset_names, asset_timestamps) -> pd.DataFrame:
-    """``TRADE_DT`` records -> the spec's trades table, in exit order.
+def trades_frame(records, asset_names, asset_timestamps) -> pd.DataFrame:
+    """``TRADE_DT`` records (one array, or a list of arrays) -> the spec's trades table, in exit order.
 
     ``asset_names[a]`` and ``asset_timestamps[a]`` (a DatetimeIndex) belong to
     the record's ``asset`` index; bar indices are local to each asset. Trades
-    closing at the same timestamp keep the asset order (stable sort).
+    closing at the same timestamp keep the asset order (stable sort). A list
+    of record arrays (e.g. one per chunk) is read column by column, without
+    first building one big record array.
     """
-    if len(records) == 0:
+    if isinstance(records, (list, tuple)):
+        parts = [p for p in records if len(p)]
+        records = {f: np.concatenate([p[f] for p in parts]) for f in TRADE_DT.names} if parts \
+            else np.zeros(0, dtype=TRADE_DT)
+    if len(records["asset"]) == 0:
         frame = pd.DataFrame({c: [] for c in TRADE_COLUMNS})
         for c in ("entry_time", "exit_time"):
             frame[c] = pd.to_datetime(frame[c], utc=True)
@@ -28,8 +34,8 @@ def trades_frame(records: np.ndarray, asset_names, asset_timestamps) -> pd.DataF
             frame[c] = frame[c].astype(np.float64)
         return frame
     assets = records["asset"]
-    entry_time = np.empty(len(records), dtype="datetime64[ns]")
-    exit_time = np.empty(len(records), dtype="datetime64[ns]")
+    entry_time = np.empty(len(assets), dtype="datetime64[ns]")
+    exit_time = np.empty(len(assets), dtype="datetime64[ns]")
     for a in np.unique(assets):
         rows = assets == a
         stamps = asset_timestamps[a].tz_convert("UTC").tz_localize(None).as_unit("ns").values

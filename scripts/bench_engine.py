@@ -96,7 +96,7 @@ def main():
     ensure_ray()
     print(f"ray.init {time.perf_counter() - t:.1f} s, {ray.available_resources().get('CPU')} CPUs")
     print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} {'RSS GB':>7} "
-          f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'groups s':>9} {'coord s':>8} {'trades':>8}")
+          f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'groups s':>9} {'coord s':>8} {'loop s':>7} {'trades':>8}")
     for n_assets in args.assets:
         n_bars = args.bars if n_assets < 1000 else args.bars_1000
         assets = {}
@@ -129,7 +129,7 @@ def main():
             wall = result.timings["engine_s"]
             print(f"{n_assets:>6} {n_bars:>8} {engine:<6} {wall:>8.2f} {total / wall / 1e6:>8.1f} "
                   f"{mem.peak / 1e9:>8.2f} {mem.peak_rss / 1e9:>7.2f} {kernel_s:>9.2f} {total / kernel_s / 1e6:>14.1f} "
-                  f"{wall / kernel_s:>14.2f} {result.timings['groups_s']:>9.2f} {result.timings['coordinator_s']:>8.2f} "
+                  f"{wall / kernel_s:>14.2f} {result.timings['groups_s']:>9.2f} {result.timings['coordinator_s']:>8.2f} {result.timings['loop_s']:>7.2f} "
                   f"{len(result.trades):>8}", flush=True)
             del result, bt
             gc.collect()
