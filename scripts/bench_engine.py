@@ -6,7 +6,7 @@ the breaker and correlation scaling on and ``--chunk 1D``: engine wall time
 (excluding ray.init and data generation), asset-bars/s, peak resident memory
 of the whole process tree (driver + Ray workers, sampled every 50 ms), for
 ``--engine local`` and ``--engine ray``, and the bare kernel time for the
-same bars (one AssetGroup, one call, serial).
+same bars (the serial kernel over the same 1D chunks, no portfolio logic).
 
     python scripts/bench_engine.py [--assets 15 100 1000] [--bars 200000] [--bars-1000 100000]
 """
@@ -28,7 +28,7 @@ from raybt.config import AssetConfig
 from raybt.data.synth import iter_universe
 from raybt.engine import PortfolioBacktester, pack_assets
 from raybt.portfolio_config import portfolio_config_from_dict
-from raybt.timeline import union_timeline
+from raybt.timeline import chunk_bounds, union_timeline
 from raybt.types import neutral_instructions
 from raybt.ray_runtime import warm_up_kernels
 
@@ -108,17 +108,20 @@ def main():
         packed = pack_assets([b for _, b in assets.values()], timeline, np.arange(n_assets))
         params = param_records([dict(a.params, initial_capital=1e6, weight=1 / n_assets) for a, _ in assets.values()])
         warm_up_kernels()
-        width = len(timeline)
-        equity_out = np.empty((n_assets, width))
-        trades_out = np.zeros((n_assets, width), dtype=TRADE_DT)
+        bounds = chunk_bounds(timeline, "1D")
+        widest = int(np.diff(bounds).max())
+        equity_out = np.empty((n_assets, widest))
+        trades_out = np.zeros((n_assets, widest), dtype=TRADE_DT)
         counts = np.zeros(n_assets, dtype=np.int64)
         p = packed
         kernel_s = float("inf")
-        for _ in range(2):  # serial kernel, whole series in one call, outputs preallocated
+        neutral = neutral_instructions(n_assets)
+        for _ in range(2):  # serial kernel over the same 1D chunks, outputs preallocated and reused
+            state = initial_state(params)
             t = time.perf_counter()
-            advance_shard_nb(p.open, p.high, p.low, p.close, p.union_pos, p.offsets, params,
-                             initial_state(params), neutral_instructions(n_assets), 0, width,
-                             equity_out, trades_out, counts)
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                advance_shard_nb(p.open, p.high, p.low, p.close, p.union_pos, p.offsets, params, state, neutral,
+                                 int(lo), int(hi), equity_out, trades_out, counts)
             kernel_s = min(kernel_s, time.perf_counter() - t)
         del packed, equity_out, trades_out
         gc.collect()

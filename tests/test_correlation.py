@@ -54,6 +54,8 @@ def test_rolling_block_moments_match_two_pass_reference(seed):
         np.fill_diagonal(linked, False)
         _, labels = connected_components(linked, directed=False)
         mine = risk.clusters_from_correlation(corr, valid, 0.4)[valid]
+        fused = moments.clusters(0.4)
+        assert np.array_equal(fused, risk.clusters_from_correlation(corr, valid, 0.4))
         assert all((mine[i] == mine[j]) == (labels[i] == labels[j])
                    for i in range(len(labels)) for j in range(len(labels)))
 

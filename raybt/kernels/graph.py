@@ -8,6 +8,8 @@ whole search.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -32,6 +34,49 @@ def dense_components_nb(linked):
     for i in range(n):
         for j in range(i + 1, n):
             if linked[i, j] or linked[j, i]:
+                a = _root_nb(parent, i)
+                b = _root_nb(parent, j)
+                if a != b:
+                    if a < b:
+                        parent[b] = a
+                    else:
+                        parent[a] = b
+    labels = np.empty(n, dtype=np.int64)
+    next_label = 0
+    root_label = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        r = _root_nb(parent, i)
+        if root_label[r] < 0:
+            root_label[r] = next_label
+            next_label += 1
+        labels[i] = root_label[r]
+    return labels
+
+
+@njit(cache=True)
+def correlation_components_nb(S, s, m, threshold, valid):
+    """Clusters of assets whose correlation exceeds ``threshold``, straight from window sums.
+
+    ``S``: sum of x x^T, ``s``: sum of x, over ``m`` rows (blocks) of asset
+    returns; ``valid``: assets with variance (others stay alone). The
+    Pearson correlation of a pair is ``cov_ij / sqrt(cov_ii cov_jj)`` with
+    ``cov = S - s s^T / m``; pairs above ``threshold`` are joined
+    (single linkage). One pass over the upper triangle, no n x n temporaries.
+    Labels numbered as :func:`dense_components_nb` numbers them.
+    """
+    n = S.shape[0]
+    var = np.empty(n)
+    for i in range(n):
+        var[i] = S[i, i] - s[i] * s[i] / m
+    parent = np.arange(n)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        for j in range(i + 1, n):
+            if not valid[j]:
+                continue
+            cov = S[i, j] - s[i] * s[j] / m
+            if cov > threshold * math.sqrt(var[i] * var[j]):
                 a = _root_nb(parent, i)
                 b = _root_nb(parent, j)
                 if a != b:
