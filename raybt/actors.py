@@ -72,7 +72,10 @@ class CoordinatorShell(Coordinator):
         super().__init__(*args, **kwargs)
 
     def prepare(self) -> None:
-        """Build every shard (actors started, bars fetched) before the clock starts."""
+        """Build every shard (actors started, bars fetched, kernels loaded) before the clock starts."""
+        from raybt.ray_runtime import warm_up_kernels
+
+        warm_up_kernels()
         self._group_states()
 
 

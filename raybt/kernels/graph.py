@@ -23,6 +23,22 @@ def _root_nb(parent, i):
 
 
 @njit(cache=True)
+def _labels_nb(parent):
+    """Component labels 0..k-1 from a union-find forest, numbered by smallest vertex."""
+    n = parent.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    next_label = 0
+    root_label = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        r = _root_nb(parent, i)
+        if root_label[r] < 0:
+            root_label[r] = next_label
+            next_label += 1
+        labels[i] = root_label[r]
+    return labels
+
+
+@njit(cache=True)
 def dense_components_nb(linked):
     """Labels 0..k-1 of the components of the undirected graph ``linked`` (n x n bool).
 
@@ -41,16 +57,7 @@ def dense_components_nb(linked):
                         parent[b] = a
                     else:
                         parent[a] = b
-    labels = np.empty(n, dtype=np.int64)
-    next_label = 0
-    root_label = np.full(n, -1, dtype=np.int64)
-    for i in range(n):
-        r = _root_nb(parent, i)
-        if root_label[r] < 0:
-            root_label[r] = next_label
-            next_label += 1
-        labels[i] = root_label[r]
-    return labels
+    return _labels_nb(parent)
 
 
 @njit(cache=True)
@@ -84,13 +91,4 @@ def correlation_components_nb(S, s, m, threshold, valid):
                         parent[b] = a
                     else:
                         parent[a] = b
-    labels = np.empty(n, dtype=np.int64)
-    next_label = 0
-    root_label = np.full(n, -1, dtype=np.int64)
-    for i in range(n):
-        r = _root_nb(parent, i)
-        if root_label[r] < 0:
-            root_label[r] = next_label
-            next_label += 1
-        labels[i] = root_label[r]
-    return labels
+    return _labels_nb(parent)
