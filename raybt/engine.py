@@ -90,6 +90,26 @@ def cumulative_transfers(multipliers: pd.DataFrame, names, bounds, n_bars: int):
     return np.cumsum(out, axis=1)
 
 
+def sleeve_performance(equity: np.ndarray, transfers) -> np.ndarray:
+    """Each sleeve's time-weighted equity index (assets x bars), rebalancing transfers removed.
+
+    Returns ``r_t = E_t / (E_{t-1} + moved_t) - 1`` (``moved_t``: cash moved
+    in at bar t) compounded from the sleeve's first equity; without
+    transfers, the equity itself. Metrics of this index are the sleeve's own
+    return, volatility and drawdown, whatever rebalancing did to its size.
+    """
+    if transfers is None:
+        return equity
+    moved = np.diff(transfers, axis=1)
+    base = equity[:, :-1] + moved
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.where(base > 0, equity[:, 1:] / base, 1.0)
+    index = np.empty_like(equity)
+    index[:, 0] = equity[:, 0]
+    index[:, 1:] = equity[:, :1] * np.cumprod(returns, axis=1)
+    return index
+
+
 class PortfolioBacktester:
     """Run a portfolio: ``PortfolioBacktester(assets, config).run()``.
 
@@ -356,11 +376,18 @@ class PortfolioBacktester:
         events["decided_at"] = pd.to_datetime(events["decided_at"], utc=True)
         metrics = {"portfolio": compute_metrics(equity["equity"], trades), "assets": {}}
         transfers = cumulative_transfers(multipliers, self.names, bounds, len(index))
+        performance = sleeve_performance(output.equity, transfers)
         for a, name in enumerate(self.names):
-            # a sleeve's own performance: its equity net of the cash rebalancing moved in or out
-            sleeve = pd.Series(output.equity[a] - transfers[a] if transfers is not None else output.equity[a],
-                               index=index)
+            # a sleeve's own performance: time-weighted, with the cash rebalancing moved in or out
+            # removed (it counts at the start of the bar it arrives in); PnL in currency, net of it
+            sleeve = pd.Series(performance[a], index=index)
             metrics["assets"][name] = compute_metrics(sleeve, trades[trades["asset"] == name])
+            if transfers is not None:
+                own = output.equity[a]
+                metrics["assets"][name].update(
+                    pnl=float(own[-1] - own[0] - transfers[a, -1] + transfers[a, 0]),
+                    initial_equity=float(own[0]), final_equity=float(own[-1]),
+                    net_transfers=float(transfers[a, -1]))
         config = self.config.to_dict() if hasattr(self.config, "to_dict") else {}
         config["engine_used"] = self.engine
         history = [(c, pd.Timestamp(t, tz="UTC"), *w) for c, t, w in output.weight_history]

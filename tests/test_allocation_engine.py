@@ -76,6 +76,8 @@ def test_asset_pnl_sums_to_portfolio_pnl(result):
     portfolio_pnl = result.equity["equity"].iloc[-1] - result.equity["equity"].iloc[0]
     per_asset = sum(m["pnl"] for m in result.metrics["assets"].values())
     assert per_asset == pytest.approx(portfolio_pnl, rel=1e-9, abs=1e-6)
+    for m in result.metrics["assets"].values():  # time-weighted: transfers do not make returns or drawdowns
+        assert -1 < m["total_return"] and 0 <= m["max_drawdown"] < 1
     raw = sum(result.equity[n].iloc[-1] - result.equity[n].iloc[0] for n in result.metrics["assets"])
     assert raw == pytest.approx(portfolio_pnl, rel=1e-9, abs=1e-6)  # transfers net to zero
 
