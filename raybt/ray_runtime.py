@@ -69,6 +69,22 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         raise ClusterError(f"cannot connect to Ray at '{target or 'local'}': {first}") from None
 
 
+_ONE_CPU_TASKS: dict = {}
+
+
+def one_cpu_task(fn):
+    """``fn`` as a Ray task holding one CPU and never retried (wrapped once per process).
+
+    Used for work that is one unit per task (an optimisation batch, a sweep
+    point): a failure is reported by the caller, not silently re-run.
+    """
+    import ray
+
+    if fn not in _ONE_CPU_TASKS:
+        _ONE_CPU_TASKS[fn] = ray.remote(num_cpus=1, max_retries=0)(fn)
+    return _ONE_CPU_TASKS[fn]
+
+
 def warm_up_kernels() -> None:
     """Compile (or load from cache) the serial shard kernel and the coordinator's kernels in this process."""
     from raybt.asset import AssetGroup, pack_bars

@@ -129,16 +129,6 @@ def _evaluate_task(ohlc, params, starts, ends):
     return evaluate_jobs(ohlc, params, starts, ends, parallel=False)
 
 
-_REMOTE = None
-
-
-def _remote_task():
-    global _REMOTE
-    import ray
-
-    if _REMOTE is None:
-        _REMOTE = ray.remote(num_cpus=1, max_retries=0)(_evaluate_task)
-    return _REMOTE
 
 
 def warm_up_evaluator(parallel: bool) -> None:
@@ -204,11 +194,11 @@ def run_jobs(asset_jobs: list[AssetJobs], *, engine: str = "ray", batch: int = D
     else:
         import ray
 
-        from raybt.ray_runtime import ensure_ray
+        from raybt.ray_runtime import ensure_ray, one_cpu_task
 
         ensure_ray(address)
         warm_up_evaluator(parallel=False)  # workers on this node then load the numba cache
-        remote = _remote_task()
+        remote = one_cpu_task(_evaluate_task)
         refs = {j.name: ray.put(np.ascontiguousarray(j.ohlc, dtype=np.float64)) for j in asset_jobs}
         limit = len(tasks) if not max_in_flight else max(1, int(max_in_flight))
         pending: dict = {}

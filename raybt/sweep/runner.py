@@ -159,16 +159,6 @@ def _ray_point_task(config_dict: dict, best_configs_dir) -> dict:
     return _run_point(config_dict, best_configs_dir)
 
 
-_REMOTE = None
-
-
-def _remote_task():
-    global _REMOTE
-    import ray
-
-    if _REMOTE is None:
-        _REMOTE = ray.remote(num_cpus=1, max_retries=0)(_ray_point_task)
-    return _REMOTE
 
 
 # --- point folders -----------------------------------------------------------------------
@@ -537,7 +527,9 @@ def _run_on_ray(todo: list[SweepPoint], best_dir, address, max_parallel, finish)
     from raybt.ray_runtime import ensure_ray
 
     ensure_ray(address)
-    remote = _remote_task()
+    from raybt.ray_runtime import one_cpu_task
+
+    remote = one_cpu_task(_ray_point_task)
     limit = len(todo) if not max_parallel else int(max_parallel)
     queue = list(todo)
     pending: dict = {}
