@@ -34,7 +34,7 @@ import numpy as np
 
 from raybt import risk
 from raybt.portfolio_config import RiskConfig
-from raybt.types import INSTR_DT, TRADE_DT
+from raybt.types import INSTR_DT
 
 
 class WorkerLost(Exception):

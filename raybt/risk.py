@@ -1,4 +1,4 @@
-"""Pure portfolio risk rules used by the coordinator (numpy only).
+"""Pure portfolio risk rules used by the coordinator (numpy, scipy BLAS and small numba helpers).
 
 Units: drawdown is a positive fraction below a running peak (0.12 = 12 %);
 multipliers and factors are plain multiples of the configured position size;
@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.blas import dgemm
 import pandas as pd
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.linalg.blas import dgemm
 
 
 def drawdown_scale(drawdown: float, dd_scale_start: float, max_portfolio_drawdown: float,
@@ -87,53 +85,6 @@ def step_breaker(state: BreakerState, path_max: float, path_last: float, policy:
 # --- correlation -------------------------------------------------------------------------
 
 CORRELATION_BLOCK_BARS = 12  # one hour of 5-minute bars
-
-
-def block_returns(returns: np.ndarray, block: int) -> np.ndarray:
-    """Sum per-bar returns over consecutive blocks of ``block`` rows (the oldest partial block dropped)."""
-    returns = np.asarray(returns, dtype=np.float64)
-    if block <= 1 or len(returns) < block:
-        return returns
-    usable = (len(returns) // block) * block
-    tail = returns[len(returns) - usable:]
-    return tail.reshape(-1, block, returns.shape[1]).sum(axis=1)
-
-
-def correlation_clusters(returns: np.ndarray, threshold: float, block: int = CORRELATION_BLOCK_BARS) -> np.ndarray:
-    """Cluster labels: assets linked when their return correlation exceeds ``threshold``.
-
-    Correlations are estimated on returns summed over ``block``-bar blocks
-    (hourly for 5-minute bars: less microstructure noise, and a 12x smaller
-    matrix product per chunk). Clusters are connected components of the
-    graph (single linkage). Rows with any NaN are dropped; an asset with zero
-    variance, or a window with fewer than 3 rows, stays alone.
-    """
-    returns = block_returns(returns, block)
-    n_assets = returns.shape[1] if returns.ndim == 2 else 0
-    labels = np.arange(n_assets)
-    if n_assets < 2:
-        return labels
-    rows = returns[np.all(np.isfinite(returns), axis=1)]
-    if len(rows) < 3:
-        return labels
-    centred = rows - rows.mean(axis=0)
-    norms = np.sqrt((centred * centred).sum(axis=0))
-    valid = norms > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = (centred.T @ centred) / np.outer(norms, norms)
-    linked = (corr > threshold) & np.outer(valid, valid)
-    np.fill_diagonal(linked, False)
-    _, labels = connected_components(csr_matrix(linked), directed=False)
-    return labels
-
-
-def correlation_factors(returns: np.ndarray, threshold: float, block: int = CORRELATION_BLOCK_BARS) -> np.ndarray:
-    """1 / (size of the asset's correlation cluster): correlated bets do not stack."""
-    labels = correlation_clusters(returns, threshold, block)
-    if len(labels) == 0:
-        return np.ones(0)
-    sizes = np.bincount(labels, minlength=len(labels))
-    return 1.0 / sizes[labels]
 
 
 def clusters_from_correlation(corr: np.ndarray, valid: np.ndarray, threshold: float) -> np.ndarray:

@@ -103,7 +103,6 @@ def main():
         for name, bars in iter_universe(n_assets=n_assets, n_bars=n_bars, timeframe="5m", seed=7, calendar="24x7"):
             assets[name] = (AssetConfig(name=name, data=None, timeframe="5m", params=validate_params(PARAMS)), bars)
         total = n_assets * n_bars
-        names = list(assets)
         timeline = union_timeline([b.index for _, b in assets.values()])
         packed = pack_assets([b for _, b in assets.values()], timeline, np.arange(n_assets))
         params = param_records([dict(a.params, initial_capital=1e6, weight=1 / n_assets) for a, _ in assets.values()])
