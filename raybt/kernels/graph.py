@@ -23,6 +23,17 @@ def _root_nb(parent, i):
 
 
 @njit(cache=True)
+def _union_nb(parent, i, j):
+    """Join the components of i and j; the smaller root becomes the root."""
+    a = _root_nb(parent, i)
+    b = _root_nb(parent, j)
+    if a < b:
+        parent[b] = a
+    elif b < a:
+        parent[a] = b
+
+
+@njit(cache=True)
 def _labels_nb(parent):
     """Component labels 0..k-1 from a union-find forest, numbered by smallest vertex."""
     n = parent.shape[0]
@@ -50,13 +61,7 @@ def dense_components_nb(linked):
     for i in range(n):
         for j in range(i + 1, n):
             if linked[i, j] or linked[j, i]:
-                a = _root_nb(parent, i)
-                b = _root_nb(parent, j)
-                if a != b:
-                    if a < b:
-                        parent[b] = a
-                    else:
-                        parent[a] = b
+                _union_nb(parent, i, j)
     return _labels_nb(parent)
 
 
@@ -84,11 +89,5 @@ def correlation_components_nb(S, s, m, threshold, valid):
                 continue
             cov = S[i, j] - s[i] * s[j] / m
             if cov > threshold * math.sqrt(var[i] * var[j]):
-                a = _root_nb(parent, i)
-                b = _root_nb(parent, j)
-                if a != b:
-                    if a < b:
-                        parent[b] = a
-                    else:
-                        parent[a] = b
+                _union_nb(parent, i, j)
     return _labels_nb(parent)
