@@ -19,7 +19,7 @@ import os
 import numpy as np
 import ray
 
-from raybt.asset import AssetGroup, ChunkReport, PackedBars
+from raybt.asset import AssetGroup, ChunkReport, shard_bars
 from raybt.coordinator import Coordinator, WorkerLost
 from raybt.portfolio_config import TRANSPORTS
 from raybt.types import INSTR_DT, neutral_instructions
@@ -28,16 +28,11 @@ from raybt.types import INSTR_DT, neutral_instructions
 class AssetShard:
     """Plain class hosted by an actor: a shard's AssetGroup (serial kernel)."""
 
-    def __init__(self, open_, high, low, close, union_pos, offsets, params):
+    def __init__(self, bar_refs, params):
         from raybt.ray_runtime import warm_up_kernels
 
         warm_up_kernels()  # load the compiled kernel now, not inside the first chunk
-        bars = PackedBars(np.ascontiguousarray(open_), np.ascontiguousarray(high),
-                          np.ascontiguousarray(low), np.ascontiguousarray(close),
-                          np.ascontiguousarray(union_pos), np.ascontiguousarray(offsets))
-        for column in (bars.open, bars.high, bars.low, bars.close, bars.union_pos):
-            column.sum()  # fault the shared-memory pages in now, not one by one inside the chunks
-        self.group = AssetGroup(bars, params, parallel=False)
+        self.group = group_from_refs(bar_refs, params, parallel=False)
 
     def step(self, t_start, t_end, instructions):
         """One chunk; the report as a plain-array tuple (:meth:`ChunkReport.to_wire`).
@@ -206,11 +201,8 @@ class ColocatedShards:
 
             warm_up_kernels()
             groups = []
-            for args in self.shard_args:
-                arrays = [np.ascontiguousarray(a) for a in ray.get(list(args[:6]))]
-                for column in arrays[:5]:
-                    column.sum()  # fault the shared-memory pages in before the clock starts
-                group = AssetGroup(PackedBars(*arrays), args[6], parallel=True)
+            for bar_refs, params in self.shard_args:
+                group = group_from_refs(bar_refs, params, parallel=True)
                 state = group.get_state()
                 group.step(0, 0, neutral_instructions(group.n_assets))  # compile/load this signature now
                 group.set_state(state)
@@ -234,19 +226,36 @@ class ColocatedShards:
         return [ray.get_runtime_context().get_node_id()] * len(self.shard_args)
 
 
-def shard_arguments(shards, params_per_shard):
-    """Put each shard's bars in the object store once: constructor args per shard.
+def put_asset_bars(bars, timeline) -> "ray.ObjectRef":
+    """Put one asset's prices and union positions in the object store; its reference.
 
-    ``shards`` may be a generator: each packed shard is dropped once it is in
-    the object store.
+    The object is ``(open, high, low, close, stored positions, base)`` (see
+    :func:`raybt.timeline.asset_positions`): plain float64/int64 arrays, which
+    any actor on the same node maps without a copy, and which reach actors
+    on other nodes through Ray's object transfer.
     """
-    args = []
-    for packed, params in zip(shards, params_per_shard):
-        refs = [ray.put(x) for x in (packed.open, packed.high, packed.low, packed.close,
-                                      packed.union_pos, packed.offsets)]
-        args.append((*refs, params))
-        del packed
-    return args
+    from raybt.timeline import asset_positions
+
+    stored, base = asset_positions(bars.index, timeline)
+    columns = tuple(np.ascontiguousarray(bars[c].to_numpy(), dtype=np.float64)
+                    for c in ("open", "high", "low", "close"))
+    return ray.put((*columns, stored, base))
+
+
+def group_from_refs(bar_refs, params, *, parallel: bool) -> AssetGroup:
+    """An AssetGroup over the assets put by :func:`put_asset_bars` (zero-copy on this node)."""
+    payloads = ray.get(list(bar_refs))
+    for payload in payloads:
+        for column in payload[:5]:
+            column.sum()  # fault the shared-memory pages in now, not one by one inside the chunks
+    columns = list(zip(*payloads))
+    bars = shard_bars(columns[0], columns[1], columns[2], columns[3], list(zip(columns[4], columns[5])))
+    return AssetGroup(bars, params, parallel=parallel)
+
+
+def shard_arguments(bar_refs, layout, params_per_shard) -> list:
+    """Constructor arguments per shard: its assets' object references and parameters."""
+    return [([bar_refs[i] for i in idx], params) for idx, params in zip(layout, params_per_shard)]
 
 
 def actor_options(cpus_per_actor: float, spread: bool = False) -> dict:

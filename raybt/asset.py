@@ -15,49 +15,88 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from numba import types
+from numba.typed import List
+
 from raybt.broker import initial_state
 from raybt.kernels import advance_shard_nb, advance_shard_parallel_nb, compact_trades_nb
 from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
 
 
-@dataclass(frozen=True)
-class PackedBars:
-    """Bars of several assets concatenated into flat contiguous arrays.
+#: numba types of a shard's per-asset arrays (read-only: plasma buffers and caller's columns alike).
+BAR_ARRAY = types.Array(types.float64, 1, "C", readonly=True)
+POS_ARRAY = types.Array(types.int64, 1, "C", readonly=True)
+_NO_POSITIONS = np.zeros(0, dtype=np.int64)
 
-    Asset ``a`` owns ``[offsets[a], offsets[a+1])`` of ``open``, ``high``,
-    ``low``, ``close`` (float64) and ``union_pos`` (int64, strictly increasing
-    within an asset).
+
+def read_only(values, dtype=np.float64) -> np.ndarray:
+    """``values`` as a contiguous read-only array: a view when already contiguous ``dtype``, else a copy."""
+    array = np.ascontiguousarray(values, dtype=dtype).view()
+    array.flags.writeable = False
+    return array
+
+
+def _typed_list(arrays, item_type) -> List:
+    out = List.empty_list(item_type)
+    for array in arrays:
+        out.append(array)
+    return out
+
+
+@dataclass(frozen=True)
+class ShardBars:
+    """The bars of a shard's assets, one array per asset and column (no concatenation).
+
+    ``opens[a]`` .. ``closes[a]``: asset ``a``'s float64 prices, read-only,
+    usually zero-copy views of the caller's DataFrame columns or of the Ray
+    object store; ``union_pos[a]``: each bar's position on the union
+    timeline (int64), or empty when the asset's bars are the consecutive
+    positions ``union_base[a], union_base[a] + 1, ...`` (the common case of
+    assets sharing a calendar: nothing is stored). The typed lists are what
+    the numba shard kernels take; ``arrays`` keeps the Python objects.
     """
 
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    union_pos: np.ndarray
-    offsets: np.ndarray
+    arrays: tuple  # per asset: (open, high, low, close, union_pos)
+    opens: List
+    highs: List
+    lows: List
+    closes: List
+    union_pos: List
+    union_base: np.ndarray
 
     @property
     def n_assets(self) -> int:
-        return self.offsets.shape[0] - 1
+        return len(self.union_base)
 
     def n_bars(self, asset: int) -> int:
-        return int(self.offsets[asset + 1] - self.offsets[asset])
+        return int(self.arrays[asset][3].shape[0])
 
 
-def pack_bars(opens, highs, lows, closes, union_positions) -> PackedBars:
-    """Concatenate per-asset arrays (lists, one entry per asset) into :class:`PackedBars`."""
-    lengths = [len(c) for c in closes]
-    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
+def compact_positions(positions) -> tuple[np.ndarray, int]:
+    """(union positions to store, base): nothing stored when they are consecutive."""
+    positions = np.asarray(positions, dtype=np.int64)
+    if len(positions) == 0:
+        return _NO_POSITIONS, 0
+    if int(positions[-1]) - int(positions[0]) == len(positions) - 1:
+        return _NO_POSITIONS, int(positions[0])
+    return read_only(positions, np.int64), 0
 
-    def flat(parts, dtype):
-        if not parts:
-            return np.zeros(0, dtype=dtype)
-        return np.ascontiguousarray(np.concatenate([np.asarray(x, dtype=dtype) for x in parts]))
 
-    return PackedBars(
-        flat(opens, np.float64), flat(highs, np.float64), flat(lows, np.float64),
-        flat(closes, np.float64), flat(union_positions, np.int64), offsets,
+def shard_bars(opens, highs, lows, closes, union_positions) -> ShardBars:
+    """:class:`ShardBars` from per-asset arrays (lists, one entry per asset).
+
+    ``union_positions[a]``: an int64 array of asset a's union positions, or
+    ``(stored, base)`` as returned by :func:`compact_positions`.
+    """
+    arrays, bases = [], []
+    for o, h, lo, c, pos in zip(opens, highs, lows, closes, union_positions):
+        stored, base = pos if isinstance(pos, tuple) else compact_positions(pos)
+        arrays.append((read_only(o), read_only(h), read_only(lo), read_only(c), read_only(stored, np.int64)))
+        bases.append(base)
+    columns = list(zip(*arrays)) if arrays else [(), (), (), (), ()]
+    return ShardBars(
+        tuple(arrays), *(_typed_list(col, BAR_ARRAY) for col in columns[:4]),
+        _typed_list(columns[4], POS_ARRAY), np.asarray(bases, dtype=np.int64),
     )
 
 
@@ -96,7 +135,7 @@ class ChunkReport:
 class AssetGroup:
     """A shard of assets with their bars, parameters and explicit kernel state."""
 
-    def __init__(self, bars: PackedBars, params: np.ndarray, state: np.ndarray | None = None,
+    def __init__(self, bars: ShardBars, params: np.ndarray, state: np.ndarray | None = None,
                  *, parallel: bool = False):
         if params.shape != (bars.n_assets,):
             raise ValueError("one PARAM_DT record per asset is required")
@@ -129,7 +168,7 @@ class AssetGroup:
         equity = np.empty((self.n_assets, width), dtype=np.float64)
         b = self.bars
         self._advance(
-            b.open, b.high, b.low, b.close, b.union_pos, b.offsets, self.params,
+            b.opens, b.highs, b.lows, b.closes, b.union_pos, b.union_base, self.params,
             self.state, instructions, t_start, t_end, equity, self._trade_buffer,
             self._trade_counts,
         )

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from raybt.asset import AssetGroup, pack_bars
+from raybt.asset import AssetGroup, shard_bars
 from raybt.broker import param_records
 from raybt.records import drawdown, trades_frame
 from raybt.types import neutral_instructions
@@ -41,7 +41,7 @@ def simulate_bars(bars: pd.DataFrame, params: Mapping, *, chunk_bars: int | None
     """Run the kernel over one asset's bars; return (TRADE_DT records, equity array)."""
     n = len(bars)
     group = AssetGroup(
-        pack_bars([bars["open"].to_numpy()], [bars["high"].to_numpy()],
+        shard_bars([bars["open"].to_numpy()], [bars["high"].to_numpy()],
                   [bars["low"].to_numpy()], [bars["close"].to_numpy()],
                   [np.arange(n, dtype=np.int64)]),
         param_records([params]),

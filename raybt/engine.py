@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raybt.asset import AssetGroup, PackedBars, pack_bars
+from raybt.asset import AssetGroup, ShardBars, shard_bars
 from raybt.broker import param_records
 from raybt.coordinator import Coordinator, LocalGroupSet
 from raybt.errors import ConfigError
 from raybt.records import drawdown, trades_frame
-from raybt.timeline import chunk_bounds, union_positions, union_timeline
+from raybt.timeline import asset_positions, chunk_bounds, union_timeline
 
 
 @dataclass
@@ -67,14 +67,14 @@ def shard_layout(n_assets: int, n_shards: int) -> list[np.ndarray]:
     return [np.asarray(block, dtype=np.int64) for block in np.array_split(np.arange(n_assets), n_shards)]
 
 
-def pack_assets(bars_list, timeline, indices) -> PackedBars:
-    """Pack the bars of the assets ``indices`` with their union positions."""
-    return pack_bars(
+def pack_assets(bars_list, timeline, indices) -> ShardBars:
+    """The bars of the assets ``indices`` for a shard: views of their columns, no copy."""
+    return shard_bars(
         [bars_list[i]["open"].to_numpy() for i in indices],
         [bars_list[i]["high"].to_numpy() for i in indices],
         [bars_list[i]["low"].to_numpy() for i in indices],
         [bars_list[i]["close"].to_numpy() for i in indices],
-        [union_positions(bars_list[i].index, timeline) for i in indices],
+        [asset_positions(bars_list[i].index, timeline) for i in indices],
     )
 
 
@@ -318,7 +318,8 @@ class PortfolioBacktester:
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray
 
-        from raybt.actors import ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, shard_arguments
+        from raybt.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, put_asset_bars,
+                                   shard_arguments)
         from raybt.ray_runtime import ensure_ray, warm_up_kernels
 
         ensure_ray(self.address)
@@ -326,10 +327,14 @@ class PortfolioBacktester:
         layout = shard_layout(len(self.names), self._n_shards())
         cpus = max(float(ray.available_resources().get("CPU", 1.0)), 1.0)
         cpus_per_actor = min(1.0, cpus / len(layout))
-        # one shard packed at a time and put in the object store, so the driver
-        # never holds a second copy of the whole universe's bars
-        args = shard_arguments((pack_assets(self.bars, timeline, idx) for idx in layout),
-                               [params[idx] for idx in layout])
+        # each asset's columns put in the object store once (the actors read them
+        # there without copying); the driver then keeps only the timestamps
+        bar_refs = []
+        for i, bars in enumerate(self.bars):
+            bar_refs.append(put_asset_bars(bars, timeline))
+            self.bars[i] = pd.DataFrame(index=bars.index)
+            del bars
+        args = shard_arguments(bar_refs, layout, [params[idx] for idx in layout])
         coordinator_options = {}
         if self._colocated():
             groups = ColocatedShards(args)

@@ -87,12 +87,12 @@ def one_cpu_task(fn):
 
 def warm_up_kernels() -> None:
     """Compile (or load from cache) the serial shard kernel and the coordinator's kernels in this process."""
-    from raybt.asset import AssetGroup, pack_bars
+    from raybt.asset import AssetGroup, shard_bars
     from raybt.broker import param_records, validate_params
     from raybt.types import neutral_instructions
 
     close = np.linspace(1.0, 1.1, 64)
-    group = AssetGroup(pack_bars([close], [close * 1.001], [close * 0.999], [close],
+    group = AssetGroup(shard_bars([close], [close * 1.001], [close * 0.999], [close],
                                  [np.arange(64, dtype=np.int64)]),
                        param_records([validate_params({})]))
     group.step(0, 64, neutral_instructions(1))

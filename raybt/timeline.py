@@ -27,6 +27,23 @@ def union_positions(index: pd.DatetimeIndex, timeline: pd.DatetimeIndex) -> np.n
     return pos.astype(np.int64)
 
 
+def asset_positions(index: pd.DatetimeIndex, timeline: pd.DatetimeIndex) -> tuple[np.ndarray, int]:
+    """An asset's union positions as ``(stored, base)``: bar j sits at ``stored[j]``, or at
+    ``base + j`` when ``stored`` is empty.
+
+    Positions are stored only when they are not consecutive: an asset with a
+    bar at every union timestamp of its span (assets sharing a calendar) is
+    recognised from its first and last timestamps alone and costs nothing.
+    """
+    if len(index) == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    ends = index[[0, -1]].tz_convert("UTC").as_unit("ns").asi8
+    first, last = np.searchsorted(timeline.as_unit("ns").asi8, ends)
+    if int(last) - int(first) == len(index) - 1:
+        return np.zeros(0, dtype=np.int64), int(first)
+    return union_positions(index, timeline), 0
+
+
 def chunk_bounds(timeline: pd.DatetimeIndex, chunk) -> np.ndarray:
     """Union positions where chunks start, plus len(timeline) at the end (int64).
 

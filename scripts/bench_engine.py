@@ -3,10 +3,21 @@
 For each universe size (default 15, 100 and 1,000 assets x 200,000 five-minute
 bars on the 24/7 calendar; use --bars to shrink the 1,000-asset case), with
 the breaker and correlation scaling on and ``--chunk 1D``: engine wall time
-(excluding ray.init and data generation), asset-bars/s, peak resident memory
-of the whole process tree (driver + Ray workers, sampled every 50 ms), for
-``--engine local`` and ``--engine ray``, and the bare kernel time for the
-same bars (the serial kernel over the same 1D chunks, no portfolio logic).
+(excluding ray.init and data generation), asset-bars/s, peak memory of the
+whole process tree (driver + Ray daemons and workers, PSS sampled every 50 ms
+from before the bars are loaded to the finished result), for ``--engine
+local`` and ``--engine ray``, and the bare kernel time for the same bars (the
+serial kernel over the same 1D chunks, no portfolio logic).
+
+Data source (``--source``): ``files`` (default) writes the synthetic universe
+to Parquet first (data generation, not timed) and gives the engine asset
+configs pointing at the files, the way ``raybt run`` does, so loading the bars
+counts in the peak memory; ``memory`` passes DataFrames the script holds for
+the whole run (a notebook's way: the caller's copy counts too).
+
+Each engine runs ``--repeat`` times (default 2) in this process; every run is
+printed (the first run of a process pays one-off costs: fresh memory pages,
+numba thread start-up).
 
     python scripts/bench_engine.py [--assets 15 100 1000] [--bars 200000] [--bars-1000 100000]
 """
@@ -15,8 +26,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import shutil
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -25,7 +39,7 @@ from raybt.broker import initial_state, param_records, validate_params
 from raybt.kernels import advance_shard_nb
 from raybt.types import TRADE_DT
 from raybt.config import AssetConfig
-from raybt.data.synth import iter_universe
+from raybt.data.synth import iter_universe, write_universe
 from raybt.engine import PortfolioBacktester, pack_assets
 from raybt.portfolio_config import portfolio_config_from_dict
 from raybt.timeline import chunk_bounds, union_timeline
@@ -86,6 +100,9 @@ def main():
     ap.add_argument("--bars", type=int, default=200_000)
     ap.add_argument("--bars-1000", type=int, default=100_000, help="bars per asset for universes >= 1000")
     ap.add_argument("--engines", nargs="+", default=["local", "ray"])
+    ap.add_argument("--source", choices=["files", "memory"], default="files")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per engine")
+    ap.add_argument("--data-dir", default=None, help="where --source files writes the universe (default: a temp dir)")
     args = ap.parse_args()
 
     import ray
@@ -95,8 +112,8 @@ def main():
     t = time.perf_counter()
     ensure_ray()
     print(f"ray.init {time.perf_counter() - t:.1f} s, {ray.available_resources().get('CPU')} CPUs")
-    print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} {'RSS GB':>7} "
-          f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'groups s':>9} {'coord s':>8} {'loop s':>7} {'trades':>8}")
+    print(f"{'assets':>6} {'bars':>8} {'engine':<6} {'run':>3} {'wall s':>8} {'Mbar/s':>8} {'peak GB':>8} {'RSS GB':>7} "
+          f"{'kernel s':>9} {'kernel Mbar/s':>14} {'engine/kernel':>14} {'groups s':>9} {'coord s':>8} {'loop s':>7} {'setup s':>8} {'trades':>8}")
     for n_assets in args.assets:
         n_bars = args.bars if n_assets < 1000 else args.bars_1000
         assets = {}
@@ -119,25 +136,43 @@ def main():
             state = initial_state(params)
             t = time.perf_counter()
             for lo, hi in zip(bounds[:-1], bounds[1:]):
-                advance_shard_nb(p.open, p.high, p.low, p.close, p.union_pos, p.offsets, params, state, neutral,
+                advance_shard_nb(p.opens, p.highs, p.lows, p.closes, p.union_pos, p.union_base, params, state, neutral,
                                  int(lo), int(hi), equity_out, trades_out, counts)
             kernel_s = min(kernel_s, time.perf_counter() - t)
         del packed, equity_out, trades_out
         gc.collect()
-        for engine in args.engines:
-            bt = PortfolioBacktester(assets, config(), engine=engine)
-            with PeakMemory() as mem:
-                result = bt.run()
-            wall = result.timings["engine_s"]
-            print(f"{n_assets:>6} {n_bars:>8} {engine:<6} {wall:>8.2f} {total / wall / 1e6:>8.1f} "
-                  f"{mem.peak / 1e9:>8.2f} {mem.peak_rss / 1e9:>7.2f} {kernel_s:>9.2f} {total / kernel_s / 1e6:>14.1f} "
-                  f"{wall / kernel_s:>14.2f} {result.timings['groups_s']:>9.2f} {result.timings['coordinator_s']:>8.2f} {result.timings['loop_s']:>7.2f} "
-                  f"{len(result.trades):>8}", flush=True)
-            del result, bt
+        if args.source == "files":
+            folder = Path(args.data_dir or tempfile.mkdtemp(prefix="raybt-bench-")) / f"u{n_assets}x{n_bars}"
+            paths = write_universe(folder, n_assets=n_assets, n_bars=n_bars, timeframe="5m", seed=7,
+                                   calendar="24x7")
+            del assets
             gc.collect()
-        del assets
-        gc.collect()
 
+            def inputs():
+                return [AssetConfig(name=p.stem, data=p, timeframe="5m", params=validate_params(PARAMS))
+                        for p in paths]
+        else:
+            def inputs():
+                return assets
+        for engine in args.engines:
+            for run in range(1, args.repeat + 1):
+                with PeakMemory() as mem:
+                    bt = PortfolioBacktester(inputs(), config(), engine=engine)
+                    result = bt.run()
+                t = result.timings
+                wall = t["engine_s"]
+                print(f"{n_assets:>6} {n_bars:>8} {engine:<6} {run:>3} {wall:>8.2f} {total / wall / 1e6:>8.1f} "
+                      f"{mem.peak / 1e9:>8.2f} {mem.peak_rss / 1e9:>7.2f} {kernel_s:>9.2f} "
+                      f"{total / kernel_s / 1e6:>14.1f} {wall / kernel_s:>14.2f} {t['groups_s']:>9.2f} "
+                      f"{t['coordinator_s']:>8.2f} {t['loop_s']:>7.2f} {t['setup_s']:>8.2f} {len(result.trades):>8}",
+                      flush=True)
+                del result, bt
+                gc.collect()
+        if args.source == "files":
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            del assets
+        gc.collect()
 
 if __name__ == "__main__":
     main()

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from raybt.asset import AssetGroup, pack_bars
+from raybt.asset import AssetGroup, shard_bars
 from raybt.broker import initial_state, param_records, validate_params
 from raybt.kernels import advance_shard_nb, advance_shard_parallel_nb
 from raybt.types import TRADE_DT
@@ -29,22 +29,25 @@ from raybt.types import neutral_instructions
 
 
 @njit(cache=True, parallel=True)
-def read_only_parallel(open_, high, low, close, offsets):
+def read_only_parallel(opens, highs, lows, closes):
     total = 0.0
-    for a in prange(offsets.shape[0] - 1):
+    for k in prange(len(closes)):
+        a = np.int64(k)
+        o, h, lo, c = opens[a], highs[a], lows[a], closes[a]
         acc = 0.0
-        for g in range(offsets[a], offsets[a + 1]):
-            acc += open_[g] + high[g] + low[g] + close[g]
+        for g in range(c.shape[0]):
+            acc += o[g] + h[g] + lo[g] + c[g]
         total += acc
     return total
 
 
 @njit(cache=True)
-def read_only_serial(open_, high, low, close, offsets):
+def read_only_serial(opens, highs, lows, closes):
     total = 0.0
-    for a in range(offsets.shape[0] - 1):
-        for g in range(offsets[a], offsets[a + 1]):
-            total += open_[g] + high[g] + low[g] + close[g]
+    for a in range(len(closes)):
+        o, h, lo, c = opens[a], highs[a], lows[a], closes[a]
+        for g in range(c.shape[0]):
+            total += o[g] + h[g] + lo[g] + c[g]
     return total
 
 
@@ -86,11 +89,11 @@ def main():
             o.append(bars["open"].to_numpy()); h.append(bars["high"].to_numpy())
             l.append(bars["low"].to_numpy()); c.append(bars["close"].to_numpy())
             pos.append(np.arange(len(bars), dtype=np.int64))
-        packed = pack_bars(o, h, l, c, pos)
+        packed = shard_bars(o, h, l, c, pos)
         del o, h, l, c, pos
         params = param_records(universe_params(names))
-        total_bars = int(packed.offsets[-1])
-        width = int(packed.union_pos.max() + 1)
+        total_bars = sum(packed.n_bars(a) for a in range(n_assets))
+        width = max(packed.n_bars(a) for a in range(n_assets))
         instructions = neutral_instructions(n_assets)
         # outputs preallocated once, as the engine does across chunks
         equity = np.empty((n_assets, width))
@@ -103,7 +106,7 @@ def main():
             (f"{threads} threads", advance_shard_parallel_nb, read_only_parallel, True),
         ):
             def run_kernel():
-                kernel(b.open, b.high, b.low, b.close, b.union_pos, b.offsets, params, initial_state(params),
+                kernel(b.opens, b.highs, b.lows, b.closes, b.union_pos, b.union_base, params, initial_state(params),
                        instructions, 0, width, equity, trades, counts)
 
             def run_group():
@@ -111,11 +114,11 @@ def main():
 
             run_kernel()  # warm-up: JIT compile or cache load
             run_group()
-            reader(b.open, b.high, b.low, b.close, b.offsets)
+            reader(b.opens, b.highs, b.lows, b.closes)
             t_kernel = best_of(args.repeat, run_kernel)
             n_trades = int(counts.sum())
             t_group = best_of(args.repeat, run_group)
-            t_read = best_of(args.repeat, lambda: reader(b.open, b.high, b.low, b.close, b.offsets))
+            t_read = best_of(args.repeat, lambda: reader(b.opens, b.highs, b.lows, b.closes))
             k_rate, r_rate = total_bars / t_kernel / 1e6, total_bars / t_read / 1e6
             single = single or k_rate
             print(f"{n_assets:>6} {mode:<10} {t_kernel:>9.4f} {k_rate:>14.1f} {r_rate:>17.1f} {k_rate / r_rate:>15.3f} "

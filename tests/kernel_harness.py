@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raybt.asset import AssetGroup, pack_bars
+from raybt.asset import AssetGroup, shard_bars
 from raybt.broker import param_records, validate_params
 from raybt.types import EXIT_REASON_NAMES, LONG, TRADE_DT, neutral_instructions
 
@@ -30,7 +30,7 @@ def kernel_run(open_, high, low, close, params=None, chunks=None, split_points=(
     n = len(close)
     p = validate_params(params or {})
     group = AssetGroup(
-        pack_bars([open_], [high], [low], [close], [np.arange(n, dtype=np.int64)]),
+        shard_bars([open_], [high], [low], [close], [np.arange(n, dtype=np.int64)]),
         param_records([p]),
         parallel=parallel,
     )

@@ -161,7 +161,7 @@ def test_every_bar_chunks_equal_one_chunk_long_series():
 
 
 def test_parallel_shard_equals_serial():
-    from raybt.asset import AssetGroup, pack_bars
+    from raybt.asset import AssetGroup, shard_bars
     from raybt.broker import param_records, validate_params
     from raybt.types import neutral_instructions
 
@@ -173,7 +173,7 @@ def test_parallel_shard_equals_serial():
         open_ = np.r_[close[0], close[:-1]]
         arrays.append((open_, np.maximum(open_, close) * 1.001, np.minimum(open_, close) * 0.999, close,
                        np.sort(rng.choice(1200, n, replace=False))))
-    packed = pack_bars(*[list(x) for x in zip(*arrays)])
+    packed = shard_bars(*[list(x) for x in zip(*arrays)])
     params = param_records([validate_params({"bb_period": 10 + a}) for a in range(5)])
     reports = []
     for parallel in (False, True):

@@ -1,9 +1,9 @@
 """The mean-reversion strategy on a leveraged broker, one chunk at a time.
 
 Implements ``shared/spec/mean_reversion.md`` exactly. The unit of work is a
-*shard*: several assets whose bars are concatenated into flat float64 arrays
-(``offsets[a] .. offsets[a+1]`` are asset ``a``'s bars), each bar carrying its
-position on the common (union) timeline in ``union_pos``. A call advances
+*shard*: several assets, each with its own float64 bar arrays (typed lists,
+one entry per asset, so the caller's columns are used without a copy), each
+bar carrying its position on the common (union) timeline. A call advances
 every asset of the shard over the union positions ``[t_start, t_end)``:
 
 * inputs: bars, ``PARAM_DT`` params, ``INSTR_DT`` instructions (one per asset,
@@ -37,6 +37,8 @@ units.
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from numba import njit, prange
 
@@ -135,10 +137,17 @@ def close_trade_nb(
 
 @njit(cache=True)
 def advance_asset_nb(
-    asset, open_, high, low, close, union_pos, off, n_bars, p, st, ins,
+    asset, open_, high, low, close, union_pos, union_base, off, n_bars, p, st, ins,
     t_start, t_end, equity_row, trades,
 ):
-    """Advance one asset over union positions [t_start, t_end); return #trades closed."""
+    """Advance one asset over union positions [t_start, t_end); return #trades closed.
+
+    The asset's bars are ``[off, off + n_bars)`` of ``open_`` .. ``close``;
+    bar ``j`` sits at union position ``union_pos[off + j]``, or, when
+    ``union_pos`` is empty (the asset's bars are consecutive positions of
+    the union timeline), at ``union_base + j``.
+    """
+    dense = union_pos.shape[0] == 0
     # --- load the state into locals (written back at the end) ---------------
     j = st.next_bar
     cash = st.cash
@@ -199,7 +208,7 @@ def advance_asset_nb(
     width = t_end - t_start
     out = 0
     while j < n_bars:
-        t = union_pos[off + j]
+        t = union_base + j if dense else union_pos[off + j]
         if t >= t_end:
             break
         while out < t - t_start:  # union positions where this asset has no bar
@@ -380,23 +389,26 @@ def advance_asset_nb(
 
 @njit(cache=True)
 def advance_shard_nb(
-    open_, high, low, close, union_pos, offsets, params, state, instructions,
+    opens, highs, lows, closes, union_pos, union_base, params, state, instructions,
     t_start, t_end, equity_out, trades_out, trade_counts,
 ):
     """Advance every asset of a shard over union positions [t_start, t_end).
 
-    Serial over assets (for Ray actors: one thread each). Arrays: open_/high/
-    low/close float64 (total_bars,), union_pos int64 (total_bars,), offsets
-    int64 (n_assets+1,), params PARAM_DT (n_assets,), state STATE_DT
-    (n_assets,) updated in place, instructions INSTR_DT (n_assets,),
-    equity_out float64 (n_assets, t_end-t_start) written, trades_out TRADE_DT
-    (n_assets, >= t_end-t_start) written, trade_counts int64 (n_assets,)
-    written.
+    Serial over assets (for Ray actors: one thread each). One entry per
+    asset: ``opens``/``highs``/``lows``/``closes`` numba typed lists of
+    read-only float64 arrays (the asset's bars, zero-copy views of its
+    columns), ``union_pos`` a typed list of int64 arrays (each bar's union
+    position; empty when the bars are consecutive union positions from
+    ``union_base[a]``), ``union_base`` int64 (n_assets,), params PARAM_DT
+    (n_assets,), state STATE_DT (n_assets,) updated in place, instructions
+    INSTR_DT (n_assets,); equity_out float64 (n_assets, t_end-t_start)
+    written, trades_out TRADE_DT (n_assets, >= t_end-t_start) written,
+    trade_counts int64 (n_assets,) written.
     """
-    for a in range(offsets.shape[0] - 1):
-        off = offsets[a]
+    for a in range(union_base.shape[0]):
+        close = closes[a]
         trade_counts[a] = advance_asset_nb(
-            a, open_, high, low, close, union_pos, off, offsets[a + 1] - off,
+            a, opens[a], highs[a], lows[a], close, union_pos[a], union_base[a], 0, close.shape[0],
             params[a], state[a], instructions[a], t_start, t_end,
             equity_out[a], trades_out[a],
         )
@@ -407,14 +419,15 @@ def advance_shard_nb(
 # Python function would share (and overwrite) one cache entry.
 @njit(cache=True, parallel=True)
 def advance_shard_parallel_nb(
-    open_, high, low, close, union_pos, offsets, params, state, instructions,
+    opens, highs, lows, closes, union_pos, union_base, params, state, instructions,
     t_start, t_end, equity_out, trades_out, trade_counts,
 ):
     """Same as :func:`advance_shard_nb`, assets spread over numba threads (prange)."""
-    for a in prange(offsets.shape[0] - 1):
-        off = offsets[a]
+    for k in prange(union_base.shape[0]):
+        a = np.int64(k)  # prange counts in uint64; typed lists are indexed by int64
+        close = closes[a]
         trade_counts[a] = advance_asset_nb(
-            a, open_, high, low, close, union_pos, off, offsets[a + 1] - off,
+            a, opens[a], highs[a], lows[a], close, union_pos[a], union_base[a], 0, close.shape[0],
             params[a], state[a], instructions[a], t_start, t_end,
             equity_out[a], trades_out[a],
         )

@@ -91,7 +91,7 @@ def evaluate_job_nb(open_, high, low, close, union_pos, p, st, ins, start, end, 
     t0 = start
     while t0 < end:
         t1 = min(end, t0 + chunk)
-        nt = advance_asset_nb(0, open_, high, low, close, union_pos, start, n_bars, p, st, ins,
+        nt = advance_asset_nb(0, open_, high, low, close, union_pos, start, start, n_bars, p, st, ins,
                               t0, t1, eq, trades)
         for i in range(t1 - t0):
             v = eq[i]
@@ -200,7 +200,7 @@ def evaluate_jobs(ohlc, params: np.ndarray, starts, ends, *, parallel: bool = Fa
     states = np.require(initial_state(params), dtype=STATE_DT, requirements=["C", "W"])
     instr = neutral_instructions(1)
     assert instr.dtype == INSTR_DT
-    union_pos = np.arange(n, dtype=np.int64)
+    union_pos = np.zeros(0, dtype=np.int64)  # bar k at union position k
     out = np.empty((len(params), N_RAW), dtype=np.float64)
     if len(params):
         fn = evaluate_batch_parallel_nb if parallel else evaluate_batch_nb
