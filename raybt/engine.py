@@ -67,6 +67,25 @@ def shard_layout(n_assets: int, n_shards: int) -> list[np.ndarray]:
     return [np.asarray(block, dtype=np.int64) for block in np.array_split(np.arange(n_assets), n_shards)]
 
 
+def release_free_memory() -> None:
+    """Return freed heap pages to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    glibc keeps freed blocks of a few MB (one asset's columns) in its heap
+    rather than unmapping them, so a process that dropped its bars would
+    still hold their pages.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def pack_assets(bars_list, timeline, indices) -> ShardBars:
     """The bars of the assets ``indices`` for a shard: views of their columns, no copy."""
     return shard_bars(
@@ -76,6 +95,17 @@ def pack_assets(bars_list, timeline, indices) -> ShardBars:
         [bars_list[i]["close"].to_numpy() for i in indices],
         [asset_positions(bars_list[i].index, timeline) for i in indices],
     )
+
+
+def equity_frame(portfolio, sleeves, names, index) -> pd.DataFrame:
+    """``equity`` (portfolio), ``drawdown`` and one column per asset; the asset columns are
+    views of ``sleeves`` (assets x bars), not copies."""
+    columns = {"equity": portfolio, "drawdown": drawdown(portfolio)}
+    if set(names) & set(columns):  # an asset named like a portfolio column: keep both, side by side
+        return pd.concat([pd.DataFrame(columns, index=index),
+                          pd.DataFrame(sleeves.T, index=index, columns=names)], axis=1)
+    columns.update({name: sleeves[a] for a, name in enumerate(names)})
+    return pd.DataFrame(columns, index=index, copy=False)
 
 
 def cumulative_transfers(multipliers: pd.DataFrame, names, bounds, n_bars: int):
@@ -334,6 +364,7 @@ class PortfolioBacktester:
             bar_refs.append(put_asset_bars(bars, timeline))
             self.bars[i] = pd.DataFrame(index=bars.index)
             del bars
+        release_free_memory()  # the dropped columns' pages go back to the OS now
         args = shard_arguments(bar_refs, layout, [params[idx] for idx in layout])
         coordinator_options = {}
         if self._colocated():
@@ -368,9 +399,7 @@ class PortfolioBacktester:
 
         index = timeline.rename("timestamp")
         portfolio = output.equity.sum(axis=0)
-        equity = pd.concat(
-            [pd.DataFrame({"equity": portfolio, "drawdown": drawdown(portfolio)}, index=index),
-             pd.DataFrame(output.equity.T, index=index, columns=self.names)], axis=1)
+        equity = equity_frame(portfolio, output.equity, self.names, index)
         trades = trades_frame(output.trades, self.names, [b.index for b in self.bars])
         multipliers = pd.DataFrame(output.multipliers)
         if len(multipliers):

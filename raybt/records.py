@@ -33,30 +33,38 @@ def trades_frame(records, asset_names, asset_timestamps) -> pd.DataFrame:
         for c in ("units", "entry_price", "exit_price", "pnl", "commission"):
             frame[c] = frame[c].astype(np.float64)
         return frame
-    assets = records["asset"]
-    entry_time = np.empty(len(assets), dtype="datetime64[ns]")
-    exit_time = np.empty(len(assets), dtype="datetime64[ns]")
-    for a in np.unique(assets):
-        rows = assets == a
-        stamps = asset_timestamps[a].tz_convert("UTC").tz_localize(None).as_unit("ns").values
-        entry_time[rows] = stamps[records["entry_bar"][rows]]
-        exit_time[rows] = stamps[records["exit_bar"][rows]]
-    frame = pd.DataFrame(
+    assets = np.asarray(records["asset"])
+    entry_bar, exit_bar = np.asarray(records["entry_bar"]), np.asarray(records["exit_bar"])
+    entry_ns = np.empty(len(assets), dtype=np.int64)
+    exit_ns = np.empty(len(assets), dtype=np.int64)
+    by_asset = np.argsort(assets, kind="stable")
+    present = np.unique(assets)
+    starts = np.searchsorted(assets[by_asset], present, side="left")
+    ends = np.searchsorted(assets[by_asset], present, side="right")
+    for a, lo, hi in zip(present, starts, ends):  # each asset's rows: one slice of the asset-sorted order
+        rows = by_asset[lo:hi]
+        stamps = asset_timestamps[a].tz_convert("UTC").as_unit("ns").asi8
+        entry_ns[rows] = stamps[entry_bar[rows]]
+        exit_ns[rows] = stamps[exit_bar[rows]]
+    order = np.lexsort((assets, exit_ns))  # exit order; the asset order among equal exit times
+
+    def stamps_column(ns):
+        return pd.DatetimeIndex(ns[order].view("datetime64[ns]")).tz_localize("UTC")
+
+    return pd.DataFrame(
         {
-            "asset": np.asarray(asset_names, dtype=object)[assets],
-            "side": np.where(records["side"] == LONG, "long", "short"),
-            "units": records["units"],
-            "entry_time": pd.DatetimeIndex(entry_time).tz_localize("UTC"),
-            "entry_price": records["entry_price"],
-            "exit_time": pd.DatetimeIndex(exit_time).tz_localize("UTC"),
-            "exit_price": records["exit_price"],
-            "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[records["exit_reason"]],
-            "pnl": records["pnl"],
-            "commission": records["commission"],
+            "asset": np.asarray(asset_names, dtype=object)[assets[order]],
+            "side": np.where(records["side"][order] == LONG, "long", "short"),
+            "units": records["units"][order],
+            "entry_time": stamps_column(entry_ns),
+            "entry_price": records["entry_price"][order],
+            "exit_time": stamps_column(exit_ns),
+            "exit_price": records["exit_price"][order],
+            "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[records["exit_reason"][order]],
+            "pnl": records["pnl"][order],
+            "commission": records["commission"][order],
         }
     )
-    order = np.lexsort((assets, frame["exit_time"].to_numpy()))
-    return frame.iloc[order].reset_index(drop=True)
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:

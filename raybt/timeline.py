@@ -16,8 +16,25 @@ from raybt.errors import ConfigError
 
 
 def union_timeline(indexes) -> pd.DatetimeIndex:
-    """Sorted union of the assets' DatetimeIndexes (UTC)."""
-    values = np.unique(np.concatenate([idx.tz_convert("UTC").as_unit("ns").asi8 for idx in indexes]))
+    """Sorted union of the assets' DatetimeIndexes (UTC).
+
+    Assets sharing a calendar have equal indexes: each distinct index is
+    merged once (equal ones are found by length, ends and a comparison), so
+    a universe on one calendar costs one pass instead of a sort of every bar.
+    """
+    distinct: dict = {}
+    for idx in indexes:
+        stamps = idx.tz_convert("UTC").as_unit("ns").asi8
+        key = (len(stamps), int(stamps[0]), int(stamps[-1])) if len(stamps) else (0, 0, 0)
+        same = distinct.setdefault(key, [])
+        if not any(np.array_equal(stamps, seen) for seen in same):
+            same.append(stamps)
+    parts = [a for group in distinct.values() for a in group]
+    if len(parts) == 1:
+        values = parts[0]
+    else:
+        values = np.sort(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64), kind="stable")
+        values = values[np.r_[True, values[1:] != values[:-1]]] if len(values) else values
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True, unit="ns"), name="timestamp").as_unit("ns")
 
 
