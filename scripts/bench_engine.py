@@ -40,7 +40,7 @@ from raybt.kernels import advance_shard_nb
 from raybt.types import TRADE_DT
 from raybt.config import AssetConfig
 from raybt.data.synth import iter_universe, write_universe
-from raybt.engine import PortfolioBacktester, pack_assets
+from raybt.engine import PortfolioBacktester, pack_assets, release_free_memory
 from raybt.portfolio_config import portfolio_config_from_dict
 from raybt.timeline import chunk_bounds, union_timeline
 from raybt.types import neutral_instructions
@@ -139,14 +139,16 @@ def main():
                 advance_shard_nb(p.opens, p.highs, p.lows, p.closes, p.union_pos, p.union_base, params, state, neutral,
                                  int(lo), int(hi), equity_out, trades_out, counts)
             kernel_s = min(kernel_s, time.perf_counter() - t)
-        del packed, equity_out, trades_out
+        del packed, p, equity_out, trades_out
         gc.collect()
+        release_free_memory()  # freed heap back to the OS, so the next peak counts live memory only
         if args.source == "files":
             folder = Path(args.data_dir or tempfile.mkdtemp(prefix="raybt-bench-")) / f"u{n_assets}x{n_bars}"
             paths = write_universe(folder, n_assets=n_assets, n_bars=n_bars, timeframe="5m", seed=7,
                                    calendar="24x7")
             del assets
             gc.collect()
+            release_free_memory()  # freed heap back to the OS, so the next peak counts live memory only
 
             def inputs():
                 return [AssetConfig(name=p.stem, data=p, timeframe="5m", params=validate_params(PARAMS))
@@ -168,11 +170,13 @@ def main():
                       flush=True)
                 del result, bt
                 gc.collect()
+                release_free_memory()  # freed heap back to the OS, so the next peak counts live memory only
         if args.source == "files":
             shutil.rmtree(folder, ignore_errors=True)
         else:
             del assets
         gc.collect()
+        release_free_memory()  # freed heap back to the OS, so the next peak counts live memory only
 
 if __name__ == "__main__":
     main()
