@@ -57,14 +57,27 @@ class AssetShard:
 
 
 class CoordinatorShell(Coordinator):
-    """The Coordinator as hosted by an actor: BLAS limited to one thread."""
+    """The Coordinator as hosted by an actor: BLAS limited to one thread, equity in shared memory.
 
-    def __init__(self, *args, **kwargs):
+    The sleeve equity matrix lives in a memfd (:mod:`raybt.shared_memory`)
+    when the platform has them: a driver on the same node maps it at the end
+    (:func:`fetch_output`) instead of receiving a copy.
+    """
+
+    def __init__(self, groups, layout, timeline_ns, *args, **kwargs):
         from threadpoolctl import threadpool_limits
+
+        from raybt.shared_memory import create_shared
 
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         logging.getLogger("ray.dag").setLevel(logging.WARNING)  # no compile/teardown chatter
-        super().__init__(*args, **kwargs)
+        self._shared = create_shared((sum(len(idx) for idx in layout), len(timeline_ns)))
+        super().__init__(groups, layout, timeline_ns, *args,
+                         equity_buffer=None if self._shared is None else self._shared.array, **kwargs)
+
+    def equity_handle(self):
+        """(node id, :class:`~raybt.shared_memory.SharedHandle` or None) of the equity matrix."""
+        return ray.get_runtime_context().get_node_id(), None if self._shared is None else self._shared.handle
 
     def prepare(self) -> None:
         """Build every shard (actors started, bars fetched, kernels loaded) before the clock starts."""
@@ -72,6 +85,23 @@ class CoordinatorShell(Coordinator):
 
         warm_up_kernels()
         self._group_states()
+
+
+def fetch_output(coordinator):
+    """The finished run's :class:`~raybt.coordinator.CoordinatorOutput` from a coordinator actor.
+
+    On the coordinator's node the equity matrix is mapped from its shared
+    memory (no copy); elsewhere it comes through the object store. Call it
+    before the actor is killed.
+    """
+    from raybt.shared_memory import attach_shared
+
+    node, handle = ray.get(coordinator.equity_handle.remote())
+    equity = attach_shared(handle) if node == ray.get_runtime_context().get_node_id() else None
+    output = ray.get(coordinator.output.remote(equity is None))
+    if equity is not None:
+        output.equity = equity[:, : output.bars_done]
+    return output
 
 
 AssetActor = ray.remote(AssetShard)

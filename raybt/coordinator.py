@@ -88,12 +88,13 @@ class ChunkSummary:
 class CoordinatorOutput:
     """Everything a finished run produced (numpy; the engine wraps it in pandas)."""
 
-    equity: np.ndarray  # (n_assets, T) sleeve equity on the union timeline
+    equity: np.ndarray | None  # (n_assets, T) sleeve equity on the union timeline
     trades: list  # TRADE_DT arrays (one per chunk and group), asset = global index, bars local to the asset
     multipliers: dict = field(default_factory=dict)  # columns, one row per chunk and asset
     weight_history: list = field(default_factory=list)  # (chunk, decided_at ns, target weights)
     events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
     states: list = field(default_factory=list)  # final STATE_DT per group
+    bars_done: int = 0  # union positions simulated (the columns of equity)
 
 
 class Coordinator:
@@ -101,7 +102,7 @@ class Coordinator:
 
     def __init__(self, groups, layout, timeline_ns, bounds, initial_sleeves, target_weights,
                  settings: RiskConfig, rebalance: str = "none", base_size=None, estimator=None,
-                 lookback_ns: int = 0, names=None):
+                 lookback_ns: int = 0, names=None, equity_buffer: np.ndarray | None = None):
         self.groups = groups
         self.layout = [np.asarray(idx, dtype=np.int64) for idx in layout]
         self.timeline_ns = np.asarray(timeline_ns, dtype=np.int64)
@@ -124,7 +125,11 @@ class Coordinator:
         self.breaker = risk.BreakerState(tripped=False, chunks_since_trip=0, peak=self.peak)
         self.returns = risk.RollingBlockMoments(max(int(settings.correlation_window), 2), self.n_assets)
         self.margins = np.zeros(self.n_assets)
-        self.equity = np.zeros((self.n_assets, len(self.timeline_ns)))  # sleeve equity, filled per chunk
+        # sleeve equity, filled per chunk; ``equity_buffer`` (e.g. shared memory the driver maps) if given
+        shape = (self.n_assets, len(self.timeline_ns))
+        if equity_buffer is not None and equity_buffer.shape != shape:
+            raise ValueError(f"equity_buffer must have shape {shape}")
+        self.equity = np.empty(shape) if equity_buffer is None else equity_buffer
         self.equity.fill(0.0)  # touch the pages now rather than one by one inside the chunk loop
         self._trade_parts: list = []
         self.multipliers: list = []
@@ -139,6 +144,11 @@ class Coordinator:
     @property
     def n_chunks(self) -> int:
         return len(self.bounds) - 1
+
+    @property
+    def bars_done(self) -> int:
+        """Union positions simulated so far (the filled columns of ``equity``)."""
+        return int(self.bounds[self.chunk])
 
     @property
     def done(self) -> bool:
@@ -410,9 +420,11 @@ class Coordinator:
             out.append(self.advance_chunk())
         return out
 
-    def output(self) -> CoordinatorOutput:
-        equity = self.equity[:, : int(self.bounds[self.chunk])]
+    def output(self, with_equity: bool = True) -> CoordinatorOutput:
+        """The run's outputs so far; ``with_equity=False`` leaves ``equity`` None (the
+        caller maps the shared equity buffer itself, see ``bars_done``)."""
+        equity = self.equity[:, : self.bars_done] if with_equity else None
         trades = list(self._trade_parts)  # concatenated column by column by records.trades_frame
         states = self._group_states()
         return CoordinatorOutput(equity, trades, self.multiplier_table(), list(self.weight_history), self.events,
-                                 states)
+                                 states, self.bars_done)

@@ -305,6 +305,7 @@ class PortfolioBacktester:
             timings["loop_s"] = time.perf_counter() - t1
             output = coordinator.output()
             timings.update(coordinator.get_timing())
+            del coordinator, group  # its trade records now belong to the output alone
         else:
             output, layout, t1 = self._run_ray(timeline, bounds, params, initial, target, settings, t0, timings)
         timings["engine_s"] = time.perf_counter() - t1
@@ -348,8 +349,8 @@ class PortfolioBacktester:
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray
 
-        from raybt.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, put_asset_bars,
-                                   shard_arguments)
+        from raybt.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, fetch_output,
+                                   put_asset_bars, shard_arguments)
         from raybt.ray_runtime import ensure_ray, warm_up_kernels
 
         ensure_ray(self.address)
@@ -384,7 +385,7 @@ class PortfolioBacktester:
         t1 = time.perf_counter()
         self._drive(lambda method, *args: ray.get(getattr(coordinator, method).remote(*args)))
         timings["loop_s"] = time.perf_counter() - t1
-        output = ray.get(coordinator.output.remote())
+        output = fetch_output(coordinator)
         self.actor_nodes = ray.get(coordinator.node_ids.remote())
         self.recoveries = ray.get(coordinator.get_recoveries.remote())
         timings.update(ray.get(coordinator.get_timing.remote()))
@@ -401,6 +402,7 @@ class PortfolioBacktester:
         portfolio = output.equity.sum(axis=0)
         equity = equity_frame(portfolio, output.equity, self.names, index)
         trades = trades_frame(output.trades, self.names, [b.index for b in self.bars])
+        output.trades = []  # the records are in the table now; free them before the metrics
         multipliers = pd.DataFrame(output.multipliers)
         if len(multipliers):
             multipliers["asset"] = np.asarray(self.names, dtype=object)[multipliers["asset"].to_numpy()]

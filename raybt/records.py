@@ -22,19 +22,22 @@ def trades_frame(records, asset_names, asset_timestamps) -> pd.DataFrame:
     of record arrays (e.g. one per chunk) is read column by column, without
     first building one big record array.
     """
-    if isinstance(records, (list, tuple)):
-        parts = [p for p in records if len(p)]
-        records = {f: np.concatenate([p[f] for p in parts]) for f in TRADE_DT.names} if parts \
-            else np.zeros(0, dtype=TRADE_DT)
-    if len(records["asset"]) == 0:
+    parts = [p for p in records if len(p)] if isinstance(records, (list, tuple)) else [records]
+
+    def field(name):  # one column of every part, concatenated (one field in memory at a time)
+        if not parts:
+            return np.zeros(0, dtype=TRADE_DT[name])
+        return np.concatenate([p[name] for p in parts]) if len(parts) > 1 else np.asarray(parts[0][name])
+
+    assets = field("asset")
+    if len(assets) == 0:
         frame = pd.DataFrame({c: [] for c in TRADE_COLUMNS})
         for c in ("entry_time", "exit_time"):
             frame[c] = pd.to_datetime(frame[c], utc=True)
         for c in ("units", "entry_price", "exit_price", "pnl", "commission"):
             frame[c] = frame[c].astype(np.float64)
         return frame
-    assets = np.asarray(records["asset"])
-    entry_bar, exit_bar = np.asarray(records["entry_bar"]), np.asarray(records["exit_bar"])
+    entry_bar, exit_bar = field("entry_bar"), field("exit_bar")
     entry_ns = np.empty(len(assets), dtype=np.int64)
     exit_ns = np.empty(len(assets), dtype=np.int64)
     by_asset = np.argsort(assets, kind="stable")
@@ -46,25 +49,25 @@ def trades_frame(records, asset_names, asset_timestamps) -> pd.DataFrame:
         stamps = asset_timestamps[a].tz_convert("UTC").as_unit("ns").asi8
         entry_ns[rows] = stamps[entry_bar[rows]]
         exit_ns[rows] = stamps[exit_bar[rows]]
+    del by_asset, entry_bar, exit_bar
     order = np.lexsort((assets, exit_ns))  # exit order; the asset order among equal exit times
 
     def stamps_column(ns):
         return pd.DatetimeIndex(ns[order].view("datetime64[ns]")).tz_localize("UTC")
 
-    return pd.DataFrame(
-        {
-            "asset": np.asarray(asset_names, dtype=object)[assets[order]],
-            "side": np.where(records["side"][order] == LONG, "long", "short"),
-            "units": records["units"][order],
-            "entry_time": stamps_column(entry_ns),
-            "entry_price": records["entry_price"][order],
-            "exit_time": stamps_column(exit_ns),
-            "exit_price": records["exit_price"][order],
-            "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[records["exit_reason"][order]],
-            "pnl": records["pnl"][order],
-            "commission": records["commission"][order],
-        }
-    )
+    columns = {
+        "asset": np.asarray(asset_names, dtype=object)[assets[order]],
+        "side": np.where(field("side")[order] == LONG, "long", "short"),
+        "units": field("units")[order],
+        "entry_time": stamps_column(entry_ns),
+        "entry_price": field("entry_price")[order],
+        "exit_time": stamps_column(exit_ns),
+        "exit_price": field("exit_price")[order],
+        "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[field("exit_reason")[order]],
+        "pnl": field("pnl")[order],
+        "commission": field("commission")[order],
+    }
+    return pd.DataFrame(columns, copy=False)  # no consolidation copy of the numeric columns
 
 
 def drawdown(equity: np.ndarray) -> np.ndarray:
