@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import ray
@@ -28,11 +29,11 @@ from raybt.types import INSTR_DT, neutral_instructions
 class AssetShard:
     """Plain class hosted by an actor: a shard's AssetGroup (serial kernel)."""
 
-    def __init__(self, bar_refs, params):
+    def __init__(self, assets, params):
         from raybt.ray_runtime import warm_up_kernels
 
         warm_up_kernels()  # load the compiled kernel now, not inside the first chunk
-        self.group = group_from_refs(bar_refs, params, parallel=False)
+        self.group = group_from_refs(assets, params, parallel=False)
 
     def step(self, t_start, t_end, instructions):
         """One chunk; the report as a plain-array tuple (:meth:`ChunkReport.to_wire`).
@@ -231,8 +232,8 @@ class ColocatedShards:
 
             warm_up_kernels()
             groups = []
-            for bar_refs, params in self.shard_args:
-                group = group_from_refs(bar_refs, params, parallel=True)
+            for assets, params in self.shard_args:
+                group = group_from_refs(assets, params, parallel=True)
                 state = group.get_state()
                 group.step(0, 0, neutral_instructions(group.n_assets))  # compile/load this signature now
                 group.set_state(state)
@@ -256,36 +257,53 @@ class ColocatedShards:
         return [ray.get_runtime_context().get_node_id()] * len(self.shard_args)
 
 
-def put_asset_bars(bars, timeline) -> "ray.ObjectRef":
-    """Put one asset's prices and union positions in the object store; its reference.
+PRICE_COLUMNS = ("open", "high", "low", "close")
 
-    The object is ``(open, high, low, close, stored positions, base)`` (see
-    :func:`raybt.timeline.asset_positions`): plain float64/int64 arrays, which
-    any actor on the same node maps without a copy, and which reach actors
-    on other nodes through Ray's object transfer.
+
+def store_bars(bars):
+    """Put one asset's OHLC in the object store: (reference, a frame viewing the stored arrays).
+
+    The object is a tuple of four float64 arrays, which any process on the
+    same node maps without a copy and which reach other nodes through Ray's
+    object transfer. The returned frame has the same index and OHLC columns
+    (read-only, zero-copy); other columns (volume) are not kept.
     """
-    from raybt.timeline import asset_positions
+    import pandas as pd
 
-    stored, base = asset_positions(bars.index, timeline)
-    columns = tuple(np.ascontiguousarray(bars[c].to_numpy(), dtype=np.float64)
-                    for c in ("open", "high", "low", "close"))
-    return ray.put((*columns, stored, base))
+    ref = ray.put(tuple(np.ascontiguousarray(bars[c].to_numpy(), dtype=np.float64) for c in PRICE_COLUMNS))
+    arrays = ray.get(ref)
+    return ref, pd.DataFrame(dict(zip(PRICE_COLUMNS, arrays)), index=bars.index, copy=False)
 
 
-def group_from_refs(bar_refs, params, *, parallel: bool) -> AssetGroup:
-    """An AssetGroup over the assets put by :func:`put_asset_bars` (zero-copy on this node)."""
-    payloads = ray.get(list(bar_refs))
-    for payload in payloads:
-        for column in payload[:5]:
-            column.sum()  # fault the shared-memory pages in now, not one by one inside the chunks
-    columns = list(zip(*payloads))
-    bars = shard_bars(columns[0], columns[1], columns[2], columns[3], list(zip(columns[4], columns[5])))
+@dataclass(frozen=True)
+class StoredBars:
+    """Where a shard finds one asset's bars: its stored OHLC from row ``start``, and its union positions.
+
+    ``positions``/``base``: as :func:`raybt.timeline.asset_positions` gives them.
+    """
+
+    ref: "ray.ObjectRef"
+    start: int
+    positions: np.ndarray
+    base: int
+
+
+def group_from_refs(assets, params, *, parallel: bool) -> AssetGroup:
+    """An AssetGroup over :class:`StoredBars` (the arrays mapped zero-copy on this node)."""
+    stored = ray.get([a.ref for a in assets])
+    columns = [[], [], [], []]
+    for asset, arrays in zip(assets, stored):
+        for column, values in zip(columns, arrays):
+            view = values[asset.start:]
+            view.sum()  # fault the shared-memory pages in now, not one by one inside the chunks
+            column.append(view)
+    bars = shard_bars(*columns, [(a.positions, a.base) for a in assets])
     return AssetGroup(bars, params, parallel=parallel)
 
 
-def shard_arguments(bar_refs, layout, params_per_shard) -> list:
-    """Constructor arguments per shard: its assets' object references and parameters."""
-    return [([bar_refs[i] for i in idx], params) for idx, params in zip(layout, params_per_shard)]
+def shard_arguments(stored, layout, params_per_shard) -> list:
+    """Constructor arguments per shard: its assets' :class:`StoredBars` and parameters."""
+    return [([stored[i] for i in idx], params) for idx, params in zip(layout, params_per_shard)]
 
 
 def actor_options(cpus_per_actor: float, spread: bool = False) -> dict:

@@ -140,14 +140,16 @@ def _run(args) -> int:
                                      ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS))
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS})
-    n_chunks = len(chunk_bounds(union_timeline([b.index for _, b in assets.values()]), pconf.engine.chunk)) - 1
+    n_assets = len(assets)
+    del assets  # the backtester holds the bars now (for Ray: views of the object store, no second copy)
+    n_chunks = len(chunk_bounds(union_timeline([b.index for b in backtester.bars]), pconf.engine.chunk)) - 1
     dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
     show = sys.stderr.isatty() and not args.no_progress
-    with chunk_progress(n_chunks, f"{pconf.name} ({len(assets)} assets, {args.engine})", show, dashboard) as update:
+    with chunk_progress(n_chunks, f"{pconf.name} ({n_assets} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
         result = backtester.run(checkpoint_dir=tmp, resume=resume)
     result.save(out, reuse=True)
-    print_summary(f"portfolio {pconf.name}: {len(assets)} assets, engine {args.engine}", result.metrics["portfolio"])
+    print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])
     print(f"results: {out}")
     return 0

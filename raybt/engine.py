@@ -162,13 +162,14 @@ class PortfolioBacktester:
         if isinstance(assets, dict):
             self.names = list(assets)
             self.asset_configs = [assets[n][0] for n in self.names]
-            self.bars = [assets[n][1] for n in self.names]
+            frames = (assets[n][1] for n in self.names)
         else:
             from raybt.universe import load_asset_bars
 
             self.asset_configs = list(assets)
             self.names = [a.name for a in self.asset_configs]
-            self.bars = [load_asset_bars(a) for a in self.asset_configs]
+            frames = (load_asset_bars(a) for a in self.asset_configs)
+        self._take_bars(frames)
         if not self.names:
             raise ConfigError("the portfolio has no assets")
         from raybt.weights import WeightEstimator
@@ -182,6 +183,33 @@ class PortfolioBacktester:
         self.start = None  # first timestamp of the backtest (after any estimation window)
 
     # --- set-up ---------------------------------------------------------------------
+
+    def _take_bars(self, frames) -> None:
+        """Keep each asset's bars; for the Ray engine, put them in the object store as they come.
+
+        With ``engine="ray"`` every asset's OHLC goes to the object store
+        once, as it is loaded, and ``self.bars`` holds frames *viewing* the
+        stored arrays (no second copy in the driver; the loaded frame is
+        dropped unless the caller keeps it). ``self.bar_refs[i]`` is the
+        stored object and ``self.bar_starts[i]`` the row of it where
+        ``self.bars[i]`` begins (after an estimation window is cut off).
+        """
+        self.bars, self.bar_refs = [], []
+        if self.engine == "ray":
+            from raybt.actors import store_bars
+            from raybt.ray_runtime import ensure_ray
+
+            ensure_ray(self.address)
+        for bars in frames:
+            ref = None
+            if self.engine == "ray":
+                ref, bars = store_bars(bars)
+            self.bars.append(bars)
+            self.bar_refs.append(ref)
+            del bars
+        self.bar_starts = [0] * len(self.bars)
+        if self.engine == "ray":
+            release_free_memory()  # the loaded frames' pages go back to the OS now
 
     def _sleeve_params(self):
         capital = float(self.config.initial_capital)
@@ -257,7 +285,8 @@ class PortfolioBacktester:
             timeline = union_timeline([b.index for b in self.bars])
             end = window_end(timeline, self.config.allocation.lookback)
             cut = timeline[end]
-            window = [b[b.index < cut] for b in self.bars]
+            cut_rows = [int(b.index.searchsorted(cut)) for b in self.bars]
+            window = [b.iloc[:k] for b, k in zip(self.bars, cut_rows)]
             params = param_records([dict(a.params, initial_capital=float(self.config.initial_capital),
                                          weight=1.0 / len(self.names)) for a in self.asset_configs])
             group = AssetGroup(pack_assets(window, timeline[:end], np.arange(len(self.names))), params,
@@ -266,7 +295,8 @@ class PortfolioBacktester:
 
             report = group.step(0, end, neutral_instructions(len(self.names)))
             returns = strategy_returns(report.equity, self.names)
-            self.bars = [b[b.index >= cut] for b in self.bars]
+            self.bars = [b.iloc[k:] for b, k in zip(self.bars, cut_rows)]  # views, not copies
+            self.bar_starts = [s + k for s, k in zip(self.bar_starts, cut_rows)]
             self.start = cut
         weights = self.estimator.initial(self.names, returns)
         keep = [i for i, n in enumerate(self.names) if weights[n] > 0]
@@ -277,6 +307,8 @@ class PortfolioBacktester:
         self.names = [self.names[i] for i in keep]
         self.asset_configs = [self.asset_configs[i] for i in keep]
         self.bars = [self.bars[i] for i in keep]
+        self.bar_refs = [self.bar_refs[i] for i in keep]
+        self.bar_starts = [self.bar_starts[i] for i in keep]
         kept = weights[self.names]
         self.weights = kept if len(keep) == len(weights) else kept / kept.sum()
 
@@ -349,8 +381,8 @@ class PortfolioBacktester:
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray
 
-        from raybt.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, fetch_output,
-                                   put_asset_bars, shard_arguments)
+        from raybt.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, StoredBars, actor_options,
+                                   fetch_output, shard_arguments)
         from raybt.ray_runtime import ensure_ray, warm_up_kernels
 
         ensure_ray(self.address)
@@ -358,15 +390,10 @@ class PortfolioBacktester:
         layout = shard_layout(len(self.names), self._n_shards())
         cpus = max(float(ray.available_resources().get("CPU", 1.0)), 1.0)
         cpus_per_actor = min(1.0, cpus / len(layout))
-        # each asset's columns put in the object store once (the actors read them
-        # there without copying); the driver then keeps only the timestamps
-        bar_refs = []
-        for i, bars in enumerate(self.bars):
-            bar_refs.append(put_asset_bars(bars, timeline))
-            self.bars[i] = pd.DataFrame(index=bars.index)
-            del bars
-        release_free_memory()  # the dropped columns' pages go back to the OS now
-        args = shard_arguments(bar_refs, layout, [params[idx] for idx in layout])
+        # the actors map each asset's stored columns (put once, when the bars were taken)
+        stored = [StoredBars(ref, start, *asset_positions(bars.index, timeline))
+                  for ref, start, bars in zip(self.bar_refs, self.bar_starts, self.bars)]
+        args = shard_arguments(stored, layout, [params[idx] for idx in layout])
         coordinator_options = {}
         if self._colocated():
             groups = ColocatedShards(args)
