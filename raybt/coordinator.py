@@ -105,6 +105,10 @@ class Coordinator:
                  lookback_ns: int = 0, names=None, equity_buffer: np.ndarray | None = None):
         self.groups = groups
         self.layout = [np.asarray(idx, dtype=np.int64) for idx in layout]
+        # each group's rows of the asset axis: a slice when contiguous (copies into a slice are plain memcpy)
+        self._rows = [slice(int(idx[0]), int(idx[-1]) + 1)
+                      if len(idx) and np.array_equal(idx, np.arange(idx[0], idx[-1] + 1)) else idx
+                      for idx in self.layout]
         self.timeline_ns = np.asarray(timeline_ns, dtype=np.int64)
         self.bounds = np.asarray(bounds, dtype=np.int64)
         self.n_assets = int(sum(len(idx) for idx in self.layout))
@@ -389,9 +393,9 @@ class Coordinator:
         after_step = time.perf_counter()
         self.timing["groups_s"] += after_step - clock
         equity = self.equity[:, t_start:t_end]  # a view: filled in place
-        for g, (idx, report) in enumerate(zip(self.layout, reports)):
-            equity[idx] = report.equity
-            self.margins[idx] = report.state["margin"]
+        for g, (idx, rows, report) in enumerate(zip(self.layout, self._rows, reports)):
+            equity[rows] = report.equity
+            self.margins[rows] = report.state["margin"]
             self._states[g] = report.state.copy()
             if len(report.trades):
                 trades = report.trades if report.trades.flags.writeable else report.trades.copy()

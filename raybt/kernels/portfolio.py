@@ -38,9 +38,18 @@ def chunk_portfolio_nb(equity, previous, t_start, block, partial, partial_block)
         for a in range(n_assets):
             sums[0, a] = partial[a]
     path = np.zeros(width)
+    first_block_end = (first_id + 1) * block - t_start  # k where the chunk's second block starts
     for a in range(n_assets):
         base = previous[a]
+        row = 0
+        block_end = first_block_end
+        total = sums[0, a]
         for k in range(width):
+            if k == block_end:  # the block id advanced: no integer division per bar
+                sums[row, a] = total
+                row += 1
+                block_end += block
+                total = sums[row, a]
             value = equity[a, k]
             path[k] += value
             r = 0.0
@@ -48,8 +57,9 @@ def chunk_portfolio_nb(equity, previous, t_start, block, partial, partial_block)
                 r = value / base - 1.0
                 if not math.isfinite(r):
                     r = 0.0
-            sums[(t_start + k) // block - first_id, a] += r
+            total += r
             base = value
+        sums[row, a] = total
     path_max = -np.inf
     for k in range(width):
         if path[k] > path_max:
