@@ -1,0 +1,161 @@
+"""Bars used without copies: per-asset column views, compact union positions,
+object-store views in the driver, and the equity matrix in shared memory."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from raybt.asset import AssetGroup, compact_positions, shard_bars
+from raybt.broker import initial_state, param_records, validate_params
+from raybt.kernels import advance_shard_nb
+from raybt.shared_memory import SharedHandle, attach_shared, create_shared
+from raybt.timeline import asset_positions, union_positions, union_timeline
+from raybt.types import TRADE_DT, neutral_instructions
+
+
+def _prices(rng, n):
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 2e-3, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    return open_, np.maximum(open_, close) * 1.001, np.minimum(open_, close) * 0.999, close
+
+
+# --- union positions ---------------------------------------------------------------------
+
+def test_consecutive_positions_are_not_stored():
+    stored, base = compact_positions(np.arange(7, 12))
+    assert len(stored) == 0 and base == 7
+    stored, base = compact_positions(np.array([3, 4, 6]))
+    assert list(stored) == [3, 4, 6] and base == 0
+
+
+def test_asset_positions_dense_and_with_gaps():
+    timeline = pd.date_range("2024-01-01", periods=50, freq="5min", tz="UTC")
+    stored, base = asset_positions(timeline[10:30], timeline)
+    assert len(stored) == 0 and base == 10
+    gappy = timeline[10:30].delete(5)
+    stored, base = asset_positions(gappy, timeline)
+    assert np.array_equal(stored, union_positions(gappy, timeline)) and base == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 400), min_size=1, max_size=60), min_size=1, max_size=6),
+       st.booleans())
+def test_union_timeline_equals_sorted_unique(minute_lists, repeat_first):
+    """The distinct-calendar merge gives exactly the sorted unique timestamps."""
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    indexes = [pd.DatetimeIndex(sorted({start + pd.Timedelta(minutes=m) for m in ms})) for ms in minute_lists]
+    if repeat_first:
+        indexes.append(indexes[0].copy())
+    expected = np.unique(np.concatenate([i.as_unit("ns").asi8 for i in indexes]))
+    assert np.array_equal(union_timeline(indexes).asi8, expected)
+
+
+def test_stored_and_implicit_positions_give_identical_results():
+    """An asset on consecutive union positions: the kernel with the positions stored
+    equals the kernel with only the base (nothing stored)."""
+    from numba.typed import List
+
+    from raybt.asset import BAR_ARRAY, POS_ARRAY, read_only
+
+    rng = np.random.default_rng(5)
+    n, base, width = 3000, 40, 3100
+    o, h, lo, c = (read_only(x) for x in _prices(rng, n))
+    params = param_records([validate_params({"bb_period": 15})])
+    outputs = []
+    for positions, start in ((read_only(np.arange(base, base + n), np.int64), 0),
+                             (read_only(np.zeros(0, np.int64), np.int64), base)):
+        lists = [List.empty_list(BAR_ARRAY) for _ in range(4)]
+        for lst, x in zip(lists, (o, h, lo, c)):
+            lst.append(x)
+        pos = List.empty_list(POS_ARRAY)
+        pos.append(positions)
+        state = initial_state(params)
+        equity = np.empty((1, 100))
+        trades = np.zeros((1, 100), dtype=TRADE_DT)
+        counts = np.zeros(1, dtype=np.int64)
+        eq_parts, tr_parts = [], []
+        for t in range(0, width, 100):
+            advance_shard_nb(*lists, pos, np.array([start]), params, state, neutral_instructions(1),
+                             t, min(width, t + 100), equity, trades, counts)
+            eq_parts.append(equity[0, : min(width, t + 100) - t].copy())
+            tr_parts.append(trades[0, : counts[0]].copy())
+        outputs.append((np.concatenate(eq_parts), np.concatenate(tr_parts)))
+    assert np.array_equal(outputs[0][0], outputs[1][0])
+    assert outputs[0][1].tobytes() == outputs[1][1].tobytes()
+    assert len(outputs[0][1]) > 5
+
+
+def test_shard_uses_the_callers_columns_without_copy():
+    rng = np.random.default_rng(2)
+    o, h, lo, c = _prices(rng, 500)
+    frame = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c})
+    bars = shard_bars([frame["open"].to_numpy()], [frame["high"].to_numpy()], [frame["low"].to_numpy()],
+                      [frame["close"].to_numpy()], [np.arange(500)])
+    assert np.shares_memory(bars.arrays[0][3], frame["close"].to_numpy())
+    group = AssetGroup(bars, param_records([validate_params({})]))
+    report = group.step(0, 500, neutral_instructions(1))
+    assert np.isfinite(report.equity).all()
+
+
+# --- shared memory ----------------------------------------------------------------------
+
+def _shared(shape):
+    shared = create_shared(shape)
+    assert (shared is not None) == sys.platform.startswith("linux")  # elsewhere: None, and callers copy
+    return shared
+
+
+def test_shared_array_maps_the_same_memory():
+    shared = _shared((3, 5))
+    if shared is None:
+        return
+    shared.array[:] = np.arange(15.0).reshape(3, 5)
+    mapped = attach_shared(shared.handle)
+    assert mapped is not None and np.array_equal(mapped, shared.array)
+    mapped[1, 2] = -1.0
+    assert shared.array[1, 2] == -1.0
+
+
+def test_attach_refuses_a_descriptor_that_is_not_ours():
+    shared = _shared((2, 2))
+    if shared is None:
+        return
+    forged = SharedHandle(shared.handle.pid, shared.handle.fd, "0" * 16, (2, 2), "<f8")
+    assert attach_shared(forged) is None
+    gone = SharedHandle(2 ** 22 + 12345, 3, shared.handle.token, (2, 2), "<f8")
+    assert attach_shared(gone) is None
+    assert attach_shared(None) is None
+
+
+# --- Ray: the driver keeps views of the object store --------------------------------------
+
+def test_ray_driver_frames_view_the_object_store(ray_session):
+    import ray
+
+    from raybt.config import AssetConfig
+    from raybt.engine import PortfolioBacktester
+    from raybt.portfolio_config import portfolio_config_from_dict
+
+    rng = np.random.default_rng(9)
+    index = pd.date_range("2024-01-01", periods=400, freq="5min", tz="UTC")
+    assets = {}
+    for name in ("A", "B"):
+        o, h, lo, c = _prices(rng, 400)
+        frame = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c, "volume": 1.0}, index=index)
+        assets[name] = (AssetConfig(name=name, data=None, timeframe="5m", params=validate_params({})), frame)
+    config = portfolio_config_from_dict({"name": "t", "engine": {"chunk": "1D"}}, "t")
+    bt = PortfolioBacktester(assets, config, engine="ray")
+    for ref, frame, (_, original) in zip(bt.bar_refs, bt.bars, assets.values()):
+        stored = ray.get(ref)
+        assert np.shares_memory(frame["close"].to_numpy(), stored[3])
+        assert np.array_equal(frame["close"].to_numpy(), original["close"].to_numpy())
+        assert frame.index.equals(original.index)
+    local = PortfolioBacktester(assets, config, engine="local").run()
+    remote = bt.run()
+    assert np.array_equal(local.equity.to_numpy(), remote.equity.to_numpy())
+    pd.testing.assert_frame_equal(local.trades, remote.trades)
