@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from numba import parallel_chunksize, types
 from numba.typed import List
 
