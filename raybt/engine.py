@@ -3,9 +3,14 @@
 ``PortfolioBacktester(asset_configs, portfolio_config).run()`` simulates every
 asset of the portfolio on one union clock, chunk by chunk, either in-process
 (``engine="local"``: one AssetGroup with every asset, numba threads over
-assets) or on Ray (``engine="ray"``: assets sharded over AssetActors, the
-coordinator a Ray actor). Both run the same Coordinator and kernel, and give
-bit-identical results for the same config and chunk size.
+assets) or on Ray (``engine="ray"``: the coordinator a Ray actor, which on a
+one-node cluster advances the shards itself and otherwise fans out to
+AssetActors; each asset's bars are put in the object store once, as they are
+taken, and read there without copies). Both run the same Coordinator and
+kernel, and give bit-identical results for the same config and chunk size.
+
+The kernel reads the bars in place: per-asset views of the frames' columns
+(local) or of the stored arrays (Ray), never a concatenated copy.
 """
 
 from __future__ import annotations
