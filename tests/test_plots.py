@@ -179,6 +179,20 @@ def test_side_files_written(report):
     assert total == pytest.approx(analysis["portfolio"]["pnl"], rel=1e-9, abs=1e-6)
 
 
+def test_report_summary_equals_a_standalone_summary(report):
+    """build_report reuses its analysis for portfolio_summary.txt: same text as computing it afresh."""
+    from raybt.analysis import write_portfolio_summary
+    from raybt.plots.report import load_run
+
+    run_dir, _ = report
+    run = load_run(run_dir)
+    fresh = write_portfolio_summary(run_dir / "fresh_summary.txt", run["equity"], run["trades"], run["metrics"],
+                                    run["weights"], multipliers=run["multipliers"],
+                                    title=f"Portfolio summary: {run['config'].get('name') or run_dir.name}")
+    assert fresh.read_text() == (run_dir / "portfolio_summary.txt").read_text()
+    assert "excluded from asset PnL" in fresh.read_text()
+
+
 def test_no_pyplot_figures_leak(report):
     import matplotlib.pyplot as plt
 

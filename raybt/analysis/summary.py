@@ -279,6 +279,7 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
                            metrics: dict | None = None, weights=None, *,
                            flows: pd.DataFrame | None = None,
                            multipliers: pd.DataFrame | None = None,
+                           analysis: dict | None = None,
                            title: str = "Portfolio summary") -> str:
     """A plain-text report: header, per-asset table and portfolio totals.
 
@@ -292,10 +293,12 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
     asset column left-aligned); undefined values print as ``n/a``.
     """
     assets = asset_columns(equity)
-    if flows is None and multipliers is not None:
-        flows = capital_flows(multipliers, equity.index, assets)
-    res = analyse_run(equity, trades, weights, metrics, flows=flows,
-                      include_frontier=False)
+    if analysis is not None:  # already computed for these files (the frontier, if any, is not used here)
+        res = analysis
+    else:
+        if flows is None and multipliers is not None:
+            flows = capital_flows(multipliers, equity.index, assets)
+        res = analyse_run(equity, trades, weights, metrics, flows=flows, include_frontier=False)
     table: pd.DataFrame = res["frames"]["asset_table"]
     p = res["portfolio"]
     port = portfolio_equity(equity, assets)
@@ -325,7 +328,7 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
              f"Assets            : {len(assets)}",
              f"Initial equity    : {p['initial_equity']:,.2f}",
              f"Final equity      : {p['final_equity']:,.2f}",
-             f"Capital flows     : {'excluded from asset PnL' if flows is not None else 'not adjusted'}",
+             f"Capital flows     : {'excluded from asset PnL' if res['flows_adjusted'] else 'not adjusted'}",
              "", header, rule]
     for a, row in table.iterrows():
         lines.append(line(a, row.to_dict()))

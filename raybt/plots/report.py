@@ -133,7 +133,7 @@ def load_run(run_dir) -> dict[str, Any]:
         weights = weights.reindex([c for c in equity.columns
                                    if c not in ("equity", "drawdown")]).fillna(0.0)
 
-    multipliers = _read_csv_optional(run_dir / "multipliers.csv")
+    multipliers = _read_csv_optional(run_dir / "multipliers.csv", dtype={"reason": str})  # mostly empty: text
     if multipliers is not None and (len(multipliers) == 0 or "asset" not in multipliers.columns):
         multipliers = None
     events = _read_csv_optional(run_dir / "events.csv")
@@ -519,7 +519,7 @@ def build_report(run_dir, *, frontier: bool = True) -> Path:
                             multipliers=run["multipliers"], config=run["config"],
                             frontier=frontier)
     write_portfolio_summary(run_dir / "portfolio_summary.txt", run["equity"], run["trades"],
-                            run["metrics"], run["weights"], multipliers=run["multipliers"],
+                            run["metrics"], run["weights"], multipliers=run["multipliers"], analysis=analysis,
                             title=f"Portfolio summary: {run['config'].get('name') or run_dir.name}")
     (run_dir / "analysis.json").write_text(
         json.dumps(analysis_to_json(analysis), indent=2) + "\n", encoding="utf-8")
