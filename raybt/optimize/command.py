@@ -58,10 +58,10 @@ def _asset_names(raw, universe) -> list[str]:
 
 def print_optimize_table(result) -> None:
     """Print the per-asset, per-preference choices as a rich table."""
-    from rich.console import Console
     from rich.table import Table
 
     from raybt.optimize.runner import summary_rows
+    from raybt.terminal import print_table
 
     rows = summary_rows(result)
     title = {"full": "optimize (all bars)", "train": "optimize (in-sample / out-of-sample)",
@@ -73,10 +73,7 @@ def print_optimize_table(result) -> None:
         table.add_column(col, justify="left" if col in ("asset", "preference", "sample", "params") else "right")
     for r in rows:
         table.add_row(*(r[c] for c in cols))
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    console.print(table)
+    print_table(table, width=200)
 
 
 def optimize_command(args) -> int:

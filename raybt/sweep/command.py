@@ -46,8 +46,9 @@ def _fmt(value, spec: str) -> str:
 
 def print_sweep_table(result) -> None:
     """Print the ranked points as a rich table."""
-    from rich.console import Console
     from rich.table import Table
+
+    from raybt.terminal import print_table
 
     frame = result.table
     # constant swept values go in the caption, varying ones get a column
@@ -70,10 +71,7 @@ def print_sweep_table(result) -> None:
                  _fmt(row["diversification_ratio"], "{:.3f}"),
                  _fmt(None if row["status"] != "ok" else int(row["n_trades"]), "{:d}")]
         table.add_row(*cells, style="bold green" if row["point_id"] == best_id else None)
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=220)
-    console.print(table)
+    print_table(table, width=220)
 
 
 def sweep_command(args) -> int:
