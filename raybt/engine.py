@@ -26,7 +26,7 @@ import pandas as pd
 from raybt.asset import AssetGroup, ShardBars, shard_bars
 from raybt.broker import param_records
 from raybt.coordinator import Coordinator, LocalGroupSet
-from raybt.errors import ConfigError
+from raybt.errors import ConfigError, DataError
 from raybt.records import drawdown, trades_frame
 from raybt.timeline import asset_positions, chunk_bounds, union_timeline
 
@@ -205,7 +205,11 @@ class PortfolioBacktester:
             from raybt.ray_runtime import ensure_ray
 
             ensure_ray(self.address)
-        for bars in frames:
+        for name, bars in zip(self.names, frames):
+            missing = [c for c in ("open", "high", "low", "close") if c not in getattr(bars, "columns", ())]
+            if missing or not isinstance(bars.index, pd.DatetimeIndex):
+                what = f"no column '{missing[0]}'" if missing else f"a {type(bars.index).__name__}, not a DatetimeIndex"
+                raise DataError(f"asset {name}: bars have {what} (need a DatetimeIndex and open, high, low, close)")
             ref = None
             if self.engine == "ray":
                 ref, bars = store_bars(bars)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -159,3 +160,22 @@ def test_ray_driver_frames_view_the_object_store(ray_session):
     remote = bt.run()
     assert np.array_equal(local.equity.to_numpy(), remote.equity.to_numpy())
     pd.testing.assert_frame_equal(local.trades, remote.trades)
+
+
+@pytest.mark.parametrize("broken, needle", [("no_close", "no column 'close'"), ("int_index", "a RangeIndex, not a DatetimeIndex")])
+def test_api_bars_without_prices_or_timestamps_one_clear_error(broken, needle):
+    """Frames handed to the Python API are checked before any use: a DataError naming the asset."""
+    from raybt.config import AssetConfig
+    from raybt.engine import PortfolioBacktester
+    from raybt.errors import DataError
+    from raybt.portfolio_config import portfolio_config_from_dict
+
+    rng = np.random.default_rng(4)
+    o, h, lo, c = _prices(rng, 200)
+    frame = pd.DataFrame({"open": o, "high": h, "low": lo, "close": c},
+                         index=pd.date_range("2024-01-01", periods=200, freq="5min", tz="UTC"))
+    frame = frame.drop(columns="close") if broken == "no_close" else frame.reset_index(drop=True)
+    assets = {"EURUSD": (AssetConfig(name="EURUSD", data=None, timeframe="5m", params=validate_params({})), frame)}
+    config = portfolio_config_from_dict({"name": "t"}, "t")
+    with pytest.raises(DataError, match=rf"asset EURUSD: bars have {needle}"):
+        PortfolioBacktester(assets, config, engine="local")
