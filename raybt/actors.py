@@ -60,18 +60,33 @@ class AssetShard:
 class CoordinatorShell(Coordinator):
     """The Coordinator as hosted by an actor: BLAS limited to one thread, equity in shared memory.
 
+    Started in two steps, so that its process gets ready while the driver is
+    still loading the bars: the actor is created right after Ray starts (its
+    constructor imports raybt and loads the kernels, compiling them into
+    numba's cache if they are not there yet); :meth:`start` then builds the
+    Coordinator itself. ``ready()`` answers once the constructor has run.
+
     The sleeve equity matrix lives in a memfd (:mod:`raybt.shared_memory`)
     when the platform has them: a driver on the same node maps it at the end
     (:func:`fetch_output`) instead of receiving a copy.
     """
 
-    def __init__(self, groups, layout, timeline_ns, *args, **kwargs):
+    def __init__(self):  # noqa: D107 - the Coordinator is built by start()
         from threadpoolctl import threadpool_limits
 
-        from raybt.shared_memory import create_shared
+        from raybt.ray_runtime import warm_up_kernels
 
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         logging.getLogger("ray.dag").setLevel(logging.WARNING)  # no compile/teardown chatter
+        warm_up_kernels()
+
+    def ready(self) -> bool:
+        return True
+
+    def start(self, groups, layout, timeline_ns, *args, **kwargs) -> None:
+        """Build the Coordinator (the arguments of :class:`~raybt.coordinator.Coordinator`)."""
+        from raybt.shared_memory import create_shared
+
         self._shared = create_shared((sum(len(idx) for idx in layout), len(timeline_ns)))
         super().__init__(groups, layout, timeline_ns, *args,
                          equity_buffer=None if self._shared is None else self._shared.array, **kwargs)

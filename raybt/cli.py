@@ -103,17 +103,21 @@ def print_summary(title: str, metrics: dict) -> None:
 
 # --- raybt run --------------------------------------------------------------------
 
-RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every")
+RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every",
+                    "format")
 
 
 def _run(args) -> int:
     from raybt.checkpoints import find_resumable, start_run_dir
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio import load_portfolio_from_config, preference_ranking
+    from raybt.phases import PhaseTimer, phase
+    from raybt.portfolio import (check_chunk, check_chunk_timeframe, chunk_source, preference_ranking,
+                                 resolve_portfolio)
     from raybt.progress import DashboardMetrics, chunk_progress
     from raybt.results import check_output_dir, new_run_dir
     from raybt.timeline import chunk_bounds, union_timeline
 
+    timer = PhaseTimer()
     resume = args.resume is not None
     if resume:
         # what to run comes from the interrupted run's request; engine and address may differ
@@ -127,32 +131,50 @@ def _run(args) -> int:
         overrides["chunk"] = args.chunk
     if args.checkpoint_every is not None:
         overrides["checkpoint_every"] = args.checkpoint_every
-    assets, pconf = load_portfolio_from_config(args.preference, args.config, timeframe=args.timeframe,
-                                               max_assets=args.max_assets, echo=_echo, **overrides)
+    if args.format:
+        overrides["format"] = args.format
+    with phase(timer, "load.config"):
+        configs, pconf, universe = resolve_portfolio(args.preference, args.config, max_assets=args.max_assets,
+                                                     best_configs_dir=DEFAULT_RESULTS, **overrides)
+        check_chunk_timeframe(pconf, configs, args.timeframe, chunk_source(pconf, overrides))
     if not resume:
         out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
         check_output_dir(out)  # fail before the run, not after it
     if args.engine == "ray":
         from raybt.ray_runtime import ensure_ray
 
-        ensure_ray(args.address)
-    backtester = PortfolioBacktester(assets, pconf, engine=args.engine, address=args.address,
-                                     ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS))
+        with phase(timer, "ray.init"):
+            ensure_ray(args.address)
+    # the bars are loaded two files at a time and, for Ray, put in the object store as they come
+    backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
+                                     ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS), timer=timer,
+                                     universe=universe, timeframe=args.timeframe, echo=_echo)
+    check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS})
-    n_assets = len(assets)
-    del assets  # the backtester holds the bars now (for Ray: views of the object store, no second copy)
+    n_assets = len(configs)
     n_chunks = len(chunk_bounds(union_timeline([b.index for b in backtester.bars]), pconf.engine.chunk)) - 1
     dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
     show = sys.stderr.isatty() and not args.no_progress
     with chunk_progress(n_chunks, f"{pconf.name} ({n_assets} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
         result = backtester.run(checkpoint_dir=tmp, resume=resume)
-    result.save(out, reuse=True)
+    result.save(out, reuse=True, format=pconf.output.format, timer=timer)
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])
     print(f"results: {out}")
+    print(phase_line(timer))
     return 0
+
+
+def phase_line(timer) -> str:
+    """The one-line phase breakdown printed at the end of a command; ``ray.init`` shown apart."""
+    from raybt.phases import PhaseTimer
+
+    seconds = timer.seconds
+    ray_init = seconds.pop("ray.init", None)
+    line = PhaseTimer(seconds).one_line()
+    return line + (f" (+ ray.init {ray_init:.1f} s)" if ray_init is not None else "")
 
 
 def print_asset_table(per_asset: dict) -> None:
@@ -179,10 +201,13 @@ def print_asset_table(per_asset: dict) -> None:
 # --- raybt report ----------------------------------------------------------------
 
 def _report(args) -> int:
+    from raybt.phases import PhaseTimer
     from raybt.plots.report import build_report
 
-    path = build_report(Path(args.run_dir), frontier=not args.no_frontier)
+    timer = PhaseTimer()
+    path = build_report(Path(args.run_dir), frontier=not args.no_frontier, timer=timer)
     print(f"report: {path}")
+    print(phase_line(timer))
     return 0
 
 
@@ -225,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", help="chunk duration (e.g. 1D, 4h)")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
     run.add_argument("--out", help="output folder (default: a new results/<run>/)")
+    run.add_argument("--format", choices=("parquet", "csv"),
+                     help="format of the large result tables (default: output.format of the config, parquet)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--checkpoint-every", type=int, metavar="CHUNKS",
                      help="save a checkpoint every CHUNKS chunks (engine.checkpoint_every)")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,43 +26,9 @@ from raybt.asset import AssetGroup, ShardBars, shard_bars
 from raybt.broker import param_records
 from raybt.coordinator import Coordinator, LocalGroupSet
 from raybt.errors import ConfigError, DataError
-from raybt.records import drawdown, trades_frame
+from raybt.phases import PhaseTimer, phase
+from raybt.result import PortfolioResult, assemble_result
 from raybt.timeline import asset_positions, chunk_bounds, union_timeline
-
-
-@dataclass
-class PortfolioResult:
-    """A finished portfolio run.
-
-    ``equity``: DataFrame indexed by timestamp with ``equity`` (portfolio,
-    currency), ``drawdown`` (positive fraction) and one column per asset (its
-    sleeve equity); ``trades``: all assets' trades (the spec's columns) in exit
-    order; ``multipliers``: one row per chunk and asset with the decided
-    multiplier, its factors, ``halted``, ``flatten``, ``reason``; ``events``:
-    breaker trips/resumes and rebalances; ``metrics``: ``{"portfolio": {...},
-    "assets": {name: {...}}}``; ``config``: the resolved configuration.
-    """
-
-    equity: pd.DataFrame
-    trades: pd.DataFrame
-    multipliers: pd.DataFrame
-    events: pd.DataFrame
-    weights: pd.Series
-    metrics: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-    timings: dict = field(default_factory=dict)
-    weight_history: pd.DataFrame | None = None
-    provenance: dict = field(default_factory=dict)  # raybt version, config hash, data hashes
-
-    def save(self, path, *, report: bool = True, reuse: bool = False) -> Path:
-        """Write the run folder atomically (see :mod:`raybt.report_files`).
-
-        ``reuse``: write into the run's existing ``.partial`` folder (the one
-        its checkpoints went to) instead of a fresh one.
-        """
-        from raybt.report_files import write_portfolio_run
-
-        return write_portfolio_run(self, Path(path), report=report, reuse=reuse)
 
 
 def shard_layout(n_assets: int, n_shards: int) -> list[np.ndarray]:
@@ -102,60 +67,22 @@ def pack_assets(bars_list, timeline, indices) -> ShardBars:
     )
 
 
-def equity_frame(portfolio, sleeves, names, index) -> pd.DataFrame:
-    """``equity`` (portfolio), ``drawdown`` and one column per asset; the asset columns are
-    views of ``sleeves`` (assets x bars), not copies."""
-    columns = {"equity": portfolio, "drawdown": drawdown(portfolio)}
-    if set(names) & set(columns):  # an asset named like a portfolio column: keep both, side by side
-        return pd.concat([pd.DataFrame(columns, index=index),
-                          pd.DataFrame(sleeves.T, index=index, columns=names)], axis=1)
-    columns.update({name: sleeves[a] for a, name in enumerate(names)})
-    return pd.DataFrame(columns, index=index, copy=False)
-
-
-def cumulative_transfers(multipliers: pd.DataFrame, names, bounds, n_bars: int):
-    """Cash moved into each sleeve by rebalancing, cumulated per bar (assets x bars); None if none."""
-    if not len(multipliers) or not (multipliers["capital_adjustment"] != 0).any():
-        return None
-    moves = multipliers[multipliers["capital_adjustment"] != 0]
-    out = np.zeros((len(names), n_bars))
-    column = {n: i for i, n in enumerate(names)}
-    for chunk, asset, amount in zip(moves["chunk"], moves["asset"], moves["capital_adjustment"]):
-        out[column[asset], int(bounds[chunk])] += amount
-    return np.cumsum(out, axis=1)
-
-
-def sleeve_performance(equity: np.ndarray, transfers) -> np.ndarray:
-    """Each sleeve's time-weighted equity index (assets x bars), rebalancing transfers removed.
-
-    Returns ``r_t = E_t / (E_{t-1} + moved_t) - 1`` (``moved_t``: cash moved
-    in at bar t) compounded from the sleeve's first equity; without
-    transfers, the equity itself. Metrics of this index are the sleeve's own
-    return, volatility and drawdown, whatever rebalancing did to its size.
-    """
-    if transfers is None:
-        return equity
-    moved = np.diff(transfers, axis=1)
-    base = equity[:, :-1] + moved
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(base > 0, equity[:, 1:] / base, 1.0)
-    index = np.empty_like(equity)
-    index[:, 0] = equity[:, 0]
-    index[:, 1:] = equity[:, :1] * np.cumprod(returns, axis=1)
-    return index
-
-
 class PortfolioBacktester:
     """Run a portfolio: ``PortfolioBacktester(assets, config).run()``.
 
     ``assets``: ``{name: (AssetConfig, bars DataFrame)}`` in portfolio order or
-    a list of :class:`~raybt.config.AssetConfig` (bars are then loaded);
-    ``portfolio_config``: a :class:`~raybt.portfolio_config.PortfolioConfig`.
+    a list of :class:`~raybt.config.AssetConfig` (bars are then loaded, two
+    files at a time, from their ``data`` paths; ``universe`` lets the bundled
+    synthetic universe be generated on first use, ``timeframe`` resamples);
+    ``portfolio_config``: a :class:`~raybt.portfolio_config.PortfolioConfig`;
+    ``timer``: a :class:`~raybt.phases.PhaseTimer` that gets the ``load.*``,
+    ``setup.*``, ``run.*``, ``assemble.*`` and ``metrics.*`` phases.
     """
 
     def __init__(self, assets, portfolio_config, *, engine: str = "ray", address: str | None = None,
                  n_actors: int | None = None, progress=None, weights: pd.Series | None = None,
-                 spread_actors: bool = False, ranking: dict | None = None):
+                 spread_actors: bool = False, ranking: dict | None = None, timer: PhaseTimer | None = None,
+                 universe=None, timeframe: str | None = None, echo=None):
         if engine not in ("ray", "local"):
             raise ConfigError(f"--engine must be ray or local, got {engine!r}")
         self.config = portfolio_config
@@ -164,16 +91,17 @@ class PortfolioBacktester:
         self.n_actors = n_actors
         self.progress = progress
         self.spread_actors = spread_actors
+        self.timer = timer if timer is not None else PhaseTimer()
         if isinstance(assets, dict):
             self.names = list(assets)
             self.asset_configs = [assets[n][0] for n in self.names]
             frames = (assets[n][1] for n in self.names)
         else:
-            from raybt.universe import load_asset_bars
+            from raybt.universe import iter_asset_bars
 
             self.asset_configs = list(assets)
             self.names = [a.name for a in self.asset_configs]
-            frames = (load_asset_bars(a) for a in self.asset_configs)
+            frames = iter_asset_bars(self.asset_configs, universe, timeframe, echo=echo)
         self._take_bars(frames)
         if not self.names:
             raise ConfigError("the portfolio has no assets")
@@ -200,19 +128,37 @@ class PortfolioBacktester:
         ``self.bars[i]`` begins (after an estimation window is cut off).
         """
         self.bars, self.bar_refs = [], []
+        self._host = None
         if self.engine == "ray":
-            from raybt.actors import store_bars
             from raybt.ray_runtime import ensure_ray
 
-            ensure_ray(self.address)
-        for name, bars in zip(self.names, frames):
+            with phase(self.timer, "ray.init"):
+                ensure_ray(self.address)
+            self._host = self._start_host()  # its process imports and loads the kernels while the bars load
+        try:
+            self._store_bars(iter(frames))
+        except BaseException:
+            if self._host is not None:  # nothing will run: do not leave the coordinator's process behind
+                import ray
+
+                ray.kill(self._host)
+                self._host = None
+            raise
+
+    def _store_bars(self, frames) -> None:
+        if self.engine == "ray":
+            from raybt.actors import store_bars
+        for name in self.names:
+            with phase(self.timer, "load.bars"):
+                bars = next(frames)
             missing = [c for c in ("open", "high", "low", "close") if c not in getattr(bars, "columns", ())]
             if missing or not isinstance(bars.index, pd.DatetimeIndex):
                 what = f"no column '{missing[0]}'" if missing else f"a {type(bars.index).__name__}, not a DatetimeIndex"
                 raise DataError(f"asset {name}: bars have {what} (need a DatetimeIndex and open, high, low, close)")
             ref = None
             if self.engine == "ray":
-                ref, bars = store_bars(bars)
+                with phase(self.timer, "load.store"):
+                    ref, bars = store_bars(bars)
             self.bars.append(bars)
             self.bar_refs.append(ref)
             del bars
@@ -268,9 +214,20 @@ class PortfolioBacktester:
         """
         from threadpoolctl import threadpool_limits
 
-        from raybt.checkpoints import bars_hash, config_hash, load_checkpoint
+        from raybt.checkpoints import load_checkpoint
 
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        with phase(self.timer, "setup.hash"):
+            self._hash_inputs()
+        hashes = {"config": self.provenance["config_hash"], "data": self.provenance["data_hashes"]}
+        self.resume_snapshot = load_checkpoint(self.checkpoint_dir, hashes) if resume and checkpoint_dir else None
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._run()
+
+    def _hash_inputs(self) -> None:
+        """``provenance``: the config hash and each asset's data hash (checked by ``--resume``)."""
+        from raybt.checkpoints import bars_hash, config_hash
+
         self.provenance = {
             "config_hash": config_hash({"portfolio": self.config.to_dict(),
                                         "assets": {n: a.params for n, a in zip(self.names, self.asset_configs)},
@@ -278,10 +235,6 @@ class PortfolioBacktester:
                                         else self.fixed_weights.to_dict()}),
             "data_hashes": {n: bars_hash(b) for n, b in zip(self.names, self.bars)},
         }
-        hashes = {"config": self.provenance["config_hash"], "data": self.provenance["data_hashes"]}
-        self.resume_snapshot = load_checkpoint(self.checkpoint_dir, hashes) if resume and checkpoint_dir else None
-        with threadpool_limits(limits=1, user_api="blas"):
-            return self._run()
 
     def _estimate_start(self) -> None:
         """Starting weights; with an estimation window, cut it off and drop unselected assets."""
@@ -298,6 +251,9 @@ class PortfolioBacktester:
             window = [b.iloc[:k] for b, k in zip(self.bars, cut_rows)]
             params = param_records([dict(a.params, initial_capital=float(self.config.initial_capital),
                                          weight=1.0 / len(self.names)) for a in self.asset_configs])
+            from raybt.ray_runtime import warm_up_kernels
+
+            warm_up_kernels()  # this process runs the estimation window itself
             group = AssetGroup(pack_assets(window, timeline[:end], np.arange(len(self.names))), params,
                                parallel=True)
             from raybt.types import neutral_instructions
@@ -324,27 +280,43 @@ class PortfolioBacktester:
     def _run(self) -> PortfolioResult:
         from raybt.ray_runtime import warm_up_kernels
 
-        warm_up_kernels()  # compiled (or loaded from numba's cache) before the clock starts
+        with phase(self.timer, "setup.compile"):
+            if self.engine == "local":
+                warm_up_kernels()  # compiled (or loaded from numba's cache) before the clock starts
+            else:
+                import ray
+
+                # the coordinator's process compiled them into numba's cache if they were not there yet;
+                # anything that uses them here or starts other actors waits for that (one writer)
+                if self._host is None:  # a second run of this backtester
+                    self._host = self._start_host()
+                ray.get(self._host.ready.remote())
         t0 = time.perf_counter()
-        self._estimate_start()
-        timeline = union_timeline([b.index for b in self.bars])
-        bounds = chunk_bounds(timeline, self.config.engine.chunk)
+        with phase(self.timer, "setup.estimate"):
+            self._estimate_start()
+        with phase(self.timer, "setup.timeline"):
+            timeline = union_timeline([b.index for b in self.bars])
+            bounds = chunk_bounds(timeline, self.config.engine.chunk)
         params = param_records(self._sleeve_params())
         initial = params["initial_cash"].copy()
         target = self.weights.reindex(self.names).to_numpy(dtype=np.float64)
         settings = self.config.risk
         timings = {}
         if self.engine == "local":
-            layout = [np.arange(len(self.names), dtype=np.int64)]
-            group = AssetGroup(pack_assets(self.bars, timeline, layout[0]), params, parallel=True)
-            coordinator = Coordinator(LocalGroupSet([group]), layout, timeline.as_unit("ns").asi8, bounds, initial,
-                                      target, settings, rebalance=self.config.rebalance, **self._reweighing())
-            coordinator.set_checkpoint_every(self.config.engine.checkpoint_every)
+            with phase(self.timer, "setup.engine"):
+                layout = [np.arange(len(self.names), dtype=np.int64)]
+                group = AssetGroup(pack_assets(self.bars, timeline, layout[0]), params, parallel=True)
+                coordinator = Coordinator(LocalGroupSet([group]), layout, timeline.as_unit("ns").asi8, bounds,
+                                          initial, target, settings, rebalance=self.config.rebalance,
+                                          **self._reweighing())
+                coordinator.set_checkpoint_every(self.config.engine.checkpoint_every)
             timings["setup_s"] = time.perf_counter() - t0
             t1 = time.perf_counter()
-            self._drive(lambda method, *args: getattr(coordinator, method)(*args))
+            with phase(self.timer, "run.loop"):
+                self._drive(lambda method, *args: getattr(coordinator, method)(*args))
             timings["loop_s"] = time.perf_counter() - t1
-            output = coordinator.output()
+            with phase(self.timer, "run.output"):
+                output = coordinator.output()
             timings.update(coordinator.get_timing())
             del coordinator, group  # its trade records now belong to the output alone
         else:
@@ -390,12 +362,42 @@ class PortfolioBacktester:
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray
 
-        from raybt.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, StoredBars, actor_options,
-                                   fetch_output, shard_arguments)
-        from raybt.ray_runtime import ensure_ray, warm_up_kernels
+        from raybt.actors import fetch_output
 
-        ensure_ray(self.address)
-        warm_up_kernels()
+        with phase(self.timer, "setup.engine"):
+            coordinator, layout = self._start_coordinator(timeline, bounds, params, initial, target, settings)
+        timings["setup_s"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        with phase(self.timer, "run.loop"):
+            self._drive(lambda method, *args: ray.get(getattr(coordinator, method).remote(*args)))
+        timings["loop_s"] = time.perf_counter() - t1
+        with phase(self.timer, "run.output"):
+            output = fetch_output(coordinator)
+        self.actor_nodes = ray.get(coordinator.node_ids.remote())
+        self.recoveries = ray.get(coordinator.get_recoveries.remote())
+        timings.update(ray.get(coordinator.get_timing.remote()))
+        ray.get(coordinator.shutdown_groups.remote())
+        ray.kill(coordinator)
+        self._host = None
+        return output, layout, t1
+
+    def _start_host(self):
+        """The coordinator actor, created (not yet started): colocated, it reserves the node's CPUs."""
+        import ray
+
+        from raybt.actors import CoordinatorActor
+
+        options = {}
+        if self._colocated():
+            options["num_cpus"] = max(float(ray.available_resources().get("CPU", 1.0)), 1.0)  # its numba threads
+        return CoordinatorActor.options(**options).remote()
+
+    def _start_coordinator(self, timeline, bounds, params, initial, target, settings):
+        """The coordinator actor with its shards built and warmed up; ``(actor, layout)``."""
+        import ray
+
+        from raybt.actors import ColocatedShards, RayGroupSet, StoredBars, actor_options, shard_arguments
+
         layout = shard_layout(len(self.names), self._n_shards())
         cpus = max(float(ray.available_resources().get("CPU", 1.0)), 1.0)
         cpus_per_actor = min(1.0, cpus / len(layout))
@@ -403,71 +405,28 @@ class PortfolioBacktester:
         stored = [StoredBars(ref, start, *asset_positions(bars.index, timeline))
                   for ref, start, bars in zip(self.bar_refs, self.bar_starts, self.bars)]
         args = shard_arguments(stored, layout, [params[idx] for idx in layout])
-        coordinator_options = {}
         if self._colocated():
             groups = ColocatedShards(args)
-            coordinator_options["num_cpus"] = cpus  # its numba threads do the simulation
         else:
             groups = RayGroupSet(args, actor_options(cpus_per_actor, self.spread_actors),
                                  self.config.engine.transport)
         self.layout_kind = "colocated" if isinstance(groups, ColocatedShards) else "actors"
-        coordinator = CoordinatorActor.options(**coordinator_options).remote(
-            groups, layout, timeline.as_unit("ns").asi8, bounds, initial, target, settings, self.config.rebalance,
-            **self._reweighing())
+        if self._host is None:  # a second run of this backtester
+            self._host = self._start_host()
+        coordinator = self._host
+        ray.get(coordinator.start.remote(groups, layout, timeline.as_unit("ns").asi8, bounds, initial, target,
+                                         settings, self.config.rebalance, **self._reweighing()))
         ray.get(coordinator.set_checkpoint_every.remote(self.config.engine.checkpoint_every))
         ray.get(coordinator.advance.remote(0))
         ray.get(coordinator.prepare.remote())  # every shard built before the clock starts
-        timings["setup_s"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        self._drive(lambda method, *args: ray.get(getattr(coordinator, method).remote(*args)))
-        timings["loop_s"] = time.perf_counter() - t1
-        output = fetch_output(coordinator)
-        self.actor_nodes = ray.get(coordinator.node_ids.remote())
-        self.recoveries = ray.get(coordinator.get_recoveries.remote())
-        timings.update(ray.get(coordinator.get_timing.remote()))
-        ray.get(coordinator.shutdown_groups.remote())
-        ray.kill(coordinator)
-        return output, layout, t1
+        return coordinator, layout
 
     # --- results ---------------------------------------------------------------------
 
     def _result(self, timeline, bounds, output, timings) -> PortfolioResult:
-        from raybt.metrics import compute_metrics
-
-        index = timeline.rename("timestamp")
-        portfolio = output.equity.sum(axis=0)
-        equity = equity_frame(portfolio, output.equity, self.names, index)
-        trades = trades_frame(output.trades, self.names, [b.index for b in self.bars])
-        output.trades = []  # the records are in the table now; free them before the metrics
-        multipliers = pd.DataFrame(output.multipliers)
-        if len(multipliers):
-            multipliers["asset"] = np.asarray(self.names, dtype=object)[multipliers["asset"].to_numpy()]
-            for col in ("decided_at", "chunk_start"):
-                multipliers[col] = pd.to_datetime(multipliers[col], utc=True)
-        events = pd.DataFrame(output.events, columns=["chunk", "decided_at", "event", "drawdown", "equity"])
-        events["decided_at"] = pd.to_datetime(events["decided_at"], utc=True)
-        metrics = {"portfolio": compute_metrics(equity["equity"], trades), "assets": {}}
-        transfers = cumulative_transfers(multipliers, self.names, bounds, len(index))
-        performance = sleeve_performance(output.equity, transfers)
-        for a, name in enumerate(self.names):
-            # a sleeve's own performance: time-weighted, with the cash rebalancing moved in or out
-            # removed (it counts at the start of the bar it arrives in); PnL in currency, net of it
-            sleeve = pd.Series(performance[a], index=index)
-            metrics["assets"][name] = compute_metrics(sleeve, trades[trades["asset"] == name])
-            if transfers is not None:
-                own = output.equity[a]
-                metrics["assets"][name].update(
-                    pnl=float(own[-1] - own[0] - transfers[a, -1] + transfers[a, 0]),
-                    initial_equity=float(own[0]), final_equity=float(own[-1]),
-                    net_transfers=float(transfers[a, -1]))
         config = self.config.to_dict() if hasattr(self.config, "to_dict") else {}
         config["engine_used"] = self.engine
-        history = [(c, pd.Timestamp(t, tz="UTC"), *w) for c, t, w in output.weight_history]
-        weight_history = pd.DataFrame(history, columns=["chunk", "decided_at", *self.names])
-        start = pd.DataFrame([(0, index[0] if len(index) else pd.NaT, *self.weights[self.names])],
-                             columns=weight_history.columns)
-        weight_history = pd.concat([start, weight_history], ignore_index=True) if len(history) else start
-        config["backtest_start"] = str(index[0]) if len(index) else None
+        config["backtest_start"] = str(timeline[0]) if len(timeline) else None
         if self.estimator is not None and self.estimator.needs_window:
             config["estimation_window"] = [str(self.start - pd.Timedelta(self.config.allocation.lookback)),
                                            str(self.start)]
@@ -475,5 +434,5 @@ class PortfolioBacktester:
         import raybt
 
         provenance = {"raybt_version": raybt.__version__, **getattr(self, "provenance", {})}
-        return PortfolioResult(equity, trades, multipliers, events, self.weights.copy(), metrics, config, timings,
-                               weight_history, provenance)
+        return assemble_result(output, self.names, [b.index for b in self.bars], timeline, bounds, self.weights,
+                               config, timings, provenance, self.timer)

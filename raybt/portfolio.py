@@ -82,15 +82,38 @@ def preference_ranking(preference: str, directory: Path | str = "results") -> di
 
 def load_portfolio_from_config(preference: str | None = None, config=None, *, timeframe: str | None = None,
                                max_assets: int | None = None, best_configs_dir="results", echo=None,
-                               **overrides):
+                               timer=None, **overrides):
     """Return ``(assets, portfolio_config)``; ``assets`` = {name: (AssetConfig, bars)}.
 
     ``max_assets`` sets ``allocation.max_assets``: the engine keeps the top N
     by :func:`preference_ranking` when optimisation results exist, else by
-    Sharpe over the allocation lookback window.
+    Sharpe over the allocation lookback window. ``timer`` (a
+    :class:`~raybt.phases.PhaseTimer`) gets ``load.config`` and ``load.bars``.
     """
+    from raybt.phases import phase
+    from raybt.universe import iter_asset_bars
+
+    with phase(timer, "load.config"):
+        configs, pconf, universe = resolve_portfolio(preference, config, max_assets=max_assets,
+                                                     best_configs_dir=best_configs_dir, **overrides)
+    with phase(timer, "load.bars"):
+        frames = iter_asset_bars(configs, universe, timeframe, echo=echo)
+        assets = {asset.name: (asset, bars) for asset, bars in zip(configs, frames)}
+    check_chunk(pconf, [bars.index for _, bars in assets.values()], chunk_source(pconf, overrides))
+    return assets, pconf
+
+
+def chunk_source(pconf, overrides: dict) -> str:
+    """Where the chunk length came from, for error messages: ``--chunk`` or the config's key."""
+    return "--chunk" if overrides.get("chunk") is not None else f"{pconf.source}: engine.chunk"
+
+
+def resolve_portfolio(preference: str | None = None, config=None, *, max_assets: int | None = None,
+                      best_configs_dir="results", **overrides):
+    """``(asset configs, portfolio config, universe)``: the validated config, its assets in
+    portfolio order with the optimiser's ``best_configs_<preference>.json`` parameters applied
+    (no bars read yet; see :func:`raybt.universe.iter_asset_bars`)."""
     from raybt.portfolio_config import load_portfolio_config
-    from raybt.universe import load_asset_bars
 
     pconf = load_portfolio_config(config or DEFAULT_PORTFOLIO_CONFIG)
     changes = {k: v for k, v in overrides.items() if v is not None}
@@ -111,15 +134,14 @@ def load_portfolio_from_config(preference: str | None = None, config=None, *, ti
     check_weight_cap(pconf, len(names))
     best_path = best_configs_path(pconf.preference, best_configs_dir)
     best = load_best_configs(best_path) if best_path.is_file() else {}
-    assets = {}
+    configs = []
     for name in names:
         asset = universe.get(name)
         if name in best:
             asset = dataclasses.replace(asset, params=validate_params(best[name], f"{best_path}: {name}",
                                                                       base=asset.params))
-        assets[name] = (asset, load_asset_bars(asset, universe, timeframe, echo=echo))
-    check_chunk(pconf, assets, "--chunk" if "chunk" in changes else f"{pconf.source}: engine.chunk")
-    return assets, pconf
+        configs.append(asset)
+    return configs, pconf, universe
 
 
 def check_weight_cap(pconf, n_assets: int) -> None:
@@ -134,14 +156,30 @@ def check_weight_cap(pconf, n_assets: int) -> None:
             f"so the weights cannot sum to 1; use at least {1 / n:.4g} or more assets")
 
 
-def check_chunk(pconf, assets: dict, where: str) -> None:
-    """ConfigError when the chunk is shorter than the bar spacing of the portfolio's union timeline."""
+def check_chunk_timeframe(pconf, configs, timeframe: str | None, where: str) -> None:
+    """ConfigError, before any bar is read, when the chunk is shorter than an asset's declared timeframe."""
+    import pandas as pd
+
+    from raybt.data.timeframes import parse_timeframe
+
+    for asset in configs:
+        bar = pd.Timedelta(parse_timeframe(timeframe or asset.timeframe))
+        if pconf.chunk_timedelta < bar:
+            raise ConfigError(f"{where}: {pconf.engine.chunk} is shorter than one bar ({bar}, the timeframe of "
+                              f"asset {asset.name}); use at least the bar spacing")
+
+
+def check_chunk(pconf, indexes, where: str) -> None:
+    """ConfigError when the chunk is shorter than the bar spacing of the portfolio's union timeline.
+
+    ``indexes``: each asset's DatetimeIndex.
+    """
     import numpy as np
     import pandas as pd
 
     from raybt.timeline import union_timeline
 
-    indexes = [bars.index for _, bars in assets.values() if len(bars) > 1]
+    indexes = [index for index in indexes if len(index) > 1]
     if not indexes:
         return
     stamps = union_timeline(indexes).asi8

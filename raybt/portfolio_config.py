@@ -15,6 +15,7 @@ Schema (every key optional; defaults in the dataclasses below)::
            resume_drawdown, max_asset_correlation, correlation_window,
            max_single_asset_weight}
     engine: {chunk, assets_per_actor, checkpoint_every, transport}
+    output: {format}                            # parquet | csv (the large result tables)
 
 Fractions are fractions (0.2 = 20 %); drawdowns are positive. Unknown keys
 get the closest valid name; wrong types and out-of-range values name the key
@@ -41,6 +42,7 @@ PREFERENCES = ("balanced", "pnl", "drawdown")
 REBALANCE = ("none", "daily", "weekly", "monthly")
 RESUME = ("never", "cooldown", "recovery")
 TRANSPORTS = ("compiled", "tasks")
+OUTPUT_FORMATS = ("parquet", "csv")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,11 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    format: str = "parquet"  # the large tables (equity, trades, multipliers): parquet | csv
+
+
+@dataclass(frozen=True)
 class PortfolioConfig:
     name: str = "portfolio"
     description: str = ""
@@ -88,6 +95,7 @@ class PortfolioConfig:
     rebalance: str = "none"
     risk: RiskConfig = field(default_factory=RiskConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     source: str = "portfolio config"
 
     @property
@@ -111,7 +119,7 @@ class PortfolioConfig:
         routes = {"allocation_model": ("allocation", "model"), "chunk": ("engine", "chunk"),
                   "max_assets": ("allocation", "max_assets"), "rebalance": (None, "rebalance"),
                   "preference": (None, "preference"), "assets_per_actor": ("engine", "assets_per_actor"),
-                  "checkpoint_every": ("engine", "checkpoint_every")}
+                  "checkpoint_every": ("engine", "checkpoint_every"), "format": ("output", "format")}
         for key, value in changes.items():
             if key not in routes:
                 raise ConfigError(f"unknown override '{key}'" + closest_name(key, routes))
@@ -223,6 +231,8 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         checkpoint_every=_number(e.get("checkpoint_every", 0), w("engine.checkpoint_every"), 0, integer=True),
         transport=_choice(e.get("transport", "tasks"), TRANSPORTS, w("engine.transport")),
     )
+    o = _section(doc, "output", OutputConfig, where)
+    output = OutputConfig(format=_choice(o.get("format", "parquet"), OUTPUT_FORMATS, w("output.format")))
     assets = doc.get("assets", "all")
     if assets != "all":
         if not isinstance(assets, list) or not assets or not all(isinstance(x, str) for x in assets):
@@ -244,7 +254,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         preference=_choice(doc.get("preference", "balanced"), PREFERENCES, w("preference")),
         initial_capital=_number(doc.get("initial_capital", 1_000_000.0), w("initial_capital"), 0, lo_open=True),
         allocation=allocation, rebalance=_choice(doc.get("rebalance", "none"), REBALANCE, w("rebalance")),
-        risk=risk, engine=engine, source=where,
+        risk=risk, engine=engine, output=output, source=where,
     )
 
 

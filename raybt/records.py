@@ -7,6 +7,7 @@ import pandas as pd
 
 from raybt.types import EXIT_REASON_NAMES, LONG, TRADE_DT
 
+SIDES = ["long", "short"]
 TRADE_COLUMNS = [
     "asset", "side", "units", "entry_time", "entry_price", "exit_time", "exit_price",
     "exit_reason", "pnl", "commission",
@@ -15,6 +16,9 @@ TRADE_COLUMNS = [
 
 def trades_frame(records, asset_names, asset_timestamps) -> pd.DataFrame:
     """``TRADE_DT`` records (one array, or a list of arrays) -> the spec's trades table, in exit order.
+
+    ``asset``, ``side`` and ``exit_reason`` are categoricals (the asset names
+    in portfolio order, ``long``/``short``, the spec's exit reasons).
 
     ``asset_names[a]`` and ``asset_timestamps[a]`` (a DatetimeIndex) belong to
     the record's ``asset`` index; bar indices are local to each asset. Trades
@@ -30,13 +34,6 @@ def trades_frame(records, asset_names, asset_timestamps) -> pd.DataFrame:
         return np.concatenate([p[name] for p in parts]) if len(parts) > 1 else np.asarray(parts[0][name])
 
     assets = field("asset")
-    if len(assets) == 0:
-        frame = pd.DataFrame({c: [] for c in TRADE_COLUMNS})
-        for c in ("entry_time", "exit_time"):
-            frame[c] = pd.to_datetime(frame[c], utc=True)
-        for c in ("units", "entry_price", "exit_price", "pnl", "commission"):
-            frame[c] = frame[c].astype(np.float64)
-        return frame
     entry_bar, exit_bar = field("entry_bar"), field("exit_bar")
     entry_ns = np.empty(len(assets), dtype=np.int64)
     exit_ns = np.empty(len(assets), dtype=np.int64)
@@ -56,14 +53,14 @@ def trades_frame(records, asset_names, asset_timestamps) -> pd.DataFrame:
         return pd.DatetimeIndex(ns[order].view("datetime64[ns]")).tz_localize("UTC")
 
     columns = {
-        "asset": np.asarray(asset_names, dtype=object)[assets[order]],
-        "side": np.where(field("side")[order] == LONG, "long", "short"),
+        "asset": pd.Categorical.from_codes(assets[order], categories=list(asset_names)),
+        "side": pd.Categorical.from_codes((field("side")[order] != LONG).astype(np.int8), categories=SIDES),
         "units": field("units")[order],
         "entry_time": stamps_column(entry_ns),
         "entry_price": field("entry_price")[order],
         "exit_time": stamps_column(exit_ns),
         "exit_price": field("exit_price")[order],
-        "exit_reason": np.asarray(EXIT_REASON_NAMES, dtype=object)[field("exit_reason")[order]],
+        "exit_reason": pd.Categorical.from_codes(field("exit_reason")[order], categories=list(EXIT_REASON_NAMES)),
         "pnl": field("pnl")[order],
         "commission": field("commission")[order],
     }

@@ -19,7 +19,7 @@ import pytest
 
 from raybt.data.synth import write_universe
 
-RESULT_FILES = ("portfolio_equity.csv", "trades.csv", "multipliers.csv", "events.csv", "weights_history.csv",
+RESULT_FILES = ("portfolio_equity.parquet", "trades.parquet", "multipliers.parquet", "events.csv", "weights_history.csv",
                 "metrics.json")
 
 

@@ -19,6 +19,7 @@ from raybt.portfolio_config import load_portfolio_config
 from raybt.sweep import load_sweep_spec, resolve_points, run_sweep
 from raybt.sweep.command import add_sweep_arguments, sweep_command
 from raybt.sweep.runner import METRIC_COLUMNS
+from raybt.tables import read_table
 
 N_BARS = 3000  # ~10 days of 5-minute bars, 24/7
 PRODUCT = {"allocation.model": ["equal_weight", "risk_parity"], "rebalance": ["none", "weekly"]}
@@ -140,7 +141,7 @@ def test_point_equals_direct_run(local_sweep, universe_dir):
     assets, pconf = load_portfolio_from_config(None, cfg, best_configs_dir=universe_dir)
     direct = PortfolioBacktester(assets, pconf, engine="local").run()
     folder = result.out / "points" / point.point_id
-    equity = pd.read_csv(folder / "portfolio_equity.csv", index_col="timestamp", parse_dates=True)
+    equity = read_table(folder / "portfolio_equity.parquet", index_col="timestamp")
     assert equity.index.equals(direct.equity.index)
     pd.testing.assert_frame_equal(equity, direct.equity, check_exact=True, check_index_type=False,
                                   check_freq=False)
@@ -215,6 +216,6 @@ def test_ray_and_local_sweeps_identical(ray_session, local_sweep, tmp_path, univ
     local_csv = local_csv[local_csv["point_id"].isin(ray_csv["point_id"])].reset_index(drop=True)
     pd.testing.assert_frame_equal(ray_csv, local_csv, check_exact=True)
     for p in ray_result.points:
-        a = pd.read_csv(tmp_path / "ray" / "points" / p.point_id / "portfolio_equity.csv")
-        b = pd.read_csv(local.out / "points" / p.point_id / "portfolio_equity.csv")
+        a = read_table(tmp_path / "ray" / "points" / p.point_id / "portfolio_equity.parquet")
+        b = read_table(local.out / "points" / p.point_id / "portfolio_equity.parquet")
         pd.testing.assert_frame_equal(a, b, check_exact=True)

@@ -22,15 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from raybt import errors as _errors
 from raybt import metrics as _m
 from raybt.analysis import analyse_run, analysis_to_json, write_portfolio_summary
+from raybt.phases import PhaseTimer, phase
 from raybt.plots import figures as F
+from raybt.run_folder import ReportError, _read_equity, load_run, run_from_result  # noqa: F401
 
 __all__ = ["FIGURES", "build_report", "load_run", "write_figures", "render_html"]
 
-# the error class for unusable run folders: ReportError when raybt defines one
-ReportError = getattr(_errors, "ReportError", _errors.ConfigError)
 
 #: figure file -> (title, one-line caption)
 FIGURES: dict[str, tuple[str, str]] = {
@@ -50,112 +49,7 @@ FIGURES: dict[str, tuple[str, str]] = {
                         "and correlation factors, halted chunks shaded, rebalances marked."),
 }
 
-REQUIRED = "portfolio_equity.csv"
 MAX_EVENT_ROWS = 50
-
-
-# ------------------------------------------------------------------ loading
-
-def _read_csv_optional(path: Path, **kwargs) -> pd.DataFrame | None:
-    """The CSV, an empty frame for an empty file, None when absent."""
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path, **kwargs)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
-def _read_equity(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise ReportError(f"{path}: required run file {REQUIRED} not found "
-                          f"(is {path.parent} a portfolio run folder?)")
-    try:
-        eq = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise ReportError(f"{path}: {REQUIRED} is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: cannot parse {REQUIRED}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                          ) from None
-    if "timestamp" not in eq.columns:
-        raise ReportError(f"{path}: {REQUIRED} has no 'timestamp' column")
-    if len(eq) == 0:
-        raise ReportError(f"{path}: {REQUIRED} has no rows")
-    try:
-        idx = pd.DatetimeIndex(pd.to_datetime(eq.pop("timestamp"), utc=True))
-    except (ValueError, TypeError):
-        raise ReportError(f"{path}: column 'timestamp' of {REQUIRED} is not a date/time") \
-            from None
-    eq.index = idx.rename("timestamp")
-    assets = [c for c in eq.columns if c not in ("equity", "drawdown")]
-    if not assets:
-        raise ReportError(f"{path}: {REQUIRED} has no asset (sleeve) columns")
-    for c in eq.columns:
-        if not pd.api.types.is_numeric_dtype(eq[c]):
-            raise ReportError(f"{path}: column '{c}' of {REQUIRED} is not numeric")
-    return eq.astype(np.float64)
-
-
-def _read_json_optional(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: invalid JSON (line {exc.lineno}): {exc.msg}") from None
-
-
-def load_run(run_dir) -> dict[str, Any]:
-    """The files of a run folder as pandas/py objects.
-
-    Keys: ``equity`` (DataFrame indexed by UTC timestamp), ``trades``,
-    ``weights`` (Series asset -> weight), ``multipliers``, ``events``
-    (DataFrames, None when the file is absent, empty frames when empty),
-    ``metrics``, ``run_info`` (dicts or None), ``config_text`` (str or None)
-    and ``config`` (parsed YAML dict, {} when absent or unparsable).
-    Raises :data:`ReportError` when the folder or ``portfolio_equity.csv`` is
-    missing or unusable, naming the file.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ReportError(f"{run_dir}: run folder not found (expected {REQUIRED} inside it)")
-    equity = _read_equity(run_dir / REQUIRED)
-
-    trades = _read_csv_optional(run_dir / "trades.csv")
-    if trades is not None and (len(trades) == 0 or "pnl" not in trades.columns):
-        trades = None
-
-    weights = None
-    wdf = _read_csv_optional(run_dir / "weights.csv")
-    if wdf is not None and len(wdf) and {"asset", "weight"} <= set(wdf.columns):
-        weights = pd.Series(wdf["weight"].to_numpy(float), index=wdf["asset"].astype(str))
-        weights = weights.reindex([c for c in equity.columns
-                                   if c not in ("equity", "drawdown")]).fillna(0.0)
-
-    multipliers = _read_csv_optional(run_dir / "multipliers.csv", dtype={"reason": str})  # mostly empty: text
-    if multipliers is not None and (len(multipliers) == 0 or "asset" not in multipliers.columns):
-        multipliers = None
-    events = _read_csv_optional(run_dir / "events.csv")
-    if events is None or "event" not in events.columns or "decided_at" not in events.columns:
-        events = pd.DataFrame(columns=["chunk", "decided_at", "event", "drawdown", "equity"])
-
-    config_text, config = None, {}
-    cpath = run_dir / "config.yaml"
-    if cpath.is_file():
-        config_text = cpath.read_text(encoding="utf-8", errors="replace")
-        try:
-            import yaml
-
-            parsed = yaml.safe_load(config_text)
-            config = parsed if isinstance(parsed, dict) else {}
-        except Exception:  # a broken config must not stop the report
-            config = {}
-    return {"run_dir": run_dir, "equity": equity, "trades": trades, "weights": weights,
-            "multipliers": multipliers, "events": events,
-            "metrics": _read_json_optional(run_dir / "metrics.json"),
-            "run_info": _read_json_optional(run_dir / "run_info.json") or {},
-            "config_text": config_text, "config": config}
 
 
 # ------------------------------------------------------------------ figures
@@ -195,7 +89,7 @@ def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None
     """
     run_dir = Path(run_dir)
     if equity is None:
-        equity = _read_equity(run_dir / REQUIRED)
+        equity = _read_equity(run_dir)
     frames = analysis.get("frames", {})
     assets = list(analysis.get("assets") or [c for c in equity.columns
                                               if c not in ("equity", "drawdown")])
@@ -436,7 +330,7 @@ def _period(equity: pd.DataFrame) -> tuple[str, str, float]:
 
 def render_html(run: dict, analysis: dict, figures: dict[str, Path]) -> str:
     """The report page as a string (see :func:`build_report`)."""
-    run_dir: Path = run["run_dir"]
+    run_dir: Path = run.get("final_dir") or run["run_dir"]  # the name the run has once finished
     cfg = run.get("config") or {}
     info = run.get("run_info") or {}
     equity = run["equity"]
@@ -502,27 +396,40 @@ def render_html(run: dict, analysis: dict, figures: dict[str, Path]) -> str:
 
 # ------------------------------------------------------------------ entry point
 
-def build_report(run_dir, *, frontier: bool = True) -> Path:
+def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
+                 timer: PhaseTimer | None = None) -> Path:
     """Write the figures, ``portfolio_summary.txt``, ``analysis.json`` and
     ``report.html`` into ``run_dir``; returns the path of ``report.html``.
 
+    ``run``: the run's tables already in memory (:func:`run_from_result`, as
+    ``raybt run`` passes them); otherwise they are read from ``run_dir``
+    (:func:`load_run`). ``timer`` gets one phase per step (``report.load``,
+    the analysis steps, each figure, ``report.summary``, ``report.html``).
+
     Raises :data:`ReportError` (``raybt.errors.ConfigError`` unless raybt
     defines a ``ReportError``) naming the file when the folder or its
-    ``portfolio_equity.csv`` is missing or unusable.  Missing optional files
+    ``portfolio_equity`` table is missing or unusable.  Missing optional files
     (trades, weights, metrics, multipliers, events, config) are tolerated.
     """
-    run = load_run(run_dir)
-    run_dir = run["run_dir"]
-    analysis = analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"],
-                           multipliers=run["multipliers"], include_frontier=frontier)
-    figures = write_figures(run_dir, analysis, equity=run["equity"], events=run["events"],
-                            multipliers=run["multipliers"], config=run["config"],
-                            frontier=frontier)
-    write_portfolio_summary(run_dir / "portfolio_summary.txt", run["equity"], run["trades"],
-                            run["metrics"], run["weights"], multipliers=run["multipliers"], analysis=analysis,
-                            title=f"Portfolio summary: {run['config'].get('name') or run_dir.name}")
-    (run_dir / "analysis.json").write_text(
-        json.dumps(analysis_to_json(analysis), indent=2) + "\n", encoding="utf-8")
-    out = run_dir / "report.html"
-    out.write_text(render_html(run, analysis, figures), encoding="utf-8")
+    if run is None:
+        with phase(timer, "report.load"):
+            run = load_run(run_dir)
+    run_dir = Path(run["run_dir"])
+    with phase(timer, "analysis"):
+        analysis = analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"],
+                               multipliers=run["multipliers"], include_frontier=frontier)
+    with phase(timer, "figures"):
+        figures = write_figures(run_dir, analysis, equity=run["equity"], events=run["events"],
+                                multipliers=run["multipliers"], config=run["config"],
+                                frontier=frontier)
+    title = run["config"].get("name") or Path(run.get("final_dir") or run_dir).name
+    with phase(timer, "report.summary"):
+        write_portfolio_summary(run_dir / "portfolio_summary.txt", run["equity"], run["trades"],
+                                run["metrics"], run["weights"], multipliers=run["multipliers"], analysis=analysis,
+                                title=f"Portfolio summary: {title}")
+        (run_dir / "analysis.json").write_text(
+            json.dumps(analysis_to_json(analysis), indent=2) + "\n", encoding="utf-8")
+    with phase(timer, "report.html"):
+        out = run_dir / "report.html"
+        out.write_text(render_html(run, analysis, figures), encoding="utf-8")
     return out

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import inspect
 import json
 import math
 import os
@@ -168,15 +167,8 @@ def point_complete(points_dir: Path, point_id: str) -> bool:
 
 
 def _save_result(result, folder: Path) -> None:
-    """``result.save`` without the HTML report when the engine supports that."""
-    try:
-        has_report = "report" in inspect.signature(result.save).parameters
-    except (TypeError, ValueError):
-        has_report = False
-    if has_report:
-        result.save(folder, report=False)
-    else:
-        result.save(folder)
+    """``result.save`` without the HTML report, in the point config's table format."""
+    result.save(folder, report=False, format=(result.config.get("output") or {}).get("format", "parquet"))
 
 
 def save_point(result, summary: dict, point: SweepPoint, points_dir: Path, elapsed_s: float) -> Path:
