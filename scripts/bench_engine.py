@@ -31,13 +31,12 @@ import argparse
 import contextlib
 import gc
 import shutil
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from raybt.broker import initial_state, param_records, validate_params
 from raybt.kernels import advance_shard_nb
@@ -45,57 +44,16 @@ from raybt.types import TRADE_DT
 from raybt.config import AssetConfig
 from raybt.data.synth import iter_universe, write_universe
 from raybt.engine import PortfolioBacktester, pack_assets, release_free_memory
-from raybt.portfolio_config import portfolio_config_from_dict
 from raybt.timeline import chunk_bounds, union_timeline
 from raybt.types import neutral_instructions
 from raybt.ray_runtime import warm_up_kernels
 
-PARAMS = {"sizing": "risk", "risk_per_trade": 0.005, "lot_size": 0.0, "leverage": 10,
-          "bb_period": 20, "entry_z": 2.0, "max_hold_bars": 96}
-
-
-class PeakMemory:
-    """Peak memory (bytes) of this process and all its descendants, sampled in a thread.
-
-    ``peak``: sum of PSS (proportional set size: a shared page, e.g. the Ray
-    object store mapped by the driver and every actor, counts once in total,
-    split between the processes mapping it); ``peak_rss``: sum of RSS (counts
-    shared pages once per process: an over-estimate, shown for comparison).
-    """
-
-    def __init__(self, interval=0.05):
-        self.interval, self.peak, self.peak_rss, self._stop = interval, 0, 0, threading.Event()
-
-    def _sample(self):
-        me = psutil.Process()
-        while not self._stop.is_set():
-            pss = rss = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    info = p.memory_full_info()
-                    pss += info.pss
-                    rss += info.rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, pss)
-            self.peak_rss = max(self.peak_rss, rss)
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import PARAMS, PeakMemory, bench_config  # noqa: E402
 
 
 def config():
-    return portfolio_config_from_dict({
-        "name": "bench", "initial_capital": 1_000_000, "engine": {"chunk": "1D"},
-        "risk": {"max_portfolio_drawdown": 0.15, "max_asset_correlation": 0.7, "correlation_window": 2000},
-    }, "bench")
+    return bench_config("1D")
 
 
 def main():
