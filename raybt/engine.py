@@ -146,8 +146,15 @@ class PortfolioBacktester:
             raise
 
     def _store_bars(self, frames) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from raybt.checkpoints import bars_hash
+
         if self.engine == "ray":
             from raybt.actors import store_bars
+        # each asset's data hash (for --resume) is computed by a thread as the next files load (sha256 drops the GIL)
+        hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raybt-hash")
+        self._data_hashes = {}  # name -> future of its bars_hash
         for name in self.names:
             with phase(self.timer, "load.bars"):
                 bars = next(frames)
@@ -161,7 +168,9 @@ class PortfolioBacktester:
                     ref, bars = store_bars(bars)
             self.bars.append(bars)
             self.bar_refs.append(ref)
+            self._data_hashes[name] = hasher.submit(bars_hash, bars)
             del bars
+        hasher.shutdown(wait=False)
         self.bar_starts = [0] * len(self.bars)
         if self.engine == "ray":
             release_free_memory()  # the loaded frames' pages go back to the OS now
@@ -226,14 +235,14 @@ class PortfolioBacktester:
 
     def _hash_inputs(self) -> None:
         """``provenance``: the config hash and each asset's data hash (checked by ``--resume``)."""
-        from raybt.checkpoints import bars_hash, config_hash
+        from raybt.checkpoints import config_hash
 
         self.provenance = {
             "config_hash": config_hash({"portfolio": self.config.to_dict(),
                                         "assets": {n: a.params for n, a in zip(self.names, self.asset_configs)},
                                         "weights": None if self.fixed_weights is None
                                         else self.fixed_weights.to_dict()}),
-            "data_hashes": {n: bars_hash(b) for n, b in zip(self.names, self.bars)},
+            "data_hashes": {n: self._data_hashes[n].result() for n in self.names},
         }
 
     def _estimate_start(self) -> None:

@@ -118,7 +118,7 @@ def test_run_info_records_every_phase(result, tmp_path):
     out = result.save(tmp_path / "run", timer=timer)
     info = json.loads((out / "run_info.json").read_text())
     phases = info["timings"]["phases"]
-    for name in ("load.bars", "file.portfolio_equity", "file.trades", "report.html"):
+    for name in ("load.bars", "file.tables", "file.small", "report.html"):
         assert name in phases and phases[name] >= 0
     assert any(name.startswith("figure") for name in phases) and any(n.startswith("analysis") for n in phases)
 
@@ -150,7 +150,7 @@ def test_cli_run_format_csv_and_phase_line(tmp_path, repo_root):
     line = [row for row in done.stdout.splitlines() if row.startswith("time: ")]
     assert len(line) == 1 and all(f"{group} " in line[0] for group in ("load", "run", "metrics", "file"))
     phases = json.loads((out / "run_info.json").read_text())["timings"]["phases"]
-    assert {"load.bars", "run.loop", "metrics.assets", "file.trades"} <= set(phases)
+    assert {"load.bars", "run.loop", "metrics.assets", "file.tables"} <= set(phases)
     # output.format in the config: the same, without the flag
     (tmp_path / "q.yaml").write_text("name: fmt\nasset_config: assets.json\nengine: {chunk: 4h}\n"
                                      "output: {format: csv}\n")
