@@ -104,7 +104,7 @@ def print_summary(title: str, metrics: dict) -> None:
 # --- raybt run --------------------------------------------------------------------
 
 RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every",
-                    "format")
+                    "checkpoint_seconds", "format")
 
 
 def _run(args) -> int:
@@ -131,6 +131,8 @@ def _run(args) -> int:
         overrides["chunk"] = args.chunk
     if args.checkpoint_every is not None:
         overrides["checkpoint_every"] = args.checkpoint_every
+    if args.checkpoint_seconds is not None:
+        overrides["checkpoint_seconds"] = args.checkpoint_seconds
     if args.format:
         overrides["format"] = args.format
     with phase(timer, "load.config"):
@@ -254,7 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="format of the large result tables (default: output.format of the config, parquet)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--checkpoint-every", type=int, metavar="CHUNKS",
-                     help="save a checkpoint every CHUNKS chunks (engine.checkpoint_every)")
+                     help="save a checkpoint every CHUNKS chunks (engine.checkpoint_every; 0 = off)")
+    run.add_argument("--checkpoint-seconds", type=float, metavar="SECONDS",
+                     help="save a checkpoint every SECONDS of wall time (engine.checkpoint_seconds, default 60; "
+                          "0 = off)")
     run.add_argument("--resume", metavar="RUN_DIR",
                      help="continue an interrupted run (results/<run>) from its last checkpoint")
     run.set_defaults(handler=_run)

@@ -29,12 +29,13 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from raybt import risk
 from raybt.portfolio_config import RiskConfig
-from raybt.types import INSTR_DT
+from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
 
 
 class WorkerLost(Exception):
@@ -84,6 +85,38 @@ class ChunkSummary:
     sleeves: np.ndarray | None = None  # each asset's equity at the end of the chunk (global order)
 
 
+#: the factors of a size multiplier, in the order :class:`Decision` stores them
+FACTORS = ("base", "portfolio_risk", "correlation", "drawdown", "multiplier")
+
+
+class Decision(NamedTuple):
+    """One chunk's decision: what the coordinator told every asset, and why."""
+
+    chunk: int
+    decided_at: int  # ns, the last bar the decision could see
+    chunk_start: int  # ns, the chunk's first bar
+    instructions: np.ndarray  # INSTR_DT, one per asset (global order)
+    factors: np.ndarray  # (len(FACTORS), n_assets) float64
+    reason: str  # '' | 'start' | 'breaker'
+
+
+@dataclass
+class CheckpointDelta:
+    """A checkpoint on disk, as the coordinator hands it out (plain arrays, no objects).
+
+    ``state``: everything needed to continue from chunk boundary ``chunk``;
+    ``outputs``: what was produced since the previous checkpoint (equity
+    columns from union position ``equity_from``, trades, decisions, events,
+    weight re-estimates, rebalancing transfers), so each checkpoint costs the
+    work since the last one. See :meth:`Coordinator.checkpoint_delta`.
+    """
+
+    chunk: int
+    equity_from: int
+    state: dict
+    outputs: dict
+
+
 @dataclass
 class CoordinatorOutput:
     """Everything a finished run produced (numpy; the engine wraps it in pandas)."""
@@ -95,6 +128,17 @@ class CoordinatorOutput:
     events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
     states: list = field(default_factory=list)  # final STATE_DT per group
     bars_done: int = 0  # union positions simulated (the columns of equity)
+
+
+class _Marker(NamedTuple):
+    """Where the previous checkpoint on disk ended: union bars done, chunk, and list lengths."""
+
+    bars: int
+    chunk: int
+    trade_parts: int
+    decisions: int
+    events: int
+    weights: int
 
 
 class Coordinator:
@@ -136,7 +180,7 @@ class Coordinator:
         self.equity = np.empty(shape) if equity_buffer is None else equity_buffer
         self.equity.fill(0.0)  # touch the pages now rather than one by one inside the chunk loop
         self._trade_parts: list = []
-        self.multipliers: list = []
+        self.decisions: list[Decision] = []
         self.events: list = []
         self.instructions = self._first_instructions()
         self.checkpoint_every = 0
@@ -144,6 +188,7 @@ class Coordinator:
         self._states = None  # per-group kernel states after the last chunk
         self.recoveries = 0
         self.timing = {"groups_s": 0.0, "coordinator_s": 0.0}  # wall time, for benchmarks
+        self._disk_marker = _Marker(0, 0, 0, 0, 0, 0)  # where the previous checkpoint on disk ended
 
     @property
     def n_chunks(self) -> int:
@@ -236,31 +281,32 @@ class Coordinator:
         return self.estimator.rebalance(returns, self.names)
 
     def _record(self, chunk, decided_at, instr, factors, reason):
-        """Keep this chunk's decision (arrays; expanded to one row per asset in :meth:`output`)."""
+        """Keep this chunk's decision (expanded to one row per asset in :meth:`multiplier_table`)."""
         start_ns = int(self.timeline_ns[self.bounds[chunk]]) if len(self.timeline_ns) else 0
-        self.multipliers.append((chunk, int(decided_at), start_ns, instr.copy(),
-                                 {k: np.array(v, dtype=np.float64) for k, v in factors.items()}, reason))
+        self.decisions.append(Decision(int(chunk), int(decided_at), start_ns, instr.copy(),
+                                       np.array([factors[k] for k in FACTORS], dtype=np.float64), reason))
 
     def multiplier_table(self) -> dict:
         """The decisions so far as columns, one row per chunk and asset (global asset index)."""
-        n, rows = self.n_assets, self.multipliers
+        n, rows = self.n_assets, self.decisions
         if not rows:
             return {}
 
         def per_chunk(values):
             return np.repeat(np.asarray(values), n)
 
-        instr = np.concatenate([r[3] for r in rows])
-        table = {"chunk": per_chunk([r[0] for r in rows]), "decided_at": per_chunk([r[1] for r in rows]),
-                 "chunk_start": per_chunk([r[2] for r in rows]), "asset": np.tile(np.arange(n), len(rows)),
+        instr = np.concatenate([r.instructions for r in rows])
+        factors = np.stack([r.factors for r in rows])  # chunks x factors x assets
+        table = {"chunk": per_chunk([r.chunk for r in rows]), "decided_at": per_chunk([r.decided_at for r in rows]),
+                 "chunk_start": per_chunk([r.chunk_start for r in rows]), "asset": np.tile(np.arange(n), len(rows)),
                  "multiplier": instr["size_multiplier"].astype(np.float64)}
-        for key in ("base", "portfolio_risk", "correlation", "drawdown"):
-            table[key] = np.concatenate([r[4][key] for r in rows])
+        for k, key in enumerate(FACTORS[:-1]):
+            table[key] = factors[:, k, :].reshape(-1)
         table["halted"] = instr["halted"].astype(bool)
         table["flatten"] = instr["flatten"].astype(bool)
         table["max_margin"] = instr["max_margin"].astype(np.float64)
         table["capital_adjustment"] = instr["capital_adjustment"].astype(np.float64)
-        table["reason"] = per_chunk(np.asarray([r[5] for r in rows], dtype=object))
+        table["reason"] = per_chunk(np.asarray([r.reason for r in rows], dtype=object))
         return table
 
     # --- checkpoints -------------------------------------------------------------------
@@ -289,7 +335,8 @@ class Coordinator:
         return self._states
 
     def checkpoint(self) -> dict:
-        """Everything needed to continue exactly from the current chunk boundary."""
+        """Everything needed to continue exactly from the current chunk boundary (in memory, for
+        recovering from a lost worker; outputs after it are dropped by :meth:`restore`)."""
         return {
             "chunk": self.chunk,
             "sleeves": self.sleeves.copy(),
@@ -302,49 +349,13 @@ class Coordinator:
             "target_weights": self.target_weights.copy(),
             "n_weight_history": len(self.weight_history),
             "n_trade_parts": len(self._trade_parts),
-            "n_multipliers": len(self.multipliers),
+            "n_decisions": len(self.decisions),
             "n_events": len(self.events),
             "group_states": [s.copy() for s in self._group_states()],
         }
 
-    def snapshot(self) -> dict:
-        """A self-contained copy of the run so far (for a checkpoint on disk).
-
-        Everything :meth:`checkpoint` keeps, plus the outputs produced so far
-        (equity up to the current chunk, trades, decisions, events), so a new
-        process can :meth:`restore_snapshot` and continue exactly.
-        """
-        snap = self.checkpoint()
-        done = int(self.bounds[self.chunk])
-        snap.update({
-            "n_assets": self.n_assets, "n_chunks": self.n_chunks, "bounds": self.bounds.copy(),
-            "equity_done": self.equity[:, :done].copy(),
-            "trade_parts": [t.copy() for t in self._trade_parts],
-            "multipliers": list(self.multipliers), "events": list(self.events),
-            "weight_history": list(self.weight_history), "adjustments": dict(self.adjustments),
-            "initial_sleeves": self.initial_sleeves.copy(),
-        })
-        return snap
-
-    def restore_snapshot(self, snap: dict) -> None:
-        """Continue from a :meth:`snapshot` taken by a coordinator of the same run."""
-        if snap["n_assets"] != self.n_assets or not np.array_equal(snap["bounds"], self.bounds):
-            raise ValueError("the checkpoint belongs to a run with other assets or chunks")
-        done = snap["equity_done"].shape[1]
-        self.equity[:, :done] = snap["equity_done"]
-        self._trade_parts = list(snap["trade_parts"])
-        self.multipliers = list(snap["multipliers"])
-        self.events = list(snap["events"])
-        self.weight_history = list(snap["weight_history"])
-        self.adjustments = dict(snap["adjustments"])
-        self.initial_sleeves = snap["initial_sleeves"].copy()
-        snap = dict(snap, n_trade_parts=len(self._trade_parts), n_multipliers=len(self.multipliers),
-                    n_events=len(self.events), n_weight_history=len(self.weight_history))
-        self.restore(snap)
-        self.last_checkpoint = self.checkpoint()
-
     def restore(self, snap: dict) -> None:
-        """Return to a checkpoint taken by this coordinator (outputs after it are dropped)."""
+        """Return to a :meth:`checkpoint` taken by this coordinator (outputs after it are dropped)."""
         self.chunk = snap["chunk"]
         self.sleeves = snap["sleeves"].copy()
         self.peak = snap["peak"]
@@ -357,10 +368,115 @@ class Coordinator:
         del self.weight_history[snap["n_weight_history"]:]
         self.adjustments = {c: a for c, a in self.adjustments.items() if c < self.chunk}
         del self._trade_parts[snap["n_trade_parts"]:]
-        del self.multipliers[snap["n_multipliers"]:]
+        del self.decisions[snap["n_decisions"]:]
         del self.events[snap["n_events"]:]
         self.groups.set_states(snap["group_states"])
         self._states = [st.copy() for st in snap["group_states"]]
+
+    # --- checkpoints on disk ---------------------------------------------------------
+
+    def checkpoint_delta(self) -> CheckpointDelta:
+        """The state at this chunk boundary and the outputs since the previous call, as plain arrays.
+
+        Appending every delta's outputs in order rebuilds the whole run so
+        far (:meth:`restore_checkpoint`), so a checkpoint costs the work done
+        since the last one, not the run's whole history.
+        """
+        marker, done = self._disk_marker, int(self.bounds[self.chunk])
+        breaker = self.breaker
+        state = {
+            "chunk": np.int64(self.chunk),
+            "sleeves": self.sleeves, "initial_sleeves": self.initial_sleeves, "margins": self.margins,
+            "target_weights": self.target_weights, "instructions": self.instructions,
+            "scalars": np.array([self.peak, self.drawdown, breaker.peak], dtype=np.float64),
+            "breaker": np.array([int(breaker.tripped), breaker.chunks_since_trip], dtype=np.int64),
+            "bounds": self.bounds,
+            **{f"returns.{k}": v for k, v in self.returns.to_arrays().items()},
+            **{f"group_state.{g}": st for g, st in enumerate(self._group_states())},
+        }
+        decisions = self.decisions[marker.decisions:]
+        events = self.events[marker.events:]
+        weights = self.weight_history[marker.weights:]
+        moved = sorted(c for c in self.adjustments if c >= marker.chunk)
+        trades = self._trade_parts[marker.trade_parts:]
+        outputs = {
+            "equity": self.equity[:, marker.bars:done].copy(),
+            "trades": np.concatenate(trades) if trades else np.zeros(0, dtype=TRADE_DT),
+            "decision.chunk": np.array([d.chunk for d in decisions], dtype=np.int64),
+            "decision.decided_at": np.array([d.decided_at for d in decisions], dtype=np.int64),
+            "decision.chunk_start": np.array([d.chunk_start for d in decisions], dtype=np.int64),
+            "decision.instructions": (np.stack([d.instructions for d in decisions]) if decisions
+                                      else np.zeros((0, self.n_assets), dtype=INSTR_DT)),
+            "decision.factors": (np.stack([d.factors for d in decisions]) if decisions
+                                 else np.zeros((0, len(FACTORS), self.n_assets))),
+            "decision.reason": np.array([d.reason for d in decisions], dtype="U16"),
+            "event.chunk": np.array([e["chunk"] for e in events], dtype=np.int64),
+            "event.decided_at": np.array([e["decided_at"] for e in events], dtype=np.int64),
+            "event.kind": np.array([e["event"] for e in events], dtype="U16"),
+            "event.drawdown": np.array([e["drawdown"] for e in events], dtype=np.float64),
+            "event.equity": np.array([e["equity"] for e in events], dtype=np.float64),
+            "weights.chunk": np.array([w[0] for w in weights], dtype=np.int64),
+            "weights.decided_at": np.array([w[1] for w in weights], dtype=np.int64),
+            "weights.values": (np.stack([w[2] for w in weights]) if weights else np.zeros((0, self.n_assets))),
+            "adjust.chunk": np.array(moved, dtype=np.int64),
+            "adjust.amount": (np.stack([self.adjustments[c] for c in moved]) if moved
+                              else np.zeros((0, self.n_assets))),
+        }
+        self._disk_marker = _Marker(done, self.chunk, len(self._trade_parts), len(self.decisions), len(self.events),
+                                    len(self.weight_history))
+        return CheckpointDelta(self.chunk, marker.bars, {k: np.array(v) for k, v in state.items()}, outputs)
+
+    def restore_checkpoint(self, state: dict, outputs: dict) -> None:
+        """Continue from the last :meth:`checkpoint_delta` of a coordinator of the same run.
+
+        ``outputs``: every delta's outputs appended in order (equity along
+        the bar axis, the rest along the first axis); ``state``: the last
+        delta's state. The results then equal an uninterrupted run's, bit for bit.
+        """
+        chunk = int(state["chunk"])
+        if len(state["sleeves"]) != self.n_assets or not np.array_equal(state["bounds"], self.bounds):
+            raise ValueError("the checkpoint belongs to a run with other assets or chunks")
+        done = int(self.bounds[chunk])
+        if outputs["equity"].shape != (self.n_assets, done):
+            raise ValueError("the checkpoint's equity does not cover the run up to its chunk")
+        self.equity[:, :done] = outputs["equity"]
+        self._trade_parts = [np.ascontiguousarray(outputs["trades"], dtype=TRADE_DT)] if len(outputs["trades"]) else []
+        self.decisions = [
+            Decision(int(c), int(t), int(t0), np.ascontiguousarray(instr, dtype=INSTR_DT),
+                     np.array(factors, dtype=np.float64), str(reason))
+            for c, t, t0, instr, factors, reason in zip(
+                outputs["decision.chunk"], outputs["decision.decided_at"], outputs["decision.chunk_start"],
+                outputs["decision.instructions"], outputs["decision.factors"], outputs["decision.reason"])]
+        self.events = [{"chunk": int(c), "decided_at": int(t), "event": str(kind), "drawdown": float(dd),
+                        "equity": float(eq)}
+                       for c, t, kind, dd, eq in zip(outputs["event.chunk"], outputs["event.decided_at"],
+                                                     outputs["event.kind"], outputs["event.drawdown"],
+                                                     outputs["event.equity"])]
+        self.weight_history = [(int(c), int(t), np.array(w, dtype=np.float64)) for c, t, w in
+                               zip(outputs["weights.chunk"], outputs["weights.decided_at"], outputs["weights.values"])]
+        self.adjustments = {int(c): np.array(a, dtype=np.float64)
+                            for c, a in zip(outputs["adjust.chunk"], outputs["adjust.amount"])}
+        self.initial_sleeves = np.array(state["initial_sleeves"], dtype=np.float64)
+        peak, drawdown, breaker_peak = (float(v) for v in state["scalars"])
+        tripped, since_trip = (int(v) for v in state["breaker"])
+        n_groups = len(self.layout)
+        group_states = [np.ascontiguousarray(state[f"group_state.{g}"], dtype=STATE_DT) for g in range(n_groups)]
+        if any(len(st) != len(idx) for st, idx in zip(group_states, self.layout)):
+            raise ValueError("the checkpoint's kernel states do not match the layout")
+        self.restore({
+            "chunk": chunk, "sleeves": np.array(state["sleeves"], dtype=np.float64), "peak": peak,
+            "drawdown": drawdown, "breaker": risk.BreakerState(bool(tripped), since_trip, breaker_peak),
+            "returns": risk.RollingBlockMoments.from_arrays(
+                {k.removeprefix("returns."): v for k, v in state.items() if k.startswith("returns.")}),
+            "margins": np.array(state["margins"], dtype=np.float64),
+            "instructions": np.ascontiguousarray(state["instructions"], dtype=INSTR_DT),
+            "target_weights": np.array(state["target_weights"], dtype=np.float64),
+            "n_weight_history": len(self.weight_history), "n_trade_parts": len(self._trade_parts),
+            "n_decisions": len(self.decisions), "n_events": len(self.events), "group_states": group_states,
+        })
+        self._disk_marker = _Marker(done, chunk, len(self._trade_parts), len(self.decisions), len(self.events),
+                                    len(self.weight_history))
+        self.last_checkpoint = self.checkpoint()
 
     # --- the chunk loop --------------------------------------------------------------
 

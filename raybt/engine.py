@@ -212,9 +212,9 @@ class PortfolioBacktester:
     def run(self, *, checkpoint_dir=None, resume: bool = False) -> PortfolioResult:
         """Simulate the portfolio; BLAS is kept to one thread meanwhile.
 
-        ``checkpoint_dir``: a run's ``.partial`` folder; every
-        ``engine.checkpoint_every`` chunks the coordinator's snapshot is saved
-        there (:mod:`raybt.checkpoints`). ``resume``: continue from the
+        ``checkpoint_dir``: a run's ``.partial`` folder; checkpoints go there
+        every ``engine.checkpoint_seconds`` (and/or ``checkpoint_every``
+        chunks; :mod:`raybt.checkpoints`). ``resume``: continue from the
         checkpoint in ``checkpoint_dir`` (the config and data must hash the
         same); the results equal an uninterrupted run's, bit for bit.
 
@@ -346,27 +346,39 @@ class PortfolioBacktester:
         """The chunk loop: advance in batches, show progress, save checkpoints.
 
         ``call(method, *args)`` calls the coordinator (in-process or remote).
+        A checkpoint is taken every ``engine.checkpoint_seconds`` of wall time
+        and/or every ``engine.checkpoint_every`` chunks (0 = off), and written
+        to the run's folder by a background thread.
         """
-        from raybt.checkpoints import save_checkpoint
+        from raybt.checkpoints import CheckpointWriter
 
         every = int(self.config.engine.checkpoint_every or 0)
-        to_disk = self.checkpoint_dir is not None and every > 0
-        batch = min(64, every) if to_disk else 64  # chunks per call: progress shown and RPC paid per batch
-        saved_at = 0
+        seconds = float(self.config.engine.checkpoint_seconds or 0)
+        to_disk = self.checkpoint_dir is not None and (every > 0 or seconds > 0)
+        batch = min(64, every) if to_disk and every else 64  # chunks per call: progress and RPC paid per batch
+        saved_at, saved_time = 0, time.monotonic()
         if self.resume_snapshot is not None:
-            call("restore_snapshot", self.resume_snapshot)
-            saved_at = int(self.resume_snapshot["chunk"])
+            state, outputs = self.resume_snapshot
+            call("restore_checkpoint", state, outputs)
+            saved_at = int(state["chunk"])
+            self.resume_snapshot = None  # the coordinator holds it now
         hashes = {"config": self.provenance["config_hash"], "data": self.provenance["data_hashes"]}
-        while True:
-            summaries = call("advance", batch)
-            if not summaries:
-                break
-            if self.progress:
-                self.progress(summaries)
-            done = summaries[-1].chunk + 1
-            if to_disk and done - saved_at >= every and done < summaries[-1].n_chunks:
-                save_checkpoint(self.checkpoint_dir, call("snapshot"), hashes)
-                saved_at = done
+        writer = CheckpointWriter(self.checkpoint_dir, hashes) if to_disk else None
+        try:
+            while True:
+                summaries = call("advance", batch)
+                if not summaries:
+                    break
+                if self.progress:
+                    self.progress(summaries)
+                done = summaries[-1].chunk + 1
+                due = (every and done - saved_at >= every) or (seconds and time.monotonic() - saved_time >= seconds)
+                if writer is not None and due and done < summaries[-1].n_chunks:
+                    writer.submit(call("checkpoint_delta"))
+                    saved_at, saved_time = done, time.monotonic()
+        finally:
+            if writer is not None:
+                writer.close()  # the last checkpoint is on disk before the run goes on (or stops)
 
     def _run_ray(self, timeline, bounds, params, initial, target, settings, t0, timings):
         import ray

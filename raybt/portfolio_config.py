@@ -14,7 +14,7 @@ Schema (every key optional; defaults in the dataclasses below)::
            max_portfolio_drawdown, breaker_flatten, resume, cooldown_chunks,
            resume_drawdown, max_asset_correlation, correlation_window,
            max_single_asset_weight}
-    engine: {chunk, assets_per_actor, checkpoint_every, transport}
+    engine: {chunk, assets_per_actor, checkpoint_every, checkpoint_seconds, transport}
     output: {format}                            # parquet | csv (the large result tables)
 
 Fractions are fractions (0.2 = 20 %); drawdowns are positive. Unknown keys
@@ -74,7 +74,8 @@ class RiskConfig:
 class EngineConfig:
     chunk: str = "1D"
     assets_per_actor: int | None = None
-    checkpoint_every: int = 0  # chunks; 0 = off
+    checkpoint_every: int = 0  # chunks between checkpoints on disk; 0 = off
+    checkpoint_seconds: float = 60.0  # wall-clock seconds between checkpoints on disk; 0 = off
     transport: str = "tasks"  # Ray chunk fan-out to AssetActors: tasks (actor calls) | compiled (Ray Compiled Graph)
 
 
@@ -119,7 +120,8 @@ class PortfolioConfig:
         routes = {"allocation_model": ("allocation", "model"), "chunk": ("engine", "chunk"),
                   "max_assets": ("allocation", "max_assets"), "rebalance": (None, "rebalance"),
                   "preference": (None, "preference"), "assets_per_actor": ("engine", "assets_per_actor"),
-                  "checkpoint_every": ("engine", "checkpoint_every"), "format": ("output", "format")}
+                  "checkpoint_every": ("engine", "checkpoint_every"),
+                  "checkpoint_seconds": ("engine", "checkpoint_seconds"), "format": ("output", "format")}
         for key, value in changes.items():
             if key not in routes:
                 raise ConfigError(f"unknown override '{key}'" + closest_name(key, routes))
@@ -229,6 +231,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         assets_per_actor=_number(e.get("assets_per_actor"), w("engine.assets_per_actor"), 1, integer=True,
                                  optional=True),
         checkpoint_every=_number(e.get("checkpoint_every", 0), w("engine.checkpoint_every"), 0, integer=True),
+        checkpoint_seconds=_number(e.get("checkpoint_seconds", 60.0), w("engine.checkpoint_seconds"), 0),
         transport=_choice(e.get("transport", "tasks"), TRANSPORTS, w("engine.transport")),
     )
     o = _section(doc, "output", OutputConfig, where)

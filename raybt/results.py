@@ -24,13 +24,15 @@ def new_run_dir(root: Path, label: str) -> Path:
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     candidate = Path(root) / f"{stamp}-{label}"
     k = 1
-    while candidate.exists() or _partial(candidate).exists():
+    while candidate.exists() or partial_path(candidate).exists():
         k += 1
         candidate = Path(root) / f"{stamp}-{label}-{k}"
     return candidate
 
 
-def _partial(final: Path) -> Path:
+def partial_path(final: Path) -> Path:
+    """The hidden folder a run is written into before it gets its final name."""
+    final = Path(final)
     return final.parent / f".{final.name}.partial"
 
 
@@ -68,7 +70,7 @@ def atomic_run_dir(final: Path, *, reuse: bool = False):
     """
     final = Path(final)
     check_output_dir(final)
-    tmp = _partial(final)
+    tmp = partial_path(final)
     try:
         if tmp.exists() and not reuse:
             shutil.rmtree(tmp)
@@ -81,8 +83,8 @@ def atomic_run_dir(final: Path, *, reuse: bool = False):
         _mark_incomplete(tmp, exc)
         raise
     try:
-        for leftover in ("INCOMPLETE", "checkpoint.pkl", "checkpoint.pkl.tmp"):
-            (tmp / leftover).unlink(missing_ok=True)
+        shutil.rmtree(tmp / "checkpoint", ignore_errors=True)
+        (tmp / "INCOMPLETE").unlink(missing_ok=True)
         if final.exists():
             final.rmdir()
         os.replace(tmp, final)

@@ -136,6 +136,27 @@ class RollingBlockMoments:
     def n_blocks(self) -> int:
         return min(self.count, self.capacity)
 
+    def to_arrays(self) -> dict:
+        """The whole state as plain arrays (a checkpoint; :meth:`from_arrays` rebuilds it exactly)."""
+        return {"ring": self.ring.copy(), "partial": self.partial.copy(), "s": self.s.copy(),
+                "S": np.array(self.S, order="F"),
+                "counters": np.array([self.block, self.capacity, self.n_assets, self.count, self.partial_block,
+                                      self.since_rebuild], dtype=np.int64)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> "RollingBlockMoments":
+        block, capacity, n_assets, count, partial_block, since_rebuild = (int(v) for v in arrays["counters"])
+        moments = cls.__new__(cls)
+        moments.block, moments.capacity, moments.n_assets = block, capacity, n_assets
+        moments.count, moments.partial_block, moments.since_rebuild = count, partial_block, since_rebuild
+        moments.ring = np.array(arrays["ring"], dtype=np.float64)
+        moments.partial = np.array(arrays["partial"], dtype=np.float64)
+        moments.s = np.array(arrays["s"], dtype=np.float64)
+        moments.S = np.array(arrays["S"], dtype=np.float64, order="F")
+        if moments.ring.shape != (capacity, n_assets) or moments.S.shape != (n_assets, n_assets):
+            raise ValueError("correlation state has the wrong shape")
+        return moments
+
     def append_chunk(self, equity: np.ndarray, previous: np.ndarray, t_start: int) -> tuple[float, float]:
         """Add one chunk's sleeve equities (assets x bars from union position ``t_start``).
 

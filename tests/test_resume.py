@@ -66,7 +66,7 @@ def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, 
     proc = subprocess.Popen(_cli("run", portfolio_yaml, "--engine", "local", "--out", out, "--no-progress"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (partial / "checkpoint.pkl").exists():
+    while not (partial / "checkpoint" / "manifest.json").exists():
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline
         time.sleep(0.01)
@@ -75,13 +75,13 @@ def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, 
     assert proc.returncode == code, err
     assert "Traceback" not in err and "--resume" in err
     assert not out.exists()  # nothing under the final name
-    assert (partial / "INCOMPLETE").is_file() and (partial / "checkpoint.pkl").is_file()
+    assert (partial / "INCOMPLETE").is_file() and (partial / "checkpoint" / "manifest.json").is_file()
 
     done = subprocess.run(_cli("run", "--resume", out, "--engine", "local", "--no-progress"),
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert out.is_dir() and not partial.exists()
-    assert not (out / "INCOMPLETE").exists() and not (out / "checkpoint.pkl").exists()
+    assert not (out / "INCOMPLETE").exists() and not (out / "checkpoint").exists()
     _assert_same_results(uninterrupted, out)
     info = json.loads((out / "run_info.json").read_text())
     full = json.loads((uninterrupted / "run_info.json").read_text())
@@ -97,13 +97,13 @@ def test_resume_refuses_changed_data(portfolio_yaml, tmp_path):
     from raybt.engine import PortfolioBacktester
     from raybt.errors import ConfigError
     from raybt.portfolio import load_portfolio_from_config
-    from raybt.checkpoints import save_checkpoint
 
     assets, config = load_portfolio_from_config(None, portfolio_yaml)
-    bt = PortfolioBacktester(assets, config, engine="local")
-    bt.run()
-    save_checkpoint(tmp_path, {"chunk": 0}, {"config": bt.provenance["config_hash"],
-                                              "data": {n: "0" * 64 for n in bt.provenance["data_hashes"]}})
+    PortfolioBacktester(assets, config, engine="local").run(checkpoint_dir=tmp_path)  # a checkpoint every 3 chunks
+    path = tmp_path / "checkpoint" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["hashes"]["data"] = {n: "0" * 64 for n in manifest["hashes"]["data"]}
+    path.write_text(json.dumps(manifest))
     with pytest.raises(ConfigError, match="data of asset .* changed"):
         PortfolioBacktester(assets, config, engine="local").run(checkpoint_dir=tmp_path, resume=True)
 

@@ -1,0 +1,61 @@
+"""Cost of checkpoints on disk: the default portfolio at 1-hour chunks with and without them.
+
+Runs ``raybt run`` (local engine, bundled universe, ``--chunk 1h``: about
+8,700 chunks) alternately with a checkpoint every ``--every`` chunks (30, the
+cadence shipped before checkpoints became time-based, so the cost of each one
+shows) and with checkpoints off, ``--repeat`` times each, and prints the chunk
+loop's seconds (``run.loop`` in run_info.json) and the whole command's, with
+the ratio of the best runs.
+
+    python scripts/bench_checkpoints.py [--repeat 3] [--every 30] [--engine local]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def one_run(cwd: Path, every: int, engine: str) -> dict:
+    out = cwd / "results" / f"bench-{every}-{len(list((cwd / 'results').glob('bench-*')))}"
+    done = subprocess.run([sys.executable, "-m", "raybt.cli", "run", "--engine", engine, "--chunk", "1h",
+                           "--checkpoint-every", str(every), "--checkpoint-seconds", "0", "--no-progress",
+                           "--out", str(out)], cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(done.stderr)
+    phases = json.loads((out / "run_info.json").read_text())["timings"]["phases"]
+    phases.pop("ray.init", None)
+    return {"loop": phases["run.loop"], "total": sum(phases.values())}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--every", type=int, default=30)
+    ap.add_argument("--engine", choices=["local", "ray"], default="local")
+    args = ap.parse_args()
+    repo = Path(__file__).resolve().parent.parent
+    cwd = Path(tempfile.mkdtemp(prefix="raybt-ckpt-"))
+    (cwd / "configs").symlink_to(repo / "configs")
+    (cwd / "results").mkdir()
+    one_run(cwd, 0, args.engine)  # generates the bundled data and fills numba's cache: not timed
+    runs = {args.every: [], 0: []}
+    print(f"{'checkpoints':<22} {'loop s':>8} {'command s':>10}")
+    for _ in range(args.repeat):
+        for every in (args.every, 0):
+            r = one_run(cwd, every, args.engine)
+            runs[every].append(r)
+            label = f"every {every} chunks" if every else "off"
+            print(f"{label:<22} {r['loop']:>8.2f} {r['total']:>10.2f}", flush=True)
+    best = {k: min(r["loop"] for r in v) for k, v in runs.items()}
+    best_total = {k: min(r["total"] for r in v) for k, v in runs.items()}
+    print(f"best loop: with {best[args.every]:.2f} s, off {best[0]:.2f} s, ratio {best[args.every] / best[0]:.3f}; "
+          f"best command: {best_total[args.every]:.2f} s vs {best_total[0]:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
