@@ -57,21 +57,32 @@ def partial_dir(final: Path) -> Path:
     return partial_path(Path(final))
 
 
-def start_run_dir(final: Path, request: dict) -> Path:
-    """Create the ``.partial`` folder of a new run with its marker and request."""
-    from raybt.results import check_output_dir
+def start_run_dir(final: Path, request: dict, *, overwrite: bool = False) -> Path:
+    """Create the ``.partial`` folder of a new run with its marker and request, locked by this process.
+
+    An unfinished run already there is an error unless ``overwrite`` (and
+    never while another process is writing it).
+    """
+    import shutil
+
+    from raybt.results import check_output_dir, lock_partial, os_error_text, unlock_partial
 
     check_output_dir(final)
     tmp = partial_dir(final)
     try:
+        if tmp.exists() and overwrite:
+            lock_partial(tmp)  # refuses while another process writes it
+            unlock_partial(tmp)
+            shutil.rmtree(tmp)
         tmp.mkdir(parents=True, exist_ok=False)
+        lock_partial(tmp)
+        (tmp / "INCOMPLETE").write_text("run in progress (or interrupted): resume with raybt run --resume\n")
+        (tmp / REQUEST).write_text(json.dumps(request, indent=2, default=str) + "\n")
     except FileExistsError:
         raise ConfigError(f"{final}: an unfinished run is already there ({tmp}); "
-                          f"resume it with --resume {final} or delete it") from None
+                          f"resume it with --resume {final}, delete it, or pass --overwrite") from None
     except OSError as exc:
-        raise ConfigError(f"{final}: output folder not writable ({exc.strerror or type(exc).__name__})") from None
-    (tmp / "INCOMPLETE").write_text("run in progress (or interrupted): resume with raybt run --resume\n")
-    (tmp / REQUEST).write_text(json.dumps(request, indent=2, default=str) + "\n")
+        raise ConfigError(f"{final}: output folder not writable ({os_error_text(exc)})") from None
     return tmp
 
 
@@ -92,6 +103,9 @@ def find_resumable(path: Path) -> tuple[Path, Path, dict]:
         raise ConfigError(f"{tmp / REQUEST}: unreadable ({exc})") from None
     if not isinstance(request, dict):
         raise ConfigError(f"{tmp / REQUEST}: expected a JSON object")
+    from raybt.results import lock_partial
+
+    lock_partial(tmp)  # a run still going (or another --resume) keeps its folder
     return final, tmp, request
 
 

@@ -51,18 +51,18 @@ def _backtest(args) -> int:
 
     result = run_backtest(bars, params, asset=name)
     out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"backtest-{name}")
-    write_backtest(result, out)
+    write_backtest(result, out, overwrite=args.overwrite)
     print_summary(f"{name}: {len(bars)} bars, {bars.index[0]} .. {bars.index[-1]}", result.metrics)
     print(f"results: {out}")
     return 0
 
 
-def write_backtest(result, out: Path) -> None:
+def write_backtest(result, out: Path, *, overwrite: bool = False) -> None:
     """Write trades.csv, equity.csv, metrics.json and params.json atomically into ``out``."""
     from raybt.metrics import json_safe
     from raybt.results import atomic_run_dir, write_json
 
-    with atomic_run_dir(out) as tmp:
+    with atomic_run_dir(out, overwrite=overwrite) as tmp:
         result.trades.to_csv(tmp / "trades.csv", index=False)
         result.equity.to_csv(tmp / "equity.csv", index_label="timestamp")
         write_json(tmp / "metrics.json", json_safe(result.metrics))
@@ -114,13 +114,19 @@ def _run(args) -> int:
     from raybt.portfolio import (check_chunk, check_chunk_timeframe, chunk_source, preference_ranking,
                                  resolve_portfolio)
     from raybt.progress import DashboardMetrics, chunk_progress
-    from raybt.results import check_output_dir, new_run_dir
+    from raybt.results import check_output_dir, new_run_dir, partial_path
     from raybt.timeline import chunk_bounds, union_timeline
 
     timer = PhaseTimer()
     resume = args.resume is not None
     if resume:
-        # what to run comes from the interrupted run's request; engine and address may differ
+        # what to run comes from the interrupted run's request; only engine and address may differ
+        given = [key for key in (*RUN_REQUEST_KEYS, "out") if getattr(args, key) is not None] + \
+            (["overwrite"] if args.overwrite else [])
+        if given:
+            flags = ", ".join("CONFIG" if key == "config" else "--" + key.replace("_", "-") for key in given)
+            raise ConfigError(f"--resume continues a run as it was asked and cannot change it: remove {flags} "
+                              f"(only --engine, --address and --no-progress go with --resume)")
         out, tmp, request = find_resumable(Path(args.resume))
         for key in RUN_REQUEST_KEYS:
             setattr(args, key, request.get(key))
@@ -142,6 +148,9 @@ def _run(args) -> int:
     if not resume:
         out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
         check_output_dir(out)  # fail before the run, not after it
+        if partial_path(out).exists() and not args.overwrite:
+            raise ConfigError(f"{out}: an unfinished run is already there ({partial_path(out)}); "
+                              f"resume it with --resume {out}, delete it, or pass --overwrite")
     if args.engine == "ray":
         from raybt.ray_runtime import ensure_ray
 
@@ -153,7 +162,7 @@ def _run(args) -> int:
                                      universe=universe, timeframe=args.timeframe, echo=_echo)
     check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:
-        tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS})
+        tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
     n_assets = len(configs)
     n_chunks = len(chunk_bounds(union_timeline([b.index for b in backtester.bars]), pconf.engine.chunk)) - 1
     dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
@@ -216,13 +225,37 @@ def _report(args) -> int:
 # --- raybt data synth --------------------------------------------------------------
 
 def _data_synth(args) -> int:
+    """Generate the universe into a temporary sibling folder, then move it into place whole.
+
+    An existing non-empty ``--out`` is refused unless ``--overwrite``, so two
+    universes are never mixed in one folder.
+    """
+    import shutil
+
     from raybt.data.synth import write_universe
+    from raybt.results import atomic_run_dir
 
     if args.assets <= 0 or args.bars <= 1:
         raise ConfigError("--assets must be >= 1 and --bars >= 2")
-    paths = write_universe(Path(args.out), n_assets=args.assets, n_bars=args.bars,
-                           timeframe=args.timeframe, seed=args.seed, fmt=args.format,
-                           calendar=args.calendar)
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()):
+        if not args.overwrite:
+            raise ConfigError(f"{out}: folder exists and is not empty; choose another --out or pass --overwrite")
+        old = out.with_name(f".{out.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)  # kept until the new universe is in place
+    else:
+        old = None
+    try:
+        with atomic_run_dir(out, overwrite=args.overwrite) as tmp:
+            paths = write_universe(tmp, n_assets=args.assets, n_bars=args.bars, timeframe=args.timeframe,
+                                   seed=args.seed, fmt=args.format, calendar=args.calendar)
+    except BaseException:
+        if old is not None and not out.exists():
+            old.rename(out)  # nothing new was written: the old universe stays as it was
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     print(f"wrote {len(paths)} assets to {args.out}")
     return 0
 
@@ -240,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a strategy/broker parameter")
     bt.add_argument("--timeframe", help="resample bars to this timeframe first (e.g. 15m, 1h)")
     bt.add_argument("--out", help="output folder (default: a new results/<run>/)")
+    bt.add_argument("--overwrite", action="store_true",
+                    help="replace an unfinished earlier run left in the output folder's .partial")
     bt.set_defaults(handler=_backtest)
 
     run = sub.add_parser("run", help="run a portfolio backtest (all assets on one clock)")
@@ -252,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chunk", help="chunk duration (e.g. 1D, 4h)")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
     run.add_argument("--out", help="output folder (default: a new results/<run>/)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an unfinished run left in the output folder's .partial (instead of --resume)")
     run.add_argument("--format", choices=("parquet", "csv"),
                      help="format of the large result tables (default: output.format of the config, parquet)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -291,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     synth.add_argument("--calendar", choices=("market", "24x7"), default="market")
     synth.add_argument("--out", required=True)
+    synth.add_argument("--overwrite", action="store_true", help="replace the universe already in --out")
     synth.set_defaults(handler=_data_synth)
     return parser
 
