@@ -183,16 +183,20 @@ def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None
                   events: pd.DataFrame | None = None,
                   multipliers: pd.DataFrame | None = None,
                   config: dict | None = None, frontier: bool = True,
-                  window_days: float = 30.0) -> dict[str, Path]:
+                  window_days: float = 30.0, timer=None) -> dict[str, Path]:
     """Write the seven PNGs of :data:`FIGURES` into ``run_dir``.
 
     ``analysis`` is :func:`raybt.analysis.analyse_run`'s result for the run;
     ``equity`` the ``portfolio_equity`` frame (read from ``run_dir`` when
     None); ``events``/``multipliers`` the loaded CSVs (optional);
     ``config`` the run's config dict (for the breaker level).  With
-    ``frontier=False`` the frontier figure shows the points only.
-    Returns ``{file name: path}`` in :data:`FIGURES` order.
+    ``frontier=False`` the frontier figure shows the points only.  Each
+    figure, with the data it alone needs, is timed as the phase
+    ``figure.<file name>`` of ``timer`` (a :class:`raybt.phases.PhaseTimer`,
+    optional).  Returns ``{file name: path}`` in :data:`FIGURES` order.
     """
+    from raybt.phases import phase
+
     run_dir = Path(run_dir)
     if equity is None:
         equity = _read_equity(run_dir / REQUIRED)
@@ -201,39 +205,46 @@ def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None
                                               if c not in ("equity", "drawdown")])
     returns = frames.get("returns")
     port = F._portfolio_series(equity)
-    if "drawdown" in equity.columns:
-        dd = equity["drawdown"].astype(float)
-    else:
-        dd = _m.drawdown_series(port)
-    corr = frames.get("correlation")
-    if corr is None:
-        c = analysis.get("correlation") or {}
-        corr = pd.DataFrame(c.get("matrix") or [], index=c.get("assets") or [],
-                            columns=c.get("assets") or [])
-    pnl = pd.Series(analysis.get("pnl_attribution") or {}, dtype=float).reindex(assets)
-    risk = pd.Series(analysis.get("risk_attribution") or {}, dtype=float).reindex(assets)
-    ppy = analysis.get("periods_per_year", math.nan)
-    if returns is not None and ppy and math.isfinite(ppy):
-        apts = F.asset_frontier_points(returns, ppy)
-    else:
-        apts = pd.DataFrame(columns=["volatility", "return"], dtype=float)
-    points = analysis.get("points") or {}
 
     out = {}
-    out["equity.png"] = F.plot_equity(equity, run_dir / "equity.png", returns=returns,
-                                      assets=assets)
-    out["drawdown.png"] = F.plot_drawdown(dd, run_dir / "drawdown.png", events=events,
-                                          breaker_level=_breaker_level(config))
-    out["correlation.png"] = F.plot_correlation(corr, run_dir / "correlation.png")
-    out["attribution.png"] = F.plot_attribution(pnl, risk, run_dir / "attribution.png")
-    out["frontier.png"] = F.plot_frontier(
-        frames.get("frontier") if frontier else None, apts, run_dir / "frontier.png",
-        portfolio=_point(points, "portfolio"), equal_weight=_point(points, "equal_weight"),
-        target_weights=_point(points, "weights"))
-    out["rolling_sharpe.png"] = F.plot_rolling_sharpe(port, run_dir / "rolling_sharpe.png",
-                                                      window_days=window_days)
-    out["multipliers.png"] = F.plot_multipliers(multipliers, run_dir / "multipliers.png",
-                                                events=events)
+    with phase(timer, "figure.equity.png"):
+        out["equity.png"] = F.plot_equity(equity, run_dir / "equity.png", returns=returns,
+                                          assets=assets)
+    with phase(timer, "figure.drawdown.png"):
+        if "drawdown" in equity.columns:
+            dd = equity["drawdown"].astype(float)
+        else:
+            dd = _m.drawdown_series(port)
+        out["drawdown.png"] = F.plot_drawdown(dd, run_dir / "drawdown.png", events=events,
+                                              breaker_level=_breaker_level(config))
+    with phase(timer, "figure.correlation.png"):
+        corr = frames.get("correlation")
+        if corr is None:
+            c = analysis.get("correlation") or {}
+            corr = pd.DataFrame(c.get("matrix") or [], index=c.get("assets") or [],
+                                columns=c.get("assets") or [])
+        out["correlation.png"] = F.plot_correlation(corr, run_dir / "correlation.png")
+    with phase(timer, "figure.attribution.png"):
+        pnl = pd.Series(analysis.get("pnl_attribution") or {}, dtype=float).reindex(assets)
+        risk = pd.Series(analysis.get("risk_attribution") or {}, dtype=float).reindex(assets)
+        out["attribution.png"] = F.plot_attribution(pnl, risk, run_dir / "attribution.png")
+    with phase(timer, "figure.frontier.png"):
+        ppy = analysis.get("periods_per_year", math.nan)
+        if returns is not None and ppy and math.isfinite(ppy):
+            apts = F.asset_frontier_points(returns, ppy)
+        else:
+            apts = pd.DataFrame(columns=["volatility", "return"], dtype=float)
+        points = analysis.get("points") or {}
+        out["frontier.png"] = F.plot_frontier(
+            frames.get("frontier") if frontier else None, apts, run_dir / "frontier.png",
+            portfolio=_point(points, "portfolio"), equal_weight=_point(points, "equal_weight"),
+            target_weights=_point(points, "weights"))
+    with phase(timer, "figure.rolling_sharpe.png"):
+        out["rolling_sharpe.png"] = F.plot_rolling_sharpe(
+            port, run_dir / "rolling_sharpe.png", window_days=window_days)
+    with phase(timer, "figure.multipliers.png"):
+        out["multipliers.png"] = F.plot_multipliers(multipliers, run_dir / "multipliers.png",
+                                                    events=events)
     return out
 
 
