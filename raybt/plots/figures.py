@@ -34,7 +34,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    PercentFormatter,
+)
 
 from raybt import metrics as _m  # noqa: E402
 
@@ -54,6 +59,8 @@ MANY_ASSETS = 20
 MAX_BARS = 30
 _BEST_WORST = 3  # sleeves named at each end of the equity figure at many assets
 _LABELLED = 5  # frontier points labelled at each end (return / volatility) at many assets
+_MAX_LABELS = 40  # asset labels per heatmap axis
+_LOG_RATIO = 10.0  # equity curves spanning more than this factor get a log scale
 _ROW_BLOCK = 1 << 23  # elements per block when scanning an assets x bars array
 _PORTFOLIO_COLOR = "#111111"
 _POS, _NEG = "#2e8b57", "#c0392b"
@@ -86,8 +93,13 @@ def _save(fig: Figure, path) -> Path:
     rgba = np.asarray(canvas.buffer_rgba())
     Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(path, format="PNG",
                                                                compress_level=1)
-    fig.clear()
-    return path
+    return path  # no fig.clear(): it rebuilds empty axes (~40 ms) for a figure about to go
+
+
+def _title(ax, text: str, **kw) -> None:
+    """``ax.set_title`` at a fixed height: matplotlib's automatic title
+    placement measures the whole y axis again at every layout pass and draw."""
+    ax.set_title(text, y=1.0, **kw)
 
 
 def _no_data(ax, message: str = "no data") -> None:
@@ -394,8 +406,10 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
     sleeve equity divided by its first non-zero value.  Up to
     :data:`MANY_ASSETS` sleeves each gets a coloured line and a legend entry
     (ordered by final value); beyond, the sleeves are shown as percentile
-    bands (5-95 % and 25-75 % across sleeves, median dashed) with the
-    :data:`_BEST_WORST` best and worst by final value drawn and named.
+    bands (5-95 % and 25-75 % across sleeves at evenly spaced bars, median
+    dashed) with the :data:`_BEST_WORST` best and worst by final value drawn
+    and named.  When the curves span more than a factor of
+    :data:`_LOG_RATIO` the growth axis is logarithmic (its label says so).
     """
     if assets is None:
         assets = [c for c in equity.columns if c not in ("equity", "drawdown")]
@@ -405,7 +419,7 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
     port = _portfolio_series(equity)
     if len(port) == 0 or not np.isfinite(port.iloc[0]) or port.iloc[0] == 0:
         _no_data(ax, "no equity data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
 
     sleeves = _Sleeves(equity, returns, assets)
@@ -439,7 +453,7 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
         named = ([(i, "Best", c) for i, c in zip(order[:k], ["#006d2c", "#31a354", "#74c476"])]
                  + [(i, "Worst", c) for i, c in zip(order[int(live.sum()) - k:int(live.sum())][::-1],
                                                      ["#a50f15", "#de2d26", "#fb6a4a"])])
-        for rank, (i, kind, color) in enumerate(named):
+        for i, kind, color in named:
             a = assets[i]
             g = sleeves.column(a)
             label = f"{kind}: {a} ({final[i]:.2f})"
@@ -457,15 +471,23 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
         note = f" ({len(assets):,} sleeves{net}: percentile bands, best and worst {k} named)"
     else:
         note = f" (sleeves{net})" if net else ""
-    ax.set_title(title + note, fontsize=12)
-    ax.set_ylabel("Growth of 1.0 (start = 1.0)")
+    _title(ax, title + note, fontsize=12)
+    lo, hi = ax.dataLim.y0, ax.dataLim.y1
+    if lo > 0 and hi / lo > _LOG_RATIO:  # curves from 0.1x to 10x: a ratio scale shows both
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("Growth of 1.0 (start = 1.0, log scale)")
+    else:
+        ax.set_ylabel("Growth of 1.0 (start = 1.0)")
     ax.set_xlabel("Date (UTC)")
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.margins(x=0.01)
     # legend ordered like the curves' final values (top to bottom), the bands last
-    order = sorted(handles, key=lambda k: -finals.get(k, -np.inf))
-    _legend_outside(fig, ax, len(handles), handles=[handles[k] for k in order],
+    ranked = sorted(handles, key=lambda k: -finals.get(k, -np.inf))
+    _legend_outside(fig, ax, len(handles), handles=[handles[k] for k in ranked],
                     title="Ordered by final value" if len(handles) > 5 else None)
     return _save(fig, path)
 
@@ -485,7 +507,7 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
     dd = pd.Series(drawdown, dtype=float).dropna()
     if len(dd) == 0:
         _no_data(ax, "no drawdown data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     dd.index = _to_utc_index(dd.index)
     shown = -downsample(dd)
@@ -512,7 +534,7 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
     _pct_axis(ax.yaxis)
     ax.set_ylabel("Drawdown from peak (%)")
     ax.set_xlabel("Date (UTC)")
-    ax.set_title(f"{title} (max {float(dd.max()):.2%})", fontsize=12)
+    _title(ax, f"{title} (max {float(dd.max()):.2%})", fontsize=12)
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.set_xlim(*_dates(dd.index[[0, -1]]))
@@ -550,15 +572,16 @@ def plot_correlation(corr: pd.DataFrame, path, *,
     """Heatmap of a correlation matrix, assets ordered by cluster
     (:func:`cluster_order`), diverging colormap fixed to [-1, 1] with a
     colorbar; NaN cells grey.  Up to :data:`MANY_ASSETS` assets the values
-    are written in the cells (two decimals, font sized to the cells); with
-    more assets than fit, every k-th asset is labelled (the title says so)."""
+    are written in the cells below the diagonal (two decimals, font sized to
+    the cells); with more assets than fit, every k-th asset is labelled (the
+    title says so)."""
     n = len(corr)
     side = min(12.5 if n <= 200 else 10.5, max(5.5, 0.55 * n + 3.0))
     fig = _figure(side + 1.2, side)
     ax = fig.add_subplot()
     if n == 0:
         _no_data(ax, "no correlation data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     order = cluster_order(corr)
     values = corr.to_numpy(dtype=float)[np.ix_(order, order)]
@@ -570,16 +593,18 @@ def plot_correlation(corr: pd.DataFrame, path, *,
     axis_pt = (side - 2.6) * 72.0  # approximate axes side in points
     cell_pt = axis_pt / n
     label_fs = max(6.0, min(10.0, 0.3 * cell_pt))
-    step = max(1, math.ceil(n * 1.8 * label_fs / axis_pt))  # labels 1.8 font sizes apart
+    # labels at least 1.8 font sizes apart and at most _MAX_LABELS per axis (each tick
+    # label costs ~5 ms to lay out and draw)
+    step = max(1, math.ceil(n * 1.8 * label_fs / axis_pt), math.ceil(n / _MAX_LABELS))
     ticks = np.arange(0, n, step)
     ax.set_xticks(ticks, [xlabels[i] for i in ticks], rotation=45 if step == 1 else 90,
                   ha="right" if step == 1 else "center", rotation_mode="anchor"
                   if step == 1 else "default", fontsize=label_fs)
     ax.set_yticks(ticks, [ylabels[i] for i in ticks], fontsize=label_fs)
-    if n <= MANY_ASSETS:
+    if n <= MANY_ASSETS:  # below the diagonal only: the matrix is symmetric
         fs = max(4.5, min(11.0, 0.22 * cell_pt))
         for i in range(n):
-            for j in range(n):
+            for j in range(i):
                 v = values[i, j]
                 text = "n/a" if not math.isfinite(v) else f"{v:.2f}"
                 color = "white" if math.isfinite(v) and abs(v) > 0.6 else "black"
@@ -592,9 +617,11 @@ def plot_correlation(corr: pd.DataFrame, path, *,
     cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
     cb.set_label("Pearson correlation of per-bar returns")
     note = "ordered by cluster"
+    if n <= MANY_ASSETS and n > 1:
+        note += ", values below the diagonal"
     if step > 1:
         note += f", every {_ordinal(step)} asset labelled"
-    ax.set_title(f"{title} ({n:,} assets, {note})" if n > MANY_ASSETS else f"{title} ({note})",
+    _title(ax, f"{title} ({n:,} assets, {note})" if n > MANY_ASSETS else f"{title} ({note})",
                  fontsize=12)
     return _save(fig, path)
 
@@ -650,7 +677,7 @@ def plot_attribution(pnl: pd.Series, risk_share: pd.Series, path, *, currency: s
     ax1.xaxis.set_major_formatter(FuncFormatter(_money_tick))
     unit = f" ({currency})" if currency else " (account currency)"
     ax1.set_xlabel("PnL" + unit)
-    ax1.set_title("Performance attribution: PnL per asset", fontsize=11)
+    _title(ax1, "Performance attribution: PnL per asset", fontsize=11)
     ax1.grid(True, axis="x", alpha=0.3)
     span = max(float(np.nanmax(np.abs(p))), 1e-12)
     for yi, v in zip(y, p):
@@ -666,7 +693,7 @@ def plot_attribution(pnl: pd.Series, risk_share: pd.Series, path, *, currency: s
     ax2.axvline(0, color="#333333", lw=0.8)
     _pct_axis(ax2.xaxis)
     ax2.set_xlabel("Share of portfolio variance (%)")
-    ax2.set_title("Risk attribution: share of variance", fontsize=11)
+    _title(ax2, "Risk attribution: share of variance", fontsize=11)
     ax2.grid(True, axis="x", alpha=0.3)
     rspan = max(float(np.max(np.abs(rr))), 1e-12)
     for yi, v, ok in zip(y, rr, finite):
@@ -807,7 +834,7 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     have_frontier = frontier is not None and len(frontier) > 0
     if len(pts) == 0 and not have_frontier and portfolio is None:
         _no_data(ax, "no return data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     if have_frontier:
         f = frontier.sort_values("volatility")
@@ -860,7 +887,7 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     if len(named) < len(pts):
         title = (f"{title} ({len(pts):,} assets; the {_LABELLED} best and {_LABELLED} worst "
                  "by return / volatility labelled)")
-    ax.set_title(title, fontsize=12)
+    _title(ax, title, fontsize=12)
     ax.grid(True, alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2 if len(specials) < 2 else 3, fontsize=9,
                frameon=False)
@@ -923,7 +950,7 @@ def plot_rolling_sharpe(equity: pd.Series, path, *, window_days: float = 30.0,
     eq = pd.Series(equity, dtype=float).dropna()
     if len(eq) < 4:
         _no_data(ax, "too few bars for a rolling Sharpe")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     eq.index = _to_utc_index(eq.index)
     window = rolling_window_bars(eq.index, window_days)
@@ -934,7 +961,7 @@ def plot_rolling_sharpe(equity: pd.Series, path, *, window_days: float = 30.0,
     rs = _m.rolling_sharpe(eq, window).replace([np.inf, -np.inf], np.nan).dropna()
     if len(rs) == 0:
         _no_data(ax, "rolling Sharpe undefined (flat equity)")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     shown = downsample(rs)
     v = shown.to_numpy()
@@ -952,7 +979,7 @@ def plot_rolling_sharpe(equity: pd.Series, path, *, window_days: float = 30.0,
     ax.set_ylabel("Sharpe ratio (annualised, rf = 0)")
     ax.set_xlabel("Date (UTC)")
     days_txt = f"{label_days:.0f}" if label_days >= 1 else f"{label_days:.2f}"
-    ax.set_title(f"{title} ({days_txt}-day window, {window:,} bars)", fontsize=12)
+    _title(ax, f"{title} ({days_txt}-day window, {window:,} bars)", fontsize=12)
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.set_xlim(*_dates(eq.index[[0, -1]]))
@@ -1006,7 +1033,7 @@ def plot_multipliers(multipliers: pd.DataFrame | None, path, *,
     ax = fig.add_subplot()
     if multipliers is None or len(multipliers) == 0 or "multiplier" not in multipliers.columns:
         _no_data(ax, "no multipliers recorded")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     g = _chunk_table(multipliers)
     t = _dates(g["t"])
@@ -1057,7 +1084,7 @@ def plot_multipliers(multipliers: pd.DataFrame | None, path, *,
                   lw=1.0, label="Breaker trip")
     ax.set_ylabel("Factor (× base position size)")
     ax.set_xlabel("Chunk start (UTC)")
-    ax.set_title(title, fontsize=12)
+    _title(ax, title, fontsize=12)
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.set_xlim(tt[0], tt[-1])

@@ -35,15 +35,24 @@ ReportError = getattr(_errors, "ReportError", _errors.ConfigError)
 #: figure file -> (title, one-line caption)
 FIGURES: dict[str, tuple[str, str]] = {
     "equity.png": ("Equity", "Portfolio equity (thick) and each asset's sleeve (thin), "
-                   "normalised to 1.0 at the start; sleeves net of rebalancing transfers."),
+                   "normalised to 1.0 at the start; sleeves net of rebalancing transfers. "
+                   f"Beyond {F.MANY_ASSETS} sleeves: the 5-95 % and 25-75 % bands across "
+                   "sleeves, their median and the best and worst three sleeves by name; "
+                   "a log scale when the curves span more than a factor of ten."),
     "drawdown.png": ("Drawdown", "Portfolio drawdown from its running peak; breaker trips "
                      "(red), resumes (green, dashed) and halted periods (grey)."),
     "correlation.png": ("Correlation", "Pearson correlation of the sleeves' per-bar returns "
-                        "(colour scale fixed to -1..1)."),
+                        "(colour scale fixed to -1..1), assets ordered by hierarchical "
+                        f"clustering; values written below the diagonal up to {F.MANY_ASSETS} "
+                        "assets, only every k-th asset labelled when they do not all fit."),
     "attribution.png": ("Attribution", "PnL per asset (excluding rebalancing transfers) and "
-                        "each asset's share of portfolio variance at its average weight."),
+                        "each asset's share of portfolio variance at its average weight. "
+                        f"Beyond {F.MAX_BARS} assets: the {F.MAX_BARS - 5} largest by |PnL|, "
+                        "the rest summed as 'others'."),
     "frontier.png": ("Efficient frontier", "Long-only mean-variance frontier of the sleeves, "
-                     "each asset, the actual portfolio and the equal-weight mix (annualised)."),
+                     "each asset, the actual portfolio and the equal-weight mix (annualised). "
+                     f"Beyond {F.MAX_BARS} assets only the five best and five worst by "
+                     "return / volatility are labelled."),
     "rolling_sharpe.png": ("Rolling Sharpe", "Annualised Sharpe ratio of the portfolio over a "
                            "rolling ~30-day window of bars."),
     "multipliers.png": ("Risk multipliers", "Per-chunk mean size multiplier with its drawdown "
