@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -252,12 +253,16 @@ def main(argv=None) -> int:
         case = f"{n}x{nb}"
         print(f"\n== {n:,} assets x {nb:,} five-minute bars "
               f"(inputs built in {time.perf_counter() - t0:.1f} s, not timed)")
-        new = [time_new(inputs, out / case) for _ in range(args.repeat)]
+        # new and old code alternate, so both see the same load from other processes
+        new, old = [], []
+        for _ in range(args.repeat):
+            new.append(time_new(inputs, out / case))
+            if n == args.baseline_assets:
+                old.append(time_old(inputs, out / case / "old"))
         best = {k: min(r[k] for r in new) for k in new[0]}
-        old = None
-        if n == args.baseline_assets:
-            old = [time_old(inputs, out / case / "old") for _ in range(args.repeat)]
-            old = {k: min(r[k] for r in old) for k in old[0]}
+        old = {k: min(r[k] for r in old) for k in old[0]} if old else None
+        print(f"best of {args.repeat}; load average {os.getloadavg()[0]:.1f} "
+              f"on {os.cpu_count()} CPUs")
         head = f"{'figure':<22} {'new s':>8}"
         if old:
             head += f" {'old s':>8} {'old/new':>8}"
