@@ -158,6 +158,26 @@ def test_equity_at_many_sleeves_bands_and_six_named_lines(tmp_path, drawn):
     assert all(len(line.get_xdata()) <= F.MAX_POINTS for line in ax.lines)
 
 
+def test_equity_many_sleeves_from_equity_skips_sleeves_that_never_held_any(tmp_path, drawn):
+    equity, _returns, names = _run(40, 8000, seed=7)
+    equity = equity.copy()
+    equity[names[:4]] = 0.0  # never funded
+    equity.iloc[:100, equity.columns.get_loc(names[4])] = 0.0  # funded late
+    equity["equity"] = equity[names].sum(axis=1)
+    F.plot_equity(equity, tmp_path / "e.png", assets=names)
+    labels = [t.get_text() for t in drawn[-1].legends[0].get_texts()]
+    live = equity[names[4:]]
+    first = live.apply(lambda c: c[c != 0].iloc[0])
+    final = live.iloc[-1] / first
+    best = final.sort_values(ascending=False).index[:3]
+    worst = final.sort_values().index[:3]
+    assert [lab.split(" ")[1] for lab in labels if lab.startswith("Best")] == list(best)
+    # the legend runs from the highest final value down
+    assert [lab.split(" ")[1] for lab in labels if lab.startswith("Worst")] == list(worst)[::-1]
+    assert not any(a in " ".join(labels) for a in names[:4])
+    assert "net of rebalancing" not in drawn[-1].axes[0].get_title()
+
+
 def test_equity_few_sleeves_one_line_each_and_ordered_legend(tmp_path, drawn):
     equity, returns, names = _run(6, 30_000, seed=2)
     F.plot_equity(equity, tmp_path / "e.png", returns=returns, assets=names)

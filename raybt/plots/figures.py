@@ -438,29 +438,29 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
     else:
         rows, grid = sleeves.samples()
         live = np.isfinite(grid).all(axis=0)
-        t = x[rows]
-        p5, p25, p50, p75, p95 = np.percentile(grid[:, live], [5, 25, 50, 75, 95], axis=1)
-        band = "#4c72b0"
-        handles["band95"] = ax.fill_between(t, p5, p95, color=band, alpha=0.16, lw=0,
-                                            label="5-95 % of sleeves")
-        handles["band50"] = ax.fill_between(t, p25, p75, color=band, alpha=0.32, lw=0,
-                                            label="25-75 % of sleeves")
-        handles["median"], = ax.plot(t, p50, color="#1f3b73", lw=1.3, ls="--",
-                                     label="Median sleeve")
+        n_live = int(live.sum())
+        k = min(_BEST_WORST, n_live // 2)
+        if n_live:
+            t = x[rows]
+            p5, p25, p50, p75, p95 = np.percentile(grid[:, live], [5, 25, 50, 75, 95], axis=1)
+            band = "#4c72b0"
+            handles["band95"] = ax.fill_between(t, p5, p95, color=band, alpha=0.16, lw=0,
+                                                label="5-95 % of sleeves")
+            handles["band50"] = ax.fill_between(t, p25, p75, color=band, alpha=0.32, lw=0,
+                                                label="25-75 % of sleeves")
+            handles["median"], = ax.plot(t, p50, color="#1f3b73", lw=1.3, ls="--",
+                                         label="Median sleeve")
+            finals.update({"band95": -1e300, "band50": -1e300, "median": float(p50[-1])})
         final = np.where(live, grid[-1], np.nan)
-        order = np.argsort(-np.nan_to_num(final, nan=-np.inf), kind="stable")
-        k = min(_BEST_WORST, int(live.sum()) // 2)
+        order = np.argsort(-np.nan_to_num(final, nan=-np.inf), kind="stable")  # dead last
         named = ([(i, "Best", c) for i, c in zip(order[:k], ["#006d2c", "#31a354", "#74c476"])]
-                 + [(i, "Worst", c) for i, c in zip(order[int(live.sum()) - k:int(live.sum())][::-1],
+                 + [(i, "Worst", c) for i, c in zip(order[n_live - k:n_live][::-1],
                                                      ["#a50f15", "#de2d26", "#fb6a4a"])])
         for i, kind, color in named:
-            a = assets[i]
-            g = sleeves.column(a)
-            label = f"{kind}: {a} ({final[i]:.2f})"
-            handles[label] = _draw_line(ax, x, g, lw=1.1, color=color, alpha=0.95,
-                                        label=label, zorder=8)
+            label = f"{kind}: {assets[i]} ({final[i]:.2f})"
+            handles[label] = _draw_line(ax, x, sleeves.column(assets[i]), lw=1.1, color=color,
+                                        alpha=0.95, label=label, zorder=8)
             finals[label] = final[i]
-        finals.update({"band95": -1e300, "band50": -1e300, "median": float(p50[-1])})
     growth = (port / port.iloc[0]).to_numpy(dtype=np.float64)
     handles["Portfolio"] = _draw_line(ax, _dates(port.index), growth, lw=2.8,
                                       color=_PORTFOLIO_COLOR, label="Portfolio", zorder=10)
