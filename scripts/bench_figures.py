@@ -22,6 +22,7 @@ they can be looked at afterwards.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import subprocess
@@ -185,44 +186,65 @@ def load_old_write_figures():
     return old_r.write_figures, old_f
 
 
-def time_old(inputs: dict, out: Path) -> dict[str, float]:
-    """Seconds per figure of the old code (its ``plot_*`` calls), plus the
-    rest of its ``write_figures`` as ``prep`` and the whole as ``total``."""
+class _Clock(PhaseTimer):
+    """A PhaseTimer (wall seconds) that also keeps CPU seconds per phase:
+    CPU time is what the code costs, wall time what a user waits for on a
+    machine that other processes share."""
+
+    def __init__(self):
+        super().__init__()
+        self.cpu: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        c0 = time.process_time()
+        try:
+            with super().phase(name):
+                yield
+        finally:
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - c0
+
+
+def _totals(clock: _Clock, wall: float, cpu: float) -> dict[str, tuple[float, float]]:
+    """``{figure: (wall s, cpu s)}`` plus ``prep`` (the rest) and ``total``."""
+    out = {k.removeprefix("figure."): (v, clock.cpu[k]) for k, v in clock.seconds.items()}
+    out["prep"] = (wall - sum(w for w, _ in out.values()), cpu - sum(c for _, c in out.values()))
+    out["total"] = (wall, cpu)
+    return out
+
+
+def time_old(inputs: dict, out: Path) -> dict[str, tuple[float, float]]:
+    """The old code's seconds per figure (its ``plot_*`` calls), the rest of
+    its ``write_figures`` as ``prep``, the whole as ``total``."""
     write_figures, old_f = load_old_write_figures()
-    seconds: dict[str, float] = {}
+    clock = _Clock()
     names = {"plot_equity": "equity.png", "plot_drawdown": "drawdown.png",
              "plot_correlation": "correlation.png", "plot_attribution": "attribution.png",
              "plot_frontier": "frontier.png", "plot_rolling_sharpe": "rolling_sharpe.png",
              "plot_multipliers": "multipliers.png"}
     for fn, fig in names.items():
         def timed(*a, _f=getattr(old_f, fn), _fig=fig, **k):
-            t0 = time.perf_counter()
-            try:
+            with clock.phase(f"figure.{_fig}"):
                 return _f(*a, **k)
-            finally:
-                seconds[_fig] = seconds.get(_fig, 0.0) + time.perf_counter() - t0
         setattr(old_f, fn, timed)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    w0, c0 = time.perf_counter(), time.process_time()
     write_figures(out, inputs["analysis"], equity=inputs["equity"], events=inputs["events"],
                   multipliers=inputs["multipliers"], config=inputs["config"])
-    total = time.perf_counter() - t0
-    seconds["prep"] = total - sum(seconds.values())
-    seconds["total"] = total
-    return seconds
+    return _totals(clock, time.perf_counter() - w0, time.process_time() - c0)
 
 
-def time_new(inputs: dict, out: Path) -> dict[str, float]:
+def time_new(inputs: dict, out: Path) -> dict[str, tuple[float, float]]:
     out.mkdir(parents=True, exist_ok=True)
-    timer = PhaseTimer()
-    t0 = time.perf_counter()
+    clock = _Clock()
+    w0, c0 = time.perf_counter(), time.process_time()
     R.write_figures(out, inputs["analysis"], equity=inputs["equity"], events=inputs["events"],
-                    multipliers=inputs["multipliers"], config=inputs["config"], timer=timer)
-    total = time.perf_counter() - t0
-    seconds = {k.removeprefix("figure."): v for k, v in timer.seconds.items()}
-    seconds["prep"] = total - sum(seconds.values())
-    seconds["total"] = total
-    return seconds
+                    multipliers=inputs["multipliers"], config=inputs["config"], timer=clock)
+    return _totals(clock, time.perf_counter() - w0, time.process_time() - c0)
+
+
+def _best(runs: list[dict]) -> dict[str, tuple[float, float]]:
+    return {k: (min(r[k][0] for r in runs), min(r[k][1] for r in runs)) for k in runs[0]}
 
 
 # ------------------------------------------------------------------ main
@@ -259,26 +281,32 @@ def main(argv=None) -> int:
             new.append(time_new(inputs, out / case))
             if n == args.baseline_assets:
                 old.append(time_old(inputs, out / case / "old"))
-        best = {k: min(r[k] for r in new) for k in new[0]}
-        old = {k: min(r[k] for r in old) for k in old[0]} if old else None
+        best = _best(new)
+        old = _best(old) if old else None
         print(f"best of {args.repeat}; load average {os.getloadavg()[0]:.1f} "
-              f"on {os.cpu_count()} CPUs")
-        head = f"{'figure':<22} {'new s':>8}"
+              f"on {os.cpu_count()} CPUs; wall = seconds waited, cpu = CPU seconds used")
+        head = f"{'figure':<20} {'new wall':>9} {'new cpu':>8}"
         if old:
-            head += f" {'old s':>8} {'old/new':>8}"
+            head += f" {'old wall':>9} {'old cpu':>8} {'old/new wall':>13} {'old/new cpu':>12}"
         print(head)
         for k in figs + ["prep", "total"]:
-            line = f"{k:<22} {best[k]:>8.3f}"
+            (w, c) = best[k]
+            line = f"{k:<20} {w:>9.3f} {c:>8.3f}"
             if old:
-                line += f" {old[k]:>8.3f} {old[k] / max(best[k], 1e-9):>7.1f}x"
+                ow, oc = old[k]
+                line += (f" {ow:>9.3f} {oc:>8.3f} {ow / max(w, 1e-9):>12.1f}x"
+                         f" {oc / max(c, 1e-9):>11.1f}x")
             print(line)
-        worst = max(figs, key=lambda k: best[k])
+        worst = max(figs, key=lambda k: best[k][0])
         summary.append((case, best["total"], worst, best[worst], old["total"] if old else None))
         del inputs
-    print("\nsummary: case, new total s, slowest figure (s), old total s, old/new")
-    for case, total, worst, w, old_total in summary:
-        ratio = f"{old_total:.2f} {old_total / total:.1f}x" if old_total else "-"
-        print(f"  {case:<14} {total:6.2f}   {worst} ({w:.2f})   {ratio}")
+    print("\nsummary (wall s / cpu s): case, new total, slowest new figure, old total, old/new")
+    for case, (tw, tc), worst, (ww, wc), old_total in summary:
+        line = f"  {case:<13} {tw:5.2f} / {tc:5.2f}   {worst:<18} {ww:4.2f} / {wc:4.2f}"
+        if old_total:
+            ow, oc = old_total
+            line += f"   {ow:5.2f} / {oc:5.2f}   {ow / tw:.1f}x / {oc / tc:.1f}x"
+        print(line)
     return 0
 
 
