@@ -149,12 +149,14 @@ def make_analysis(equity: pd.DataFrame, returns: pd.DataFrame, assets: list,
     mean = returns.mean().to_numpy() * ppy
     p_vol, p_ret = float(port_r.std(ddof=1) * math.sqrt(ppy)), float(port_r.mean() * ppy)
     e_vol, e_ret = float(ew_r.std(ddof=1) * math.sqrt(ppy)), float(ew_r.mean() * ppy)
-    # frontier: from a minimum-variance point below the mixes to the best asset's mean
+    # frontier: a hyperbola from a minimum-variance point left of the mixes up to the
+    # best mean, as steep as the most efficient asset so that no asset lies beyond it
     v0, r0 = 0.85 * min(p_vol, e_vol), min(p_ret, e_ret)
-    top = int(np.argmax(mean))
-    rets = np.linspace(r0, max(mean[top], r0 + 1e-6), 40)
-    a = (vol[top] ** 2 - v0 ** 2) / max((mean[top] - r0) ** 2, 1e-12)
-    frontier = pd.DataFrame({"volatility": np.sqrt(v0 ** 2 + a * (rets - r0) ** 2),
+    above = mean > r0 + 1e-9
+    a = float(np.min((vol[above] ** 2 - v0 ** 2) / (mean[above] - r0) ** 2)) if above.any() \
+        else 1.0
+    rets = np.linspace(r0, max(float(mean.max()), r0 + 1e-6), 40)
+    frontier = pd.DataFrame({"volatility": np.sqrt(v0 ** 2 + max(a, 1e-12) * (rets - r0) ** 2),
                              "return": rets})
     return {
         "assets": assets, "periods_per_year": float(ppy),
