@@ -3,14 +3,24 @@
 Every ``plot_*`` function takes pandas inputs and an output path, draws on
 its own :class:`matplotlib.figure.Figure` (no pyplot, so no global figure
 state survives a call), writes a PNG and returns the path.  Conventions:
-fractions are shown as percent, timestamps are UTC, long 5-minute series are
-downsampled (:func:`downsample`) to a few thousand points before drawing so
-a whole year renders in well under a second per figure.  Empty or
-degenerate inputs give a figure with a "no data" note rather than an error.
+fractions are shown as percent, timestamps are UTC.  Figures stay fast and
+readable from a handful of assets to a thousand:
+
+* long series are drawn with at most :data:`MAX_POINTS` points, keeping
+  each bucket's minimum and maximum (:func:`downsample`), so peaks and
+  drawdown troughs survive;
+* above :data:`MANY_ASSETS` assets a figure summarises instead of drawing
+  one artist per asset (sleeve percentile bands plus the best and worst
+  sleeves named, the largest PnLs plus "others", a few labelled frontier
+  points, a clustered heatmap without cell values) and says so in its title.
+
+Empty or degenerate inputs give a figure with a "no data" note rather than
+an error.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Iterable
@@ -24,39 +34,72 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
+from matplotlib.ticker import (  # noqa: E402
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    PercentFormatter,
+)
 
 from raybt import metrics as _m  # noqa: E402
 
 __all__ = [
-    "DPI", "asset_colors", "asset_frontier_points", "downsample", "plot_attribution",
-    "plot_correlation", "plot_drawdown", "plot_equity", "plot_frontier",
-    "plot_multipliers", "plot_rolling_sharpe", "rolling_window_bars",
+    "DPI", "MANY_ASSETS", "MAX_POINTS", "asset_colors", "asset_frontier_points",
+    "cluster_order", "downsample", "minmax_rows", "plot_attribution", "plot_correlation",
+    "plot_drawdown", "plot_equity", "plot_frontier", "plot_multipliers",
+    "plot_rolling_sharpe", "rolling_window_bars",
 ]
 
 DPI = 110
-MAX_POINTS = 2500
+#: most points drawn per series: a min and a max per bucket, plus the first and last row
+MAX_POINTS = 4000
+#: above this many assets the figures summarise rather than draw every asset
+MANY_ASSETS = 20
+#: attribution bars: every asset up to this many, else the largest |PnL| ones plus "others"
+MAX_BARS = 30
+_BEST_WORST = 3  # sleeves named at each end of the equity figure at many assets
+_LABELLED = 5  # frontier points labelled at each end (return / volatility) at many assets
+_MAX_LABELS = 40  # asset labels per heatmap axis
+_LOG_RATIO = 10.0  # equity curves spanning more than this factor get a log scale
+_ROW_BLOCK = 1 << 23  # elements per block when scanning an assets x bars array
 _PORTFOLIO_COLOR = "#111111"
 _POS, _NEG = "#2e8b57", "#c0392b"
 _TRIP, _RESUME, _REBAL, _HALT = "#c0392b", "#2e8b57", "#1f77b4", "#f4b6b6"
-
-# candidate resampling steps, finest first
-_STEPS = ["5min", "15min", "30min", "1h", "2h", "4h", "6h", "12h", "1D", "2D", "7D", "14D",
-          "30D", "91D", "365D"]
 
 
 # ------------------------------------------------------------------ helpers
 
 def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained", facecolor="white")
+
+
+def _canvas(fig: Figure):
+    """The figure's Agg canvas (made once: its renderer, and so matplotlib's
+    text-size cache, is shared by a layout pass and the final draw)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
 
 
 def _save(fig: Figure, path) -> Path:
+    """Render with Agg and write an RGB PNG (zlib level 1: about half the
+    encoding time of ``savefig``'s RGBA at level 6, files ~10 % larger)."""
+    from PIL import Image
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    fig.clear()
-    return path
+    canvas = _canvas(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
+    Image.fromarray(np.ascontiguousarray(rgba[..., :3])).save(path, format="PNG",
+                                                               compress_level=1)
+    return path  # no fig.clear(): it rebuilds empty axes (~40 ms) for a figure about to go
+
+
+def _title(ax, text: str, **kw) -> None:
+    """``ax.set_title`` at a fixed height: matplotlib's automatic title
+    placement measures the whole y axis again at every layout pass and draw."""
+    ax.set_title(text, y=1.0, **kw)
 
 
 def _no_data(ax, message: str = "no data") -> None:
@@ -102,38 +145,76 @@ def _money_tick(v: float, _pos=None) -> str:
     return s
 
 
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
 def _to_utc_index(index) -> pd.DatetimeIndex:
-    idx = pd.DatetimeIndex(pd.to_datetime(index, utc=True))
-    return idx
+    return pd.DatetimeIndex(pd.to_datetime(index, utc=True))
 
 
 def _to_times(values) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(pd.Series(values), utc=True))
 
 
-def downsample(data, max_points: int = MAX_POINTS, how: str = "last"):
-    """Resample a time-indexed Series/DataFrame to at most ~``max_points`` rows.
+def _dates(times) -> np.ndarray:
+    """Timestamps as matplotlib date numbers (UTC), vectorised: matplotlib's
+    own conversion of tz-aware times goes through Python objects one by one."""
+    idx = _to_utc_index(times)
+    return mdates.date2num(idx.tz_convert(None).to_numpy(dtype="datetime64[ns]"))
 
-    The step is the finest of 5min, 15min, ... 1D, 7D ... that keeps the row
-    count under ``max_points``; ``how`` is the bucket aggregation (``"last"``
-    for levels, ``"max"``/``"min"`` to keep extremes).  The first row is kept
-    so normalised curves still start at their first value.  Short inputs and
-    non-datetime indexes are returned unchanged.
+
+# ------------------------------------------------------------------ downsampling
+
+def minmax_rows(values, max_points: int = MAX_POINTS) -> np.ndarray:
+    """Sorted row positions of a shape-preserving subsample of ``values``.
+
+    ``values`` (1-D, finite) is cut into buckets of ``L = ceil(n / b)``
+    consecutive rows (the last one shorter), ``b = (max_points - 2) // 2``;
+    each bucket keeps the row of its minimum and of its maximum (the first
+    one on ties), and the first and last rows are kept, so at most
+    ``max_points`` rows remain and every peak and trough is drawn.  Inputs
+    of at most ``max_points`` rows keep every row.
     """
-    if len(data) <= max_points or not isinstance(data.index, pd.DatetimeIndex):
-        return data
-    span = data.index[-1] - data.index[0]
-    step = _STEPS[-1]
-    for s in _STEPS:
-        if span / pd.Timedelta(s) <= max_points:
-            step = s
-            break
-    out = getattr(data.resample(step, label="right", closed="right"), how)()
-    out = out.dropna(how="all")
-    first = data.iloc[:1]
-    if len(out) and out.index[0] > first.index[0]:
-        out = pd.concat([first, out])
-    return out
+    v = np.asarray(values, dtype=np.float64)
+    n = len(v)
+    if n <= max_points:
+        return np.arange(n)
+    n_buckets = max(1, (max_points - 2) // 2)
+    size = -(-n // n_buckets)
+    n_buckets = -(-n // size)
+    pad = n_buckets * size - n
+    # padding repeats the last value after it, so argmin/argmax (first occurrence) never pick it
+    w = np.concatenate([v, np.full(pad, v[-1])]) if pad else v
+    w = w.reshape(n_buckets, size)
+    base = np.arange(n_buckets) * size
+    return np.unique(np.concatenate([[0, n - 1], base + w.argmin(axis=1),
+                                     base + w.argmax(axis=1)]))
+
+
+def downsample(data: pd.Series, max_points: int = MAX_POINTS) -> pd.Series:
+    """``data`` without its NaN rows, reduced to at most ``max_points`` rows
+    that keep each bucket's minimum and maximum (see :func:`minmax_rows`).
+
+    The result is a subset of the original rows (same index labels and
+    values, in order): the first and last rows, and the extremes of every
+    bucket, so drawdown troughs and equity peaks survive.  Short inputs are
+    returned unchanged (as the same object when they have no NaN).
+    """
+    s = data if isinstance(data, pd.Series) else pd.Series(data)
+    if s.isna().any():
+        s = s.dropna()
+    if len(s) <= max_points:
+        return s
+    return s.iloc[minmax_rows(s.to_numpy(dtype=np.float64), max_points)]
+
+
+def _sample_rows(n: int, max_points: int = MAX_POINTS // 2) -> np.ndarray:
+    """Every ``L``-th row (``L = ceil(n / max_points)``) from 0, and the last row."""
+    step = max(1, -(-n // max_points))
+    rows = np.arange(0, n, step)
+    return rows if rows[-1] == n - 1 else np.append(rows, n - 1)
 
 
 # tab10 then ten further colours that stay distinct from it (and readable on white)
@@ -180,11 +261,10 @@ def _breaker_spans(events: pd.DataFrame | None, end) -> list[tuple]:
     """(trip_time, resume_time or ``end``) pairs from an events table."""
     if events is None or len(events) == 0 or "event" not in events.columns:
         return []
-    ev = events.copy()
-    ev["t"] = _to_times(ev["decided_at"]).to_numpy()
-    kinds = ev["event"].astype(str).str.lower()
+    times = _to_times(events["decided_at"])
+    kinds = events["event"].astype(str).str.lower()
     spans, start = [], None
-    for t, k in zip(ev["t"], kinds):
+    for t, k in zip(times, kinds):
         if "trip" in k and start is None:
             start = t
         elif "resume" in k and start is not None:
@@ -202,19 +282,134 @@ def _event_times(events: pd.DataFrame | None, word: str) -> pd.DatetimeIndex:
     return _to_times(events.loc[mask, "decided_at"])
 
 
+def _row_blocks(n_rows: int, n_cols: int, multiple: int = 1):
+    """``(start, stop)`` row ranges of about :data:`_ROW_BLOCK` elements each
+    (a multiple of ``multiple`` rows), so a scan over assets x bars never
+    copies the whole array."""
+    rows = max(multiple, (_ROW_BLOCK // max(n_cols, 1)) // multiple * multiple)
+    return [(a, min(a + rows, n_rows)) for a in range(0, n_rows, rows)]
+
+
+def _column_positions(frame: pd.DataFrame, names: list) -> np.ndarray | None:
+    """Positions of ``names`` in ``frame``'s columns (None when they are all of them, in order)."""
+    if list(frame.columns) == list(names):
+        return None
+    return frame.columns.get_indexer(names)
+
+
+def _block(values: np.ndarray, a: int, b: int, cols: np.ndarray | None) -> np.ndarray:
+    blk = values[a:b]
+    return blk if cols is None else blk[:, cols]
+
+
 # ------------------------------------------------------------------ 1 equity
+
+class _Sleeves:
+    """The sleeves as growth of 1.0 from the first bar, without copying the
+    assets x bars data: ``cumprod(1 + r)`` of the flow-adjusted returns (a
+    1.0 row first) when ``returns`` holds every asset, else the sleeve
+    equity divided by its first non-zero value."""
+
+    def __init__(self, equity: pd.DataFrame, returns: pd.DataFrame | None, assets: list):
+        self.assets = assets
+        self.from_returns = returns is not None and set(assets) <= set(returns.columns)
+        if self.from_returns:
+            self.frame = returns
+            self.times = _to_utc_index(equity.index[:1].append(returns.index))
+        else:
+            self.frame = equity
+            self.times = _to_utc_index(equity.index)
+        self.cols = _column_positions(self.frame, assets)
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        return self.frame.to_numpy(dtype=np.float64)  # a view when the frame is one float block
+
+    def column(self, asset) -> np.ndarray | None:
+        """One sleeve's full growth series (None for a sleeve that never held equity)."""
+        v = self.frame[asset].to_numpy(dtype=np.float64)
+        if self.from_returns:
+            g = np.empty(len(v) + 1)
+            g[0] = 1.0
+            np.cumprod(1.0 + np.where(np.isfinite(v), v, 0.0), out=g[1:])
+            return g
+        nz = np.flatnonzero((v != 0) & np.isfinite(v))
+        return v / v[nz[0]] if len(nz) else None
+
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, growth)``: every sleeve's growth (rows x assets) at evenly
+        spaced rows including the first and last (NaN for a sleeve that
+        never held equity)."""
+        n, m = len(self.times), len(self.assets)
+        rows = _sample_rows(n)
+        if not self.from_returns:
+            first = np.full(m, np.nan)
+            for a, b in _row_blocks(n, m):
+                blk = _block(self.values, a, b, self.cols)
+                ok = (blk != 0) & np.isfinite(blk)
+                hit = ok.any(axis=0) & np.isnan(first)
+                first[hit] = blk[ok[:, hit].argmax(axis=0), np.flatnonzero(hit)]
+                if not np.isnan(first).any():
+                    break
+            vals = self.values[rows] if self.cols is None else self.values[rows][:, self.cols]
+            return rows, vals / first
+        # growth[k * step] = prod(1 + r[:k * step]): products over segments of `step` returns
+        step = rows[1] - rows[0] if len(rows) > 1 else 1
+        full = (n - 1) // step * step
+        segments = [np.ones((1, m))]
+        blocks = _row_blocks(full, m, multiple=step)
+        buf = np.empty((blocks[0][1] - blocks[0][0], m)) if blocks else None
+        for a, b in blocks:
+            segments.append(_segment_products(_block(self.values, a, b, self.cols), step,
+                                              buf[:b - a]))
+        if full < n - 1:
+            tail = _block(self.values, full, n - 1, self.cols)
+            segments.append(_segment_products(tail, n - 1 - full, np.empty(tail.shape)))
+        return rows, np.cumprod(np.concatenate(segments), axis=0)
+
+
+def _segment_products(r: np.ndarray, step: int, buf: np.ndarray) -> np.ndarray:
+    """``prod(1 + r)`` over each run of ``step`` rows of ``r`` (a multiple of
+    ``step`` rows), non-finite returns counted as 0; ``buf`` is scratch of
+    ``r``'s shape."""
+    np.add(r, 1.0, out=buf)
+    out = buf[0::step].copy()
+    for k in range(1, step):
+        out *= buf[k::step]
+    if not np.isfinite(out).all():  # a NaN/inf return somewhere: redo without it
+        buf[~np.isfinite(buf)] = 1.0
+        out = buf[0::step].copy()
+        for k in range(1, step):
+            out *= buf[k::step]
+    return out
+
+
+def _draw_line(ax, x: np.ndarray, values: np.ndarray, **kw):
+    """One line through the finite points, reduced by :func:`minmax_rows`."""
+    ok = np.isfinite(values)
+    if not ok.all():
+        x, values = x[ok], values[ok]
+    rows = minmax_rows(values)
+    return ax.plot(x[rows], values[rows], **kw)[0]
+
 
 def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = None,
                 assets: Iterable[str] | None = None, title: str = "Equity: portfolio vs sleeves"
                 ) -> Path:
-    """Portfolio equity (thick) and each asset's sleeve (thin), both as growth
-    of 1.0 from the first bar.
+    """Portfolio equity (thick) and the sleeves, both as growth of 1.0 from
+    the first bar.
 
     ``equity`` is the ``portfolio_equity`` frame.  When ``returns`` (the
     sleeves' flow-adjusted per-bar returns, e.g. ``analyse_run(...)["frames"]
-    ["returns"]``) is given, a sleeve's curve is ``cumprod(1 + r)`` so
-    rebalancing cash transfers do not show as jumps; otherwise it is the
-    sleeve equity divided by its first non-zero value.
+    ["returns"]``) holds every asset, a sleeve's curve is ``cumprod(1 + r)``
+    so rebalancing cash transfers do not show as jumps; otherwise it is the
+    sleeve equity divided by its first non-zero value.  Up to
+    :data:`MANY_ASSETS` sleeves each gets a coloured line and a legend entry
+    (ordered by final value); beyond, the sleeves are shown as percentile
+    bands (5-95 % and 25-75 % across sleeves at evenly spaced bars, median
+    dashed) with the :data:`_BEST_WORST` best and worst by final value drawn
+    and named.  When the curves span more than a factor of
+    :data:`_LOG_RATIO` the growth axis is logarithmic (its label says so).
     """
     if assets is None:
         assets = [c for c in equity.columns if c not in ("equity", "drawdown")]
@@ -224,46 +419,75 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
     port = _portfolio_series(equity)
     if len(port) == 0 or not np.isfinite(port.iloc[0]) or port.iloc[0] == 0:
         _no_data(ax, "no equity data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
 
-    curves = {}
-    for a in assets:
-        if returns is not None and a in returns.columns:
-            r = returns[a].replace([np.inf, -np.inf], np.nan).fillna(0.0)
-            growth = (1.0 + r).cumprod()
-            first = pd.Series([1.0], index=equity.index[:1])
-            curves[a] = pd.concat([first, growth])
-        else:
-            s = equity[a].astype(float)
-            nz = s[s != 0]
-            if len(nz) == 0:
+    sleeves = _Sleeves(equity, returns, assets)
+    x = _dates(sleeves.times)
+    handles: dict[str, object] = {}
+    finals: dict[str, float] = {}
+    if len(assets) <= MANY_ASSETS:
+        colors = asset_colors(assets)
+        lw = 1.0 if len(assets) <= 10 else 0.8
+        for a in assets:
+            g = sleeves.column(a)
+            if g is None:
                 continue
-            curves[a] = s / nz.iloc[0]
-    colors = asset_colors(assets)
-    frame = pd.DataFrame(curves)
-    frame["__portfolio__"] = port / port.iloc[0]
-    frame = downsample(frame)
-
-    lw = 1.0 if len(assets) <= 10 else 0.8
-    handles = {}
-    for a in curves:
-        handles[a], = ax.plot(frame.index, frame[a], lw=lw, alpha=0.85, color=colors[a],
-                              label=a)
-    handles["Portfolio"], = ax.plot(frame.index, frame["__portfolio__"], lw=2.8,
-                                    color=_PORTFOLIO_COLOR, label="Portfolio", zorder=10)
+            handles[a] = _draw_line(ax, x, g, lw=lw, alpha=0.85, color=colors[a], label=a)
+            finals[a] = g[np.isfinite(g)][-1] if np.isfinite(g).any() else -np.inf
+    else:
+        rows, grid = sleeves.samples()
+        live = np.isfinite(grid).all(axis=0)
+        n_live = int(live.sum())
+        k = min(_BEST_WORST, n_live // 2)
+        if n_live:
+            t = x[rows]
+            p5, p25, p50, p75, p95 = np.percentile(grid[:, live], [5, 25, 50, 75, 95], axis=1)
+            band = "#4c72b0"
+            handles["band95"] = ax.fill_between(t, p5, p95, color=band, alpha=0.16, lw=0,
+                                                label="5-95 % of sleeves")
+            handles["band50"] = ax.fill_between(t, p25, p75, color=band, alpha=0.32, lw=0,
+                                                label="25-75 % of sleeves")
+            handles["median"], = ax.plot(t, p50, color="#1f3b73", lw=1.3, ls="--",
+                                         label="Median sleeve")
+            finals.update({"band95": -1e300, "band50": -1e300, "median": float(p50[-1])})
+        final = np.where(live, grid[-1], np.nan)
+        order = np.argsort(-np.nan_to_num(final, nan=-np.inf), kind="stable")  # dead last
+        named = ([(i, "Best", c) for i, c in zip(order[:k], ["#006d2c", "#31a354", "#74c476"])]
+                 + [(i, "Worst", c) for i, c in zip(order[n_live - k:n_live][::-1],
+                                                     ["#a50f15", "#de2d26", "#fb6a4a"])])
+        for i, kind, color in named:
+            label = f"{kind}: {assets[i]} ({final[i]:.2f})"
+            handles[label] = _draw_line(ax, x, sleeves.column(assets[i]), lw=1.1, color=color,
+                                        alpha=0.95, label=label, zorder=8)
+            finals[label] = final[i]
+    growth = (port / port.iloc[0]).to_numpy(dtype=np.float64)
+    handles["Portfolio"] = _draw_line(ax, _dates(port.index), growth, lw=2.8,
+                                      color=_PORTFOLIO_COLOR, label="Portfolio", zorder=10)
+    finals["Portfolio"] = growth[np.isfinite(growth)][-1] if np.isfinite(growth).any() else 0.0
     ax.axhline(1.0, color="#888888", lw=0.8, ls=":", zorder=1)
-    ax.set_title(title + (" (sleeves net of rebalancing transfers)" if returns is not None else ""),
-                 fontsize=12)
-    ax.set_ylabel("Growth of 1.0 (start = 1.0)")
+    net = " net of rebalancing transfers" if sleeves.from_returns else ""
+    if len(assets) > MANY_ASSETS:
+        note = f" ({len(assets):,} sleeves{net}: percentile bands, best and worst {k} named)"
+    else:
+        note = f" (sleeves{net})" if net else ""
+    _title(ax, title + note, fontsize=12)
+    lo, hi = ax.dataLim.y0, ax.dataLim.y1
+    if lo > 0 and hi / lo > _LOG_RATIO:  # curves from 0.1x to 10x: a ratio scale shows both
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("Growth of 1.0 (start = 1.0, log scale)")
+    else:
+        ax.set_ylabel("Growth of 1.0 (start = 1.0)")
     ax.set_xlabel("Date (UTC)")
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.margins(x=0.01)
-    # legend ordered like the curves' final values (top to bottom)
-    last = frame.ffill().iloc[-1].rename({"__portfolio__": "Portfolio"})
-    order = last.reindex(list(handles)).fillna(-np.inf).sort_values(ascending=False).index
-    _legend_outside(fig, ax, len(handles), handles=[handles[k] for k in order],
+    # legend ordered like the curves' final values (top to bottom), the bands last
+    ranked = sorted(handles, key=lambda k: -finals.get(k, -np.inf))
+    _legend_outside(fig, ax, len(handles), handles=[handles[k] for k in ranked],
                     title="Ordered by final value" if len(handles) > 5 else None)
     return _save(fig, path)
 
@@ -276,29 +500,32 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
     """Drawdown (positive fraction) filled downwards on a percent axis, with
     the breaker's trips (red), resumes (green) and halted spans (shaded)
     from ``events`` (columns ``decided_at``, ``event``) and an optional
-    dashed line at the breaker threshold ``breaker_level``."""
+    dashed line at the breaker threshold ``breaker_level``.  Long series
+    keep each bucket's deepest and shallowest point (:func:`downsample`)."""
     fig = _figure(12, 4.5)
     ax = fig.add_subplot()
     dd = pd.Series(drawdown, dtype=float).dropna()
     if len(dd) == 0:
         _no_data(ax, "no drawdown data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     dd.index = _to_utc_index(dd.index)
-    shown = -downsample(dd, how="max")
-    ax.fill_between(shown.index, shown.to_numpy(), 0.0, color="#c0392b", alpha=0.35, lw=0,
-                    step="post", label="Drawdown")
-    ax.plot(shown.index, shown.to_numpy(), color="#8e1b10", lw=0.8, drawstyle="steps-post")
+    shown = -downsample(dd)
+    x = _dates(shown.index)
+    ax.fill_between(x, shown.to_numpy(), 0.0, color="#c0392b", alpha=0.35, lw=0,
+                    label="Drawdown")
+    ax.plot(x, shown.to_numpy(), color="#8e1b10", lw=0.8)
     end = dd.index[-1]
     for i, (t0, t1) in enumerate(_breaker_spans(events, end)):
-        ax.axvspan(t0, t1, color="#777777", alpha=0.35, lw=0,
+        ax.axvspan(*_dates([t0, t1]), color="#777777", alpha=0.35, lw=0,
                    label="Breaker halted" if i == 0 else None)
     trips, resumes = _event_times(events, "trip"), _event_times(events, "resume")
-    for i, t in enumerate(trips):
-        ax.axvline(t, color=_TRIP, lw=1.2, ls="-", label="Breaker trip" if i == 0 else None)
-    for i, t in enumerate(resumes):
-        ax.axvline(t, color=_RESUME, lw=1.2, ls="--",
-                   label="Breaker resume" if i == 0 else None)
+    xaxis = ax.get_xaxis_transform()
+    if len(trips):
+        ax.vlines(_dates(trips), 0, 1, transform=xaxis, color=_TRIP, lw=1.2, label="Breaker trip")
+    if len(resumes):
+        ax.vlines(_dates(resumes), 0, 1, transform=xaxis, color=_RESUME, lw=1.2, ls="--",
+                  label="Breaker resume")
     if breaker_level is not None and math.isfinite(breaker_level) and breaker_level > 0:
         ax.axhline(-breaker_level, color="#555555", lw=1.0, ls=":",
                    label=f"Breaker level ({breaker_level:.0%})")
@@ -307,55 +534,95 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
     _pct_axis(ax.yaxis)
     ax.set_ylabel("Drawdown from peak (%)")
     ax.set_xlabel("Date (UTC)")
-    ax.set_title(f"{title} (max {float(dd.max()):.2%})", fontsize=12)
+    _title(ax, f"{title} (max {float(dd.max()):.2%})", fontsize=12)
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
-    ax.set_xlim(dd.index[0], dd.index[-1])
+    ax.set_xlim(*_dates(dd.index[[0, -1]]))
     fig.legend(loc="outside lower center", ncol=5, fontsize=9, frameon=False)
     return _save(fig, path)
 
 
 # ------------------------------------------------------------------ 3 correlation
 
+def cluster_order(corr: pd.DataFrame) -> np.ndarray:
+    """Positions of ``corr``'s assets in an order that puts correlated assets
+    next to each other: average-linkage hierarchical clustering on the
+    distance ``1 - correlation`` (undefined correlations count as 0), leaves
+    in optimal order up to 200 assets (scipy).  Fewer than 3 assets keep
+    their order."""
+    from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
+    from scipy.spatial.distance import squareform
+
+    n = len(corr)
+    if n < 3:
+        return np.arange(n)
+    c = np.nan_to_num(corr.to_numpy(dtype=np.float64), nan=0.0)
+    c = (c + c.T) / 2.0
+    d = np.clip(1.0 - c, 0.0, 2.0)
+    np.fill_diagonal(d, 0.0)
+    condensed = squareform(d, checks=False)
+    z = linkage(condensed, method="average")
+    if n <= 200:
+        z = optimal_leaf_ordering(z, condensed)
+    return leaves_list(z)
+
+
 def plot_correlation(corr: pd.DataFrame, path, *,
                      title: str = "Correlation of sleeve returns") -> Path:
-    """Heatmap of a correlation matrix, values written in the cells (two
-    decimals, font sized to the cells, so shrinking once the figure reaches
-    its maximum size; omitted above 40 assets),
-    diverging colormap fixed to [-1, 1] with a colorbar; NaN cells grey."""
+    """Heatmap of a correlation matrix, assets ordered by cluster
+    (:func:`cluster_order`), diverging colormap fixed to [-1, 1] with a
+    colorbar; NaN cells grey.  Up to :data:`MANY_ASSETS` assets the values
+    are written in the cells below the diagonal (two decimals, font sized to
+    the cells); with more assets than fit, every k-th asset is labelled (the
+    title says so)."""
     n = len(corr)
-    side = min(18.0, max(5.5, 0.55 * n + 3.0))
+    side = min(12.5 if n <= 200 else 10.5, max(5.5, 0.55 * n + 3.0))
     fig = _figure(side + 1.2, side)
     ax = fig.add_subplot()
     if n == 0:
         _no_data(ax, "no correlation data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
-    values = corr.to_numpy(dtype=float)
+    order = cluster_order(corr)
+    values = corr.to_numpy(dtype=float)[np.ix_(order, order)]
     cmap = colormaps["RdBu_r"].with_extremes(bad="#d9d9d9")
     im = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-1.0, vmax=1.0,
-                   interpolation="nearest", aspect="equal")
-    labels = [str(c) for c in corr.columns]
-    cell_pt = (side - 3.0) / n * 72.0  # approximate cell size in points
+                   interpolation="nearest" if n <= 300 else "antialiased", aspect="equal")
+    xlabels = [str(corr.columns[i]) for i in order]
+    ylabels = [str(corr.index[i]) for i in order]
+    axis_pt = (side - 2.6) * 72.0  # approximate axes side in points
+    cell_pt = axis_pt / n
     label_fs = max(6.0, min(10.0, 0.3 * cell_pt))
-    ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor",
-                  fontsize=label_fs)
-    ax.set_yticks(range(n), [str(i) for i in corr.index], fontsize=label_fs)
-    if n <= 40:
+    # labels at least 1.8 font sizes apart and at most _MAX_LABELS per axis (each tick
+    # label costs ~5 ms to lay out and draw)
+    step = max(1, math.ceil(n * 1.8 * label_fs / axis_pt), math.ceil(n / _MAX_LABELS))
+    ticks = np.arange(0, n, step)
+    ax.set_xticks(ticks, [xlabels[i] for i in ticks], rotation=45 if step == 1 else 90,
+                  ha="right" if step == 1 else "center", rotation_mode="anchor"
+                  if step == 1 else "default", fontsize=label_fs)
+    ax.set_yticks(ticks, [ylabels[i] for i in ticks], fontsize=label_fs)
+    if n <= MANY_ASSETS:  # below the diagonal only: the matrix is symmetric
         fs = max(4.5, min(11.0, 0.22 * cell_pt))
         for i in range(n):
-            for j in range(n):
+            for j in range(i):
                 v = values[i, j]
                 text = "n/a" if not math.isfinite(v) else f"{v:.2f}"
                 color = "white" if math.isfinite(v) and abs(v) > 0.6 else "black"
                 ax.text(j, i, text, ha="center", va="center", fontsize=fs, color=color)
-    ax.set_xticks(np.arange(-0.5, n, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, n, 1), minor=True)
-    ax.grid(which="minor", color="white", lw=0.6)
-    ax.tick_params(which="minor", length=0)
+    if n <= 40:
+        ax.set_xticks(np.arange(-0.5, n, 1), minor=True)
+        ax.set_yticks(np.arange(-0.5, n, 1), minor=True)
+        ax.grid(which="minor", color="white", lw=0.6)
+        ax.tick_params(which="minor", length=0)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
     cb.set_label("Pearson correlation of per-bar returns")
-    ax.set_title(title, fontsize=12)
+    note = "ordered by cluster"
+    if n <= MANY_ASSETS and n > 1:
+        note += ", values below the diagonal"
+    if step > 1:
+        note += f", every {_ordinal(step)} asset labelled"
+    _title(ax, f"{title} ({n:,} assets, {note})" if n > MANY_ASSETS else f"{title} ({note})",
+                 fontsize=12)
     return _save(fig, path)
 
 
@@ -365,30 +632,52 @@ def plot_attribution(pnl: pd.Series, risk_share: pd.Series, path, *, currency: s
                      title: str = "Attribution") -> Path:
     """Two panels sharing the asset order (best PnL on top): PnL per asset in
     currency (green gains, red losses) and each asset's share of portfolio
-    variance in percent (negative = diversifying)."""
+    variance in percent (negative = diversifying).  Beyond :data:`MAX_BARS`
+    assets only the ``MAX_BARS - 5`` largest by |PnL| get a bar; the rest are
+    summed into one grey "others" bar at the bottom (the title says so)."""
     pnl = pd.Series(pnl, dtype=float)
     risk_share = pd.Series(risk_share, dtype=float).reindex(pnl.index)
     n = len(pnl)
-    fig = _figure(13, max(4.0, 0.38 * n + 1.8))
+    shown_n = n if n <= MAX_BARS else MAX_BARS - 5
+    rows = shown_n + (n > shown_n)
+    fig = _figure(13, max(4.0, 0.36 * rows + 1.9))
     ax1, ax2 = fig.subplots(1, 2, sharey=True)
     if n == 0:
         _no_data(ax1)
         _no_data(ax2)
         fig.suptitle(title)
         return _save(fig, path)
-    order = pnl.fillna(0.0).sort_values(ascending=True).index  # barh draws bottom-up
-    y = np.arange(n)
-    p = pnl.reindex(order).fillna(0.0).to_numpy()
+    p_all = pnl.fillna(0.0)
+    if shown_n < n:
+        keep = p_all.abs().sort_values(ascending=False, kind="stable").index[:shown_n]
+        rest = p_all.index.difference(keep, sort=False)
+        title = (f"{title}: the {shown_n} assets with the largest |PnL| of {n:,}; "
+                 f"the other {len(rest):,} summed as \"others\"")
+    else:
+        keep, rest = p_all.index, p_all.index[:0]
+    order = p_all.reindex(keep).sort_values(ascending=True, kind="stable").index
+    names = [str(a) for a in order]
+    p = p_all.reindex(order).to_numpy()
     r = risk_share.reindex(order).to_numpy()
-    fs = 8 if n > 12 else 9
+    colors1 = list(np.where(p >= 0, _POS, _NEG))
+    colors2 = list(np.where(np.nan_to_num(r) >= 0, "#4c72b0", "#dd8452"))
+    if len(rest):
+        rr_rest = risk_share.reindex(rest).to_numpy()
+        names = [f"others ({len(rest):,} assets)"] + names
+        p = np.r_[p_all.reindex(rest).sum(), p]
+        r = np.r_[np.nansum(rr_rest) if np.isfinite(rr_rest).any() else np.nan, r]
+        colors1 = ["#8c8c8c"] + colors1
+        colors2 = ["#8c8c8c"] + colors2
+    y = np.arange(len(names))
+    fs = 8 if len(names) > 12 else 9
 
-    ax1.barh(y, p, color=np.where(p >= 0, _POS, _NEG), height=0.7)
+    ax1.barh(y, p, color=colors1, height=0.7)
     ax1.axvline(0, color="#333333", lw=0.8)
-    ax1.set_yticks(y, [str(a) for a in order], fontsize=fs + 1)
+    ax1.set_yticks(y, names, fontsize=fs + 1)
     ax1.xaxis.set_major_formatter(FuncFormatter(_money_tick))
     unit = f" ({currency})" if currency else " (account currency)"
     ax1.set_xlabel("PnL" + unit)
-    ax1.set_title("Performance attribution: PnL per asset", fontsize=11)
+    _title(ax1, "Performance attribution: PnL per asset", fontsize=11)
     ax1.grid(True, axis="x", alpha=0.3)
     span = max(float(np.nanmax(np.abs(p))), 1e-12)
     for yi, v in zip(y, p):
@@ -400,13 +689,13 @@ def plot_attribution(pnl: pd.Series, risk_share: pd.Series, path, *, currency: s
 
     finite = np.isfinite(r)
     rr = np.where(finite, r, 0.0)
-    ax2.barh(y, rr, color=np.where(rr >= 0, "#4c72b0", "#dd8452"), height=0.7)
+    ax2.barh(y, rr, color=colors2, height=0.7)
     ax2.axvline(0, color="#333333", lw=0.8)
     _pct_axis(ax2.xaxis)
     ax2.set_xlabel("Share of portfolio variance (%)")
-    ax2.set_title("Risk attribution: share of variance", fontsize=11)
+    _title(ax2, "Risk attribution: share of variance", fontsize=11)
     ax2.grid(True, axis="x", alpha=0.3)
-    rspan = max(float(np.max(np.abs(rr))) if n else 0.0, 1e-12)
+    rspan = max(float(np.max(np.abs(rr))), 1e-12)
     for yi, v, ok in zip(y, rr, finite):
         ax2.text(v + (0.01 * rspan if v >= 0 else -0.01 * rspan), yi,
                  f"{v:.1%}" if ok else "n/a", va="center",
@@ -414,7 +703,8 @@ def plot_attribution(pnl: pd.Series, risk_share: pd.Series, path, *, currency: s
     rlo, rhi = min(0.0, float(rr.min())), max(0.0, float(rr.max()))
     ax2.set_xlim(rlo - (0.2 * rspan if rlo < 0 else 0.0), rhi + 0.2 * rspan)
     ax2.tick_params(axis="y", labelleft=False)
-    fig.suptitle(title, fontsize=13)
+    ax1.set_ylim(-0.6, len(names) - 0.4)
+    fig.suptitle(title, fontsize=13 if shown_n == n else 11.5)
     return _save(fig, path)
 
 
@@ -422,18 +712,51 @@ def plot_attribution(pnl: pd.Series, risk_share: pd.Series, path, *, currency: s
 
 def asset_frontier_points(returns: pd.DataFrame, periods_per_year: float) -> pd.DataFrame:
     """Each sleeve's ``volatility`` / ``return`` on the frontier's axes
-    (annualised std and arithmetic mean of the rows where all are finite)."""
-    r = returns.replace([np.inf, -np.inf], np.nan).dropna(how="any")
+    (annualised std, ``ddof=1``, and arithmetic mean of the rows where all
+    returns are finite), computed in row blocks without copying ``returns``."""
+    values = returns.to_numpy(dtype=np.float64)
+    m = values.shape[1]
+    s1, s2 = _column_sums(values)
+    if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
+        finite = np.concatenate([np.isfinite(values[a:b]).all(axis=1)
+                                 for a, b in _row_blocks(len(values), m)])
+        values = values[finite]
+        s1, s2 = _column_sums(values)
+    n = len(values)
+    mean = s1 / n if n else np.full(m, np.nan)
+    # precise for returns; E[x^2] - E[x]^2 would lose digits only if |mean| were ~1e6 x the std
+    var = np.maximum(s2 - s1 * s1 / n, 0.0) / (n - 1) if n > 1 else np.full(m, np.nan)
     ppy = float(periods_per_year)
-    return pd.DataFrame({"volatility": r.std(ddof=1) * math.sqrt(ppy),
-                         "return": r.mean() * ppy})
+    return pd.DataFrame({"volatility": np.sqrt(var) * math.sqrt(ppy), "return": mean * ppy},
+                        index=returns.columns)
 
 
-def _overlap(b1, b2) -> float:
-    """Overlap area of two (x0, y0, x1, y1) boxes."""
-    w = min(b1[2], b2[2]) - max(b1[0], b2[0])
-    h = min(b1[3], b2[3]) - max(b1[1], b2[1])
-    return w * h if w > 0 and h > 0 else 0.0
+def _column_sums(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: sum of x and of x^2 (one pass in row blocks, no temporaries)."""
+    s1, s2 = np.zeros(values.shape[1]), np.zeros(values.shape[1])
+    for a, b in _row_blocks(len(values), values.shape[1]):
+        blk = values[a:b]
+        s1 += blk.sum(axis=0)
+        s2 += np.einsum("ij,ij->j", blk, blk)
+    return s1, s2
+
+
+_DIRS = [(1, 0, "left", "center"), (-1, 0, "right", "center"),
+         (0.7, 0.7, "left", "bottom"), (0.7, -0.7, "left", "top"),
+         (-0.7, 0.7, "right", "bottom"), (-0.7, -0.7, "right", "top"),
+         (0, 1, "center", "bottom"), (0, -1, "center", "top")]
+_DISTS = (6.0, 14.0, 24.0, 36.0, 50.0)
+
+
+def _overlaps(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Summed overlap area of each (x0, y0, x1, y1) box with all ``others``."""
+    if len(others) == 0:
+        return np.zeros(len(boxes))
+    w = (np.minimum(boxes[:, None, 2], others[None, :, 2])
+         - np.maximum(boxes[:, None, 0], others[None, :, 0]))
+    h = (np.minimum(boxes[:, None, 3], others[None, :, 3])
+         - np.maximum(boxes[:, None, 1], others[None, :, 1]))
+    return (np.clip(w, 0, None) * np.clip(h, 0, None)).sum(axis=1)
 
 
 def _place_labels(points: np.ndarray, labels: list[str], fontsize: float,
@@ -448,37 +771,48 @@ def _place_labels(points: np.ndarray, labels: list[str], fontsize: float,
     overlapping.  Returns ``(dx, dy, ha, va)`` offsets in points per label.
     """
     cw, ch = 0.62 * fontsize, 1.3 * fontsize
-    dirs = [(1, 0, "left", "center"), (-1, 0, "right", "center"),
-            (0.7, 0.7, "left", "bottom"), (0.7, -0.7, "left", "top"),
-            (-0.7, 0.7, "right", "bottom"), (-0.7, -0.7, "right", "top"),
-            (0, 1, "center", "bottom"), (0, -1, "center", "top")]
-    placed: list[tuple] = []
+    dist = np.repeat(_DISTS, len(_DIRS))
+    ox = dist * np.tile([d[0] for d in _DIRS], len(_DISTS))
+    oy = dist * np.tile([d[1] for d in _DIRS], len(_DISTS))
+    has = [d[2] for d in _DIRS] * len(_DISTS)
+    vas = [d[3] for d in _DIRS] * len(_DISTS)
+    fx = np.array([{"left": 0.0, "right": -1.0, "center": -0.5}[a] for a in has])
+    fy = np.array([{"bottom": 0.0, "top": -1.0, "center": -0.5}[a] for a in vas])
+    obst = np.asarray(obstacles, dtype=float).reshape(-1, 3)
+    obst_boxes = np.column_stack([obst[:, 0] - obst[:, 2], obst[:, 1] - obst[:, 2],
+                                  obst[:, 0] + obst[:, 2], obst[:, 1] + obst[:, 2]])
+    placed = np.zeros((0, 4))
     out: list = [None] * len(labels)
-    order = np.argsort(-points[:, 1], kind="stable")
-    for i in order:
+    for i in np.argsort(-points[:, 1], kind="stable"):
         x, y = points[i]
         w, h = cw * len(labels[i]), ch
-        best, best_cost = None, math.inf
-        for dist in (6.0, 14.0, 24.0, 36.0, 50.0):
-            for dx, dy, ha, va in dirs:
-                ox, oy = dx * dist, dy * dist
-                x0 = x + ox - (0 if ha == "left" else w if ha == "right" else w / 2)
-                y0 = y + oy - (0 if va == "bottom" else h if va == "top" else h / 2)
-                box = (x0, y0, x0 + w, y0 + h)
-                cost = sum(_overlap(box, q) for q in placed)
-                for cx, cy, r in obstacles:
-                    cost += _overlap(box, (cx - r, cy - r, cx + r, cy + r))
-                outside = (max(0.0, bounds[0] - box[0]) + max(0.0, box[2] - bounds[2])
-                           + max(0.0, bounds[1] - box[1]) + max(0.0, box[3] - bounds[3]))
-                cost += outside * h * 4 + dist * 0.05  # prefer close placements
-                if cost < best_cost:
-                    best, best_cost = (ox, oy, ha, va, box), cost
-            if best_cost < 5.0:
-                break
-        ox, oy, ha, va, box = best
-        placed.append(box)
-        out[i] = (ox, oy, ha, va)
+        x0, y0 = x + ox + fx * w, y + oy + fy * h
+        boxes = np.column_stack([x0, y0, x0 + w, y0 + h])
+        cost = _overlaps(boxes, placed) + _overlaps(boxes, obst_boxes)
+        outside = (np.clip(bounds[0] - boxes[:, 0], 0, None)
+                   + np.clip(boxes[:, 2] - bounds[2], 0, None)
+                   + np.clip(bounds[1] - boxes[:, 1], 0, None)
+                   + np.clip(boxes[:, 3] - bounds[3], 0, None))
+        cost = cost + outside * h * 4 + dist * 0.05  # prefer close placements
+        # the nearest ring with a (nearly) free spot, else the least bad spot of all
+        ring_best = cost.reshape(len(_DISTS), len(_DIRS)).min(axis=1)
+        good = np.flatnonzero(np.minimum.accumulate(ring_best) < 5.0)
+        upto = (good[0] + 1) * len(_DIRS) if len(good) else len(cost)
+        j = int(np.argmin(cost[:upto]))
+        placed = np.vstack([placed, boxes[j]])
+        out[i] = (float(ox[j]), float(oy[j]), has[j], vas[j])
     return out
+
+
+def _labelled_points(pts: pd.DataFrame) -> list:
+    """Every asset up to :data:`MAX_BARS`, else the :data:`_LABELLED` best
+    and worst by return / volatility."""
+    if len(pts) <= MAX_BARS:
+        return list(pts.index)
+    vol = pts["volatility"].to_numpy(float)
+    ratio = pd.Series(np.where(vol > 0, pts["return"].to_numpy(float) / np.where(vol > 0, vol, 1),
+                               np.nan), index=pts.index).dropna().sort_values(kind="stable")
+    return list(ratio.index[::-1][:_LABELLED]) + list(ratio.index[:_LABELLED])
 
 
 def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, path, *,
@@ -486,18 +820,21 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
                   target_weights: tuple | None = None,
                   title: str = "Efficient frontier of the sleeves") -> Path:
     """Long-only efficient frontier (``frontier`` with columns ``volatility``
-    and ``return``; None or empty for none), each asset's point labelled
-    (labels placed to avoid each other and the markers), the actual
+    and ``return``; None or empty for none), each asset's point, the actual
     portfolio highlighted (star), the equal-weight mix (hollow diamond) and,
     when they differ from equal weights, the target weights (hollow square).
-    Points are ``(volatility, return)`` annualised fractions, shown in %."""
+    Points are ``(volatility, return)`` annualised fractions, shown in %.
+    Up to :data:`MAX_BARS` assets every point is labelled (labels placed to
+    avoid each other and the markers) in its own colour; beyond, the points
+    share one colour and only the :data:`_LABELLED` best and worst by
+    return / volatility are labelled (the title says so)."""
     fig = _figure(11, 7)
     ax = fig.add_subplot()
     pts = asset_points.replace([np.inf, -np.inf], np.nan).dropna()
     have_frontier = frontier is not None and len(frontier) > 0
     if len(pts) == 0 and not have_frontier and portfolio is None:
         _no_data(ax, "no return data")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     if have_frontier:
         f = frontier.sort_values("volatility")
@@ -506,9 +843,14 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     else:
         ax.text(0.02, 0.98, "frontier not computed", transform=ax.transAxes, va="top",
                 fontsize=9, color="#777777")
-    colors = asset_colors(list(pts.index))
-    ax.scatter(pts["volatility"], pts["return"], s=36, c=[colors[a] for a in pts.index],
-               edgecolors="#333333", linewidths=0.5, zorder=4, label="Assets")
+    many = len(pts) > MANY_ASSETS
+    if many:
+        ax.scatter(pts["volatility"], pts["return"], s=14, c="#4c72b0", alpha=0.55,
+                   edgecolors="none", zorder=4, label=f"Assets ({len(pts):,})")
+    else:
+        colors = asset_colors(list(pts.index))
+        ax.scatter(pts["volatility"], pts["return"], s=36, c=[colors[a] for a in pts.index],
+                   edgecolors="#333333", linewidths=0.5, zorder=4, label="Assets")
 
     # (label, point, marker, face, edge, size)
     specials = []
@@ -526,13 +868,13 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
                    linewidths=2.0 if hollow else 0.8, zorder=6 if hollow else 7,
                    label=f"{label}: {v:.1%} vol, {r:+.1%} return")
 
-    xs = list(pts["volatility"]) + [s[1][0] for s in specials]
-    ys = list(pts["return"]) + [s[1][1] for s in specials]
+    xs = np.r_[pts["volatility"].to_numpy(float), [s[1][0] for s in specials]]
+    ys = np.r_[pts["return"].to_numpy(float), [s[1][1] for s in specials]]
     if have_frontier:
-        xs += list(frontier["volatility"])
-        ys += list(frontier["return"])
-    x0, x1 = min(0.0, min(xs)), max(xs)
-    y0, y1 = min(ys), max(ys)
+        xs = np.r_[xs, frontier["volatility"].to_numpy(float)]
+        ys = np.r_[ys, frontier["return"].to_numpy(float)]
+    x0, x1 = min(0.0, float(xs.min())), float(xs.max())
+    y0, y1 = float(ys.min()), float(ys.max())
     xr, yr = max(x1 - x0, 1e-9), max(y1 - y0, 1e-9)
     ax.set_xlim(x0, x1 + 0.22 * xr)
     ax.set_ylim(y0 - 0.08 * yr, y1 + 0.08 * yr)
@@ -541,37 +883,46 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     _pct_axis(ax.yaxis)
     ax.set_xlabel("Annualised volatility (%)")
     ax.set_ylabel("Annualised return (arithmetic mean, %)")
-    ax.set_title(title, fontsize=12)
+    named = _labelled_points(pts)
+    if len(named) < len(pts):
+        title = (f"{title} ({len(pts):,} assets; the {_LABELLED} best and {_LABELLED} worst "
+                 "by return / volatility labelled)")
+    _title(ax, title, fontsize=12)
     ax.grid(True, alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2 if len(specials) < 2 else 3, fontsize=9,
                frameon=False)
-    if len(pts):
-        # settle the layout, then place the labels in display points
-        fig.draw_without_rendering()
+    if named:
+        # settle the layout (no rendering), then place the labels in display points
+        _canvas(fig)
+        fig.get_layout_engine().execute(fig)
         to_pt = 72.0 / fig.dpi
-        xy = pts[["volatility", "return"]].to_numpy(float)
-        disp = ax.transData.transform(xy) * to_pt
-        obst = [(px, py, 4.5) for px, py in disp]
+        all_disp = ax.transData.transform(pts[["volatility", "return"]].to_numpy(float)) * to_pt
+        obst = [np.column_stack([all_disp, np.full(len(all_disp), 4.5 if not many else 3.0)])]
         for _, (v, r), _mk, _f, _e, size in specials:
             px, py = ax.transData.transform((v, r)) * to_pt
-            obst.append((px, py, 0.6 * math.sqrt(size)))
+            obst.append(np.array([[px, py, 0.6 * math.sqrt(size)]]))
         if have_frontier:
             fx = np.linspace(0, 1, 60)
             fv = np.interp(fx, np.linspace(0, 1, len(f)), f["volatility"].to_numpy(float))
             fr = np.interp(fx, np.linspace(0, 1, len(f)), f["return"].to_numpy(float))
             fd = ax.transData.transform(np.column_stack([fv, fr])) * to_pt
-            obst += [(px, py, 2.0) for px, py in fd]
+            obst.append(np.column_stack([fd, np.full(len(fd), 2.0)]))
         bb = ax.get_window_extent()
         bounds = (bb.x0 * to_pt, bb.y0 * to_pt, bb.x1 * to_pt, bb.y1 * to_pt)
-        fs = 8 if len(pts) > 10 else 9
-        names = [str(a) for a in pts.index]
-        offsets = _place_labels(disp, names, fs, np.array(obst), bounds)
+        fs = 8 if len(named) > 10 else 9
+        names = [str(a) for a in named]
+        xy = pts.loc[named, ["volatility", "return"]].to_numpy(float)
+        disp = ax.transData.transform(xy) * to_pt
+        offsets = _place_labels(disp, names, fs, np.vstack(obst), bounds)
         for name, (v, r), (ox, oy, ha, va) in zip(names, xy, offsets):
             far = math.hypot(ox, oy) > 10
             ax.annotate(name, (v, r), xytext=(ox, oy), textcoords="offset points",
                         fontsize=fs, ha=ha, va=va, color="#222222", zorder=8,
                         arrowprops=(dict(arrowstyle="-", color="#888888", lw=0.6,
                                          shrinkA=0, shrinkB=3) if far else None))
+        if many:  # the labelled points stand out of the cloud
+            ax.scatter(xy[:, 0], xy[:, 1], s=30, facecolors="none", edgecolors="#222222",
+                       linewidths=0.9, zorder=5)
     return _save(fig, path)
 
 
@@ -582,8 +933,8 @@ def rolling_window_bars(index: pd.DatetimeIndex, days: float = 30.0) -> int:
     idx = pd.DatetimeIndex(index)
     if len(idx) < 2:
         return 2
-    step = pd.Series(idx).diff().dropna().median()
-    if not step or step <= pd.Timedelta(0):
+    step = pd.Timedelta(int(np.median(np.diff(idx.as_unit("ns").asi8))), unit="ns")
+    if step <= pd.Timedelta(0):
         return 2
     return max(2, int(round(pd.Timedelta(days=days) / step)))
 
@@ -599,7 +950,7 @@ def plot_rolling_sharpe(equity: pd.Series, path, *, window_days: float = 30.0,
     eq = pd.Series(equity, dtype=float).dropna()
     if len(eq) < 4:
         _no_data(ax, "too few bars for a rolling Sharpe")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     eq.index = _to_utc_index(eq.index)
     window = rolling_window_bars(eq.index, window_days)
@@ -610,14 +961,15 @@ def plot_rolling_sharpe(equity: pd.Series, path, *, window_days: float = 30.0,
     rs = _m.rolling_sharpe(eq, window).replace([np.inf, -np.inf], np.nan).dropna()
     if len(rs) == 0:
         _no_data(ax, "rolling Sharpe undefined (flat equity)")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     shown = downsample(rs)
     v = shown.to_numpy()
-    ax.plot(shown.index, v, color="#1f3b73", lw=1.1, label="Rolling Sharpe")
-    ax.fill_between(shown.index, v, 0, where=v >= 0, color=_POS, alpha=0.25, lw=0,
+    x = _dates(shown.index)
+    ax.plot(x, v, color="#1f3b73", lw=1.1, label="Rolling Sharpe")
+    ax.fill_between(x, v, 0, where=v >= 0, color=_POS, alpha=0.25, lw=0,
                     interpolate=True)
-    ax.fill_between(shown.index, v, 0, where=v < 0, color=_NEG, alpha=0.25, lw=0,
+    ax.fill_between(x, v, 0, where=v < 0, color=_NEG, alpha=0.25, lw=0,
                     interpolate=True)
     ax.axhline(0.0, color="#333333", lw=1.0)
     full = _m.sharpe_ratio(eq)
@@ -627,35 +979,48 @@ def plot_rolling_sharpe(equity: pd.Series, path, *, window_days: float = 30.0,
     ax.set_ylabel("Sharpe ratio (annualised, rf = 0)")
     ax.set_xlabel("Date (UTC)")
     days_txt = f"{label_days:.0f}" if label_days >= 1 else f"{label_days:.2f}"
-    ax.set_title(f"{title} ({days_txt}-day window, {window:,} bars)", fontsize=12)
+    _title(ax, f"{title} ({days_txt}-day window, {window:,} bars)", fontsize=12)
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
-    ax.set_xlim(eq.index[0], eq.index[-1])
+    ax.set_xlim(*_dates(eq.index[[0, -1]]))
     fig.legend(loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     return _save(fig, path)
 
 
 # ------------------------------------------------------------------ 7 multipliers
 
+def _as_flags(column: pd.Series) -> np.ndarray:
+    """A halted-style column (bools, 0/1 or their text) as a bool array."""
+    if column.dtype == bool:
+        return column.to_numpy()
+    codes, uniques = pd.factorize(column)
+    truth = np.array([str(u).strip().lower() in ("true", "1", "1.0") for u in uniques] + [False])
+    return truth[codes]  # code -1 (missing) picks the trailing False
+
+
 def _chunk_table(multipliers: pd.DataFrame) -> pd.DataFrame:
     """Per chunk: time, mean/min/max multiplier, mean drawdown and correlation
-    factors, halted flag."""
-    m = multipliers.copy()
+    factors, halted flag (timestamps parsed once per chunk, not per row)."""
+    m = multipliers
     tcol = "chunk_start" if "chunk_start" in m.columns else "decided_at"
-    m["t"] = _to_times(m[tcol]).to_numpy()
-    if "halted" in m.columns:
-        m["halted"] = m["halted"].astype(str).str.lower().isin(["true", "1", "1.0"])
-    else:
-        m["halted"] = False
+    cols = {"t": m[tcol], "multiplier": m["multiplier"],
+            "halted": _as_flags(m["halted"]) if "halted" in m.columns else False}
+    for c in ("drawdown", "correlation", "portfolio_risk"):
+        if c in m.columns:
+            cols[c] = m[c]
     key = "chunk" if "chunk" in m.columns else "t"
+    if key == "chunk":
+        cols["chunk"] = m["chunk"]
+    frame = pd.DataFrame(cols, index=m.index)
     agg = {"t": ("t", "first"), "mult_mean": ("multiplier", "mean"),
            "mult_min": ("multiplier", "min"), "mult_max": ("multiplier", "max"),
            "halted": ("halted", "any")}
     for c in ("drawdown", "correlation", "portfolio_risk"):
-        if c in m.columns:
+        if c in frame.columns:
             agg[c] = (c, "mean")
-    g = m.groupby(key, sort=True).agg(**agg).sort_values("t")
-    return g.reset_index(drop=True)
+    g = frame.groupby(key, sort=True).agg(**agg)
+    g["t"] = _to_times(g["t"]).to_numpy()
+    return g.sort_values("t", kind="stable").reset_index(drop=True)
 
 
 def plot_multipliers(multipliers: pd.DataFrame | None, path, *,
@@ -668,13 +1033,12 @@ def plot_multipliers(multipliers: pd.DataFrame | None, path, *,
     ax = fig.add_subplot()
     if multipliers is None or len(multipliers) == 0 or "multiplier" not in multipliers.columns:
         _no_data(ax, "no multipliers recorded")
-        ax.set_title(title)
+        _title(ax, title)
         return _save(fig, path)
     g = _chunk_table(multipliers)
-    t = pd.DatetimeIndex(g["t"])
-    step = (pd.Series(t).diff().dropna().median() if len(t) > 1 else pd.Timedelta(days=1))
-    t_end = t[-1] + step
-    tt = t.append(pd.DatetimeIndex([t_end]))
+    t = _dates(g["t"])
+    step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0  # days
+    tt = np.append(t, t[-1] + step)
 
     def stairs(col):
         v = g[col].to_numpy(dtype=float)
@@ -712,14 +1076,15 @@ def plot_multipliers(multipliers: pd.DataFrame | None, path, *,
     ax.set_ylim(0.0, top * 1.06)
     reb = _event_times(events, "rebalance")
     if len(reb):
-        ax.scatter(reb, np.full(len(reb), top * 1.02), marker="v", s=22, color=_REBAL,
+        ax.scatter(_dates(reb), np.full(len(reb), top * 1.02), marker="v", s=22, color=_REBAL,
                    zorder=6, label=f"Rebalance ({len(reb)})", clip_on=False)
     trips = _event_times(events, "trip")
-    for k, tr in enumerate(trips):
-        ax.axvline(tr, color=_TRIP, lw=1.0, label="Breaker trip" if k == 0 else None)
+    if len(trips):
+        ax.vlines(_dates(trips), 0, 1, transform=ax.get_xaxis_transform(), color=_TRIP,
+                  lw=1.0, label="Breaker trip")
     ax.set_ylabel("Factor (× base position size)")
     ax.set_xlabel("Chunk start (UTC)")
-    ax.set_title(title, fontsize=12)
+    _title(ax, title, fontsize=12)
     ax.grid(True, alpha=0.3)
     _date_axis(ax)
     ax.set_xlim(tt[0], tt[-1])

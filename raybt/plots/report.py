@@ -34,15 +34,24 @@ __all__ = ["FIGURES", "build_report", "load_run", "write_figures", "render_html"
 #: figure file -> (title, one-line caption)
 FIGURES: dict[str, tuple[str, str]] = {
     "equity.png": ("Equity", "Portfolio equity (thick) and each asset's sleeve (thin), "
-                   "normalised to 1.0 at the start; sleeves net of rebalancing transfers."),
+                   "normalised to 1.0 at the start; sleeves net of rebalancing transfers. "
+                   f"Beyond {F.MANY_ASSETS} sleeves: the 5-95 % and 25-75 % bands across "
+                   "sleeves, their median and the best and worst three sleeves by name; "
+                   "a log scale when the curves span more than a factor of ten."),
     "drawdown.png": ("Drawdown", "Portfolio drawdown from its running peak; breaker trips "
                      "(red), resumes (green, dashed) and halted periods (grey)."),
     "correlation.png": ("Correlation", "Pearson correlation of the sleeves' per-bar returns "
-                        "(colour scale fixed to -1..1)."),
+                        "(colour scale fixed to -1..1), assets ordered by hierarchical "
+                        f"clustering; values written below the diagonal up to {F.MANY_ASSETS} "
+                        "assets, only every k-th asset labelled when they do not all fit."),
     "attribution.png": ("Attribution", "PnL per asset (excluding rebalancing transfers) and "
-                        "each asset's share of portfolio variance at its average weight."),
+                        "each asset's share of portfolio variance at its average weight. "
+                        f"Beyond {F.MAX_BARS} assets: the {F.MAX_BARS - 5} largest by |PnL|, "
+                        "the rest summed as 'others'."),
     "frontier.png": ("Efficient frontier", "Long-only mean-variance frontier of the sleeves, "
-                     "each asset, the actual portfolio and the equal-weight mix (annualised)."),
+                     "each asset, the actual portfolio and the equal-weight mix (annualised). "
+                     f"Beyond {F.MAX_BARS} assets only the five best and five worst by "
+                     "return / volatility are labelled."),
     "rolling_sharpe.png": ("Rolling Sharpe", "Annualised Sharpe ratio of the portfolio over a "
                            "rolling ~30-day window of bars."),
     "multipliers.png": ("Risk multipliers", "Per-chunk mean size multiplier with its drawdown "
@@ -77,16 +86,20 @@ def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None
                   events: pd.DataFrame | None = None,
                   multipliers: pd.DataFrame | None = None,
                   config: dict | None = None, frontier: bool = True,
-                  window_days: float = 30.0) -> dict[str, Path]:
+                  window_days: float = 30.0, timer=None) -> dict[str, Path]:
     """Write the seven PNGs of :data:`FIGURES` into ``run_dir``.
 
     ``analysis`` is :func:`raybt.analysis.analyse_run`'s result for the run;
     ``equity`` the ``portfolio_equity`` frame (read from ``run_dir`` when
     None); ``events``/``multipliers`` the loaded CSVs (optional);
     ``config`` the run's config dict (for the breaker level).  With
-    ``frontier=False`` the frontier figure shows the points only.
-    Returns ``{file name: path}`` in :data:`FIGURES` order.
+    ``frontier=False`` the frontier figure shows the points only.  Each
+    figure, with the data it alone needs, is timed as the phase
+    ``figure.<file name>`` of ``timer`` (a :class:`raybt.phases.PhaseTimer`,
+    optional).  Returns ``{file name: path}`` in :data:`FIGURES` order.
     """
+    from raybt.phases import phase
+
     run_dir = Path(run_dir)
     if equity is None:
         equity = _read_equity(run_dir)
@@ -95,39 +108,46 @@ def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None
                                               if c not in ("equity", "drawdown")])
     returns = frames.get("returns")
     port = F._portfolio_series(equity)
-    if "drawdown" in equity.columns:
-        dd = equity["drawdown"].astype(float)
-    else:
-        dd = _m.drawdown_series(port)
-    corr = frames.get("correlation")
-    if corr is None:
-        c = analysis.get("correlation") or {}
-        corr = pd.DataFrame(c.get("matrix") or [], index=c.get("assets") or [],
-                            columns=c.get("assets") or [])
-    pnl = pd.Series(analysis.get("pnl_attribution") or {}, dtype=float).reindex(assets)
-    risk = pd.Series(analysis.get("risk_attribution") or {}, dtype=float).reindex(assets)
-    ppy = analysis.get("periods_per_year", math.nan)
-    if returns is not None and ppy and math.isfinite(ppy):
-        apts = F.asset_frontier_points(returns, ppy)
-    else:
-        apts = pd.DataFrame(columns=["volatility", "return"], dtype=float)
-    points = analysis.get("points") or {}
 
     out = {}
-    out["equity.png"] = F.plot_equity(equity, run_dir / "equity.png", returns=returns,
-                                      assets=assets)
-    out["drawdown.png"] = F.plot_drawdown(dd, run_dir / "drawdown.png", events=events,
-                                          breaker_level=_breaker_level(config))
-    out["correlation.png"] = F.plot_correlation(corr, run_dir / "correlation.png")
-    out["attribution.png"] = F.plot_attribution(pnl, risk, run_dir / "attribution.png")
-    out["frontier.png"] = F.plot_frontier(
-        frames.get("frontier") if frontier else None, apts, run_dir / "frontier.png",
-        portfolio=_point(points, "portfolio"), equal_weight=_point(points, "equal_weight"),
-        target_weights=_point(points, "weights"))
-    out["rolling_sharpe.png"] = F.plot_rolling_sharpe(port, run_dir / "rolling_sharpe.png",
-                                                      window_days=window_days)
-    out["multipliers.png"] = F.plot_multipliers(multipliers, run_dir / "multipliers.png",
-                                                events=events)
+    with phase(timer, "figure.equity.png"):
+        out["equity.png"] = F.plot_equity(equity, run_dir / "equity.png", returns=returns,
+                                          assets=assets)
+    with phase(timer, "figure.drawdown.png"):
+        if "drawdown" in equity.columns:
+            dd = equity["drawdown"].astype(float)
+        else:
+            dd = _m.drawdown_series(port)
+        out["drawdown.png"] = F.plot_drawdown(dd, run_dir / "drawdown.png", events=events,
+                                              breaker_level=_breaker_level(config))
+    with phase(timer, "figure.correlation.png"):
+        corr = frames.get("correlation")
+        if corr is None:
+            c = analysis.get("correlation") or {}
+            corr = pd.DataFrame(c.get("matrix") or [], index=c.get("assets") or [],
+                                columns=c.get("assets") or [])
+        out["correlation.png"] = F.plot_correlation(corr, run_dir / "correlation.png")
+    with phase(timer, "figure.attribution.png"):
+        pnl = pd.Series(analysis.get("pnl_attribution") or {}, dtype=float).reindex(assets)
+        risk = pd.Series(analysis.get("risk_attribution") or {}, dtype=float).reindex(assets)
+        out["attribution.png"] = F.plot_attribution(pnl, risk, run_dir / "attribution.png")
+    with phase(timer, "figure.frontier.png"):
+        ppy = analysis.get("periods_per_year", math.nan)
+        if returns is not None and ppy and math.isfinite(ppy):
+            apts = F.asset_frontier_points(returns, ppy)
+        else:
+            apts = pd.DataFrame(columns=["volatility", "return"], dtype=float)
+        points = analysis.get("points") or {}
+        out["frontier.png"] = F.plot_frontier(
+            frames.get("frontier") if frontier else None, apts, run_dir / "frontier.png",
+            portfolio=_point(points, "portfolio"), equal_weight=_point(points, "equal_weight"),
+            target_weights=_point(points, "weights"))
+    with phase(timer, "figure.rolling_sharpe.png"):
+        out["rolling_sharpe.png"] = F.plot_rolling_sharpe(
+            port, run_dir / "rolling_sharpe.png", window_days=window_days)
+    with phase(timer, "figure.multipliers.png"):
+        out["multipliers.png"] = F.plot_multipliers(multipliers, run_dir / "multipliers.png",
+                                                    events=events)
     return out
 
 
