@@ -212,11 +212,19 @@ def print_asset_table(per_asset: dict) -> None:
 # --- raybt report ----------------------------------------------------------------
 
 def _report(args) -> int:
-    from raybt.phases import PhaseTimer
-    from raybt.plots.report import build_report
+    from raybt.phases import PhaseTimer, phase
+    from raybt.plots.report import build_report, load_run
+    from raybt.results import atomic_files
 
     timer = PhaseTimer()
-    path = build_report(Path(args.run_dir), frontier=not args.no_frontier, timer=timer)
+    run_dir = Path(args.run_dir)
+    if run_dir.name.endswith(".partial") or (run_dir / "INCOMPLETE").exists():
+        raise ConfigError(f"{run_dir}: an unfinished run; finish it with raybt run --resume first")
+    with phase(timer, "report.load"):
+        run = load_run(run_dir)
+    # every file is written aside and moved into place whole: an interruption leaves old or new files, never half
+    with atomic_files(run_dir) as tmp:
+        path = build_report(run_dir, run=run, frontier=not args.no_frontier, timer=timer, out_dir=tmp)
     print(f"report: {path}")
     print(phase_line(timer))
     return 0

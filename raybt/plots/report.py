@@ -417,14 +417,17 @@ def render_html(run: dict, analysis: dict, figures: dict[str, Path]) -> str:
 # ------------------------------------------------------------------ entry point
 
 def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
-                 timer: PhaseTimer | None = None) -> Path:
+                 timer: PhaseTimer | None = None, out_dir=None) -> Path:
     """Write the figures, ``portfolio_summary.txt``, ``analysis.json`` and
-    ``report.html`` into ``run_dir``; returns the path of ``report.html``.
+    ``report.html`` of the run in ``run_dir``; returns the path of ``report.html``.
 
     ``run``: the run's tables already in memory (:func:`run_from_result`, as
     ``raybt run`` passes them); otherwise they are read from ``run_dir``
-    (:func:`load_run`). ``timer`` gets one phase per step (``report.load``,
-    the analysis steps, each figure, ``report.summary``, ``report.html``).
+    (:func:`load_run`). ``out_dir``: where the files go (default
+    ``run_dir``; ``raybt report`` writes into a temporary folder and moves
+    each finished file into place). ``timer`` gets one phase per step
+    (``report.load``, the analysis steps, each figure, ``report.summary``,
+    ``report.html``).
 
     Raises :data:`ReportError` (``raybt.errors.ConfigError`` unless raybt
     defines a ``ReportError``) naming the file when the folder or its
@@ -434,22 +437,21 @@ def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
     if run is None:
         with phase(timer, "report.load"):
             run = load_run(run_dir)
-    run_dir = Path(run["run_dir"])
+    out_dir = Path(out_dir or run["run_dir"])
     with phase(timer, "analysis"):
         analysis = analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"],
                                multipliers=run["multipliers"], include_frontier=frontier)
-    with phase(timer, "figures"):
-        figures = write_figures(run_dir, analysis, equity=run["equity"], events=run["events"],
-                                multipliers=run["multipliers"], config=run["config"],
-                                frontier=frontier)
-    title = run["config"].get("name") or Path(run.get("final_dir") or run_dir).name
+    figures = write_figures(out_dir, analysis, equity=run["equity"], events=run["events"],
+                            multipliers=run["multipliers"], config=run["config"],
+                            frontier=frontier, timer=timer)
+    title = run["config"].get("name") or Path(run.get("final_dir") or run["run_dir"]).name
     with phase(timer, "report.summary"):
-        write_portfolio_summary(run_dir / "portfolio_summary.txt", run["equity"], run["trades"],
+        write_portfolio_summary(out_dir / "portfolio_summary.txt", run["equity"], run["trades"],
                                 run["metrics"], run["weights"], multipliers=run["multipliers"], analysis=analysis,
                                 title=f"Portfolio summary: {title}")
-        (run_dir / "analysis.json").write_text(
+        (out_dir / "analysis.json").write_text(
             json.dumps(analysis_to_json(analysis), indent=2) + "\n", encoding="utf-8")
     with phase(timer, "report.html"):
-        out = run_dir / "report.html"
+        out = out_dir / "report.html"
         out.write_text(render_html(run, analysis, figures), encoding="utf-8")
-    return out
+    return Path(run["run_dir"]) / "report.html"
