@@ -216,8 +216,9 @@ class CheckpointWriter:
         if self._error is not None:
             error, self._error = self._error, None
             if isinstance(error, OSError):
-                raise ConfigError(f"{self.tmp / FOLDER}: cannot write the checkpoint "
-                                  f"({error.strerror or type(error).__name__})") from None
+                from raybt.results import os_error_text
+
+                raise ConfigError(f"{self.tmp / FOLDER}: cannot write the checkpoint ({os_error_text(error)})") from None
             raise error
 
     def submit(self, delta) -> None:

@@ -111,8 +111,8 @@ def _run(args) -> int:
     from raybt.checkpoints import find_resumable, start_run_dir
     from raybt.engine import PortfolioBacktester
     from raybt.phases import PhaseTimer, phase
-    from raybt.portfolio import (check_chunk, check_chunk_timeframe, chunk_source, preference_ranking,
-                                 resolve_portfolio)
+    from raybt.portfolio import (best_configs_provenance, check_chunk, check_chunk_timeframe, chunk_source,
+                                 preference_ranking, resolve_portfolio)
     from raybt.progress import DashboardMetrics, chunk_progress
     from raybt.results import check_output_dir, new_run_dir, partial_path
     from raybt.timeline import chunk_bounds, union_timeline
@@ -145,6 +145,10 @@ def _run(args) -> int:
         configs, pconf, universe = resolve_portfolio(args.preference, args.config, max_assets=args.max_assets,
                                                      best_configs_dir=DEFAULT_RESULTS, **overrides)
         check_chunk_timeframe(pconf, configs, args.timeframe, chunk_source(pconf, overrides))
+        best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS)
+    _echo(f"parameters: {pconf.asset_config}"
+          + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
+             f"(sha256 {best['sha256'][:12]})" if best else " (no best_configs file applied)"))
     if not resume:
         out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
         check_output_dir(out)  # fail before the run, not after it
@@ -154,8 +158,11 @@ def _run(args) -> int:
     if args.engine == "ray":
         from raybt.ray_runtime import ensure_ray
 
+        from raybt.ray_runtime import dashboard_url
+
         with phase(timer, "ray.init"):
             ensure_ray(args.address)
+        _echo(f"Ray dashboard: {dashboard_url() or 'not running'}")
     # the bars are loaded two files at a time and, for Ray, put in the object store as they come
     backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
                                      ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS), timer=timer,
@@ -170,6 +177,7 @@ def _run(args) -> int:
     with chunk_progress(n_chunks, f"{pconf.name} ({n_assets} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
         result = backtester.run(checkpoint_dir=tmp, resume=resume)
+    result.provenance["best_configs"] = best
     result.save(out, reuse=True, format=pconf.output.format, timer=timer)
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])

@@ -102,9 +102,13 @@ class PortfolioBacktester:
             self.asset_configs = list(assets)
             self.names = [a.name for a in self.asset_configs]
             frames = iter_asset_bars(self.asset_configs, universe, timeframe, echo=echo)
-        self._take_bars(frames)
         if not self.names:
             raise ConfigError("the portfolio has no assets")
+        from raybt.portfolio import check_portfolio_asset
+
+        for asset in self.asset_configs:
+            check_portfolio_asset(asset, f"asset {asset.name}")
+        self._take_bars(frames)
         from raybt.weights import WeightEstimator
 
         allocation = getattr(portfolio_config, "allocation", None)
@@ -243,6 +247,7 @@ class PortfolioBacktester:
                                         "weights": None if self.fixed_weights is None
                                         else self.fixed_weights.to_dict()}),
             "data_hashes": {n: self._data_hashes[n].result() for n in self.names},
+            "asset_params": {n: dict(a.params) for n, a in zip(self.names, self.asset_configs)},
         }
 
     def _estimate_start(self) -> None:

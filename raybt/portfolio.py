@@ -137,11 +137,44 @@ def resolve_portfolio(preference: str | None = None, config=None, *, max_assets:
     configs = []
     for name in names:
         asset = universe.get(name)
+        check_portfolio_asset(asset, f"{universe.path}: assets.{name}")
         if name in best:
             asset = dataclasses.replace(asset, params=validate_params(best[name], f"{best_path}: {name}",
                                                                       base=asset.params))
         configs.append(asset)
     return configs, pconf, universe
+
+
+#: the columns of a portfolio's equity table besides the sleeves: no asset may be named like them
+RESERVED_ASSET_NAMES = ("timestamp", "equity", "drawdown")
+
+
+def check_portfolio_asset(asset, where: str) -> None:
+    """ConfigError when an asset cannot be a sleeve of a portfolio as configured.
+
+    Its name must not be a column of the equity table (``timestamp``,
+    ``equity``, ``drawdown``), and its parameters must not set a ``weight``
+    other than 1: a portfolio sizes its sleeves by ``allocation`` (or the
+    ``weights`` given to the engine), so a per-asset weight would be ignored.
+    """
+    if asset.name in RESERVED_ASSET_NAMES:
+        raise ConfigError(f"{where}: the asset name '{asset.name}' is a column of the portfolio's equity table "
+                          f"({', '.join(RESERVED_ASSET_NAMES)}); rename the asset")
+    weight = asset.params.get("weight", 1.0) if asset.params else 1.0
+    if weight != 1.0:
+        raise ConfigError(f"{where}: weight {weight:g} would be ignored: a portfolio sizes its sleeves by "
+                          f"allocation.model (or fixed weights given to the engine); remove the asset's weight")
+
+
+def best_configs_provenance(preference: str, directory="results") -> dict | None:
+    """``{"path", "sha256", "assets"}`` of the ``best_configs_<preference>.json`` a run applies, or None."""
+    import hashlib
+
+    path = best_configs_path(preference, directory)
+    if not path.is_file():
+        return None
+    return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "assets": sorted(load_best_configs(path))}
 
 
 def check_weight_cap(pconf, n_assets: int) -> None:

@@ -40,6 +40,14 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         raise ClusterError(f"cannot connect to Ray at '{address}': {reason}") from None
 
 
+def dashboard_url() -> str | None:
+    """``http://host:port`` of the dashboard of the Ray this process is connected to (the port Ray chose)."""
+    from ray._private.worker import get_dashboard_url
+
+    url = get_dashboard_url()
+    return f"http://{url}" if url and not url.startswith("http") else (url or None)
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to (or start) Ray once per process."""
     import ray

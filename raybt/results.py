@@ -36,8 +36,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def folder_label(text) -> str:
     """``text`` as one safe folder-name component: letters, digits, ``.``, ``_`` and ``-`` only,
-    no leading dot, at most 80 characters (``../x`` -> ``x``, ``a/b`` -> ``a_b``)."""
-    label = _UNSAFE.sub("_", str(text)).strip("._")
+    no ``..``, no leading dot, at most 80 characters (``../x`` -> ``x``, ``a/b`` -> ``a_b``)."""
+    label = _UNSAFE.sub("_", str(text))
+    label = re.sub(r"[._]*\.\.[._]*", "_", label)  # no '..' anywhere
+    label = re.sub(r"_+", "_", label)
+    label = re.sub(r"-_|_-", "-", label).strip("._-")
     return label[:80] or "run"
 
 
