@@ -146,9 +146,6 @@ def _run(args) -> int:
                                                      best_configs_dir=DEFAULT_RESULTS, **overrides)
         check_chunk_timeframe(pconf, configs, args.timeframe, chunk_source(pconf, overrides))
         best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS)
-    _echo(f"parameters: {pconf.asset_config}"
-          + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
-             f"(sha256 {best['sha256'][:12]})" if best else " (no best_configs file applied)"))
     if not resume:
         out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
         check_output_dir(out)  # fail before the run, not after it
@@ -158,11 +155,8 @@ def _run(args) -> int:
     if args.engine == "ray":
         from raybt.ray_runtime import ensure_ray
 
-        from raybt.ray_runtime import dashboard_url
-
         with phase(timer, "ray.init"):
             ensure_ray(args.address)
-        _echo(f"Ray dashboard: {dashboard_url() or 'not running'}")
     # the bars are loaded two files at a time and, for Ray, put in the object store as they come
     backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
                                      ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS), timer=timer,
@@ -171,6 +165,14 @@ def _run(args) -> int:
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
     n_assets = len(configs)
+    # what runs, said once everything is checked (an error stays the only line of stderr)
+    _echo(f"parameters: {pconf.asset_config}"
+          + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
+             f"(sha256 {best['sha256'][:12]})" if best else " (no best_configs file applied)"))
+    if args.engine == "ray":
+        from raybt.ray_runtime import dashboard_url
+
+        _echo(f"Ray dashboard: {dashboard_url() or 'not running'}")
     n_chunks = len(chunk_bounds(union_timeline([b.index for b in backtester.bars]), pconf.engine.chunk)) - 1
     dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
     show = sys.stderr.isatty() and not args.no_progress
