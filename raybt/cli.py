@@ -165,14 +165,14 @@ def _run(args) -> int:
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
     n_assets = len(configs)
-    # what runs, said once everything is checked (an error stays the only line of stderr)
-    _echo(f"parameters: {pconf.asset_config}"
+    # what runs, on stdout once everything is checked (stderr is for the progress bar and errors)
+    print(f"parameters: {pconf.asset_config}"
           + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
-             f"(sha256 {best['sha256'][:12]})" if best else " (no best_configs file applied)"))
+             f"(sha256 {best['sha256'][:12]})" if best else " (no best_configs file applied)"), flush=True)
     if args.engine == "ray":
         from raybt.ray_runtime import dashboard_url
 
-        _echo(f"Ray dashboard: {dashboard_url() or 'not running'}")
+        print(f"Ray dashboard: {dashboard_url() or 'not running'}", flush=True)
     n_chunks = len(chunk_bounds(union_timeline([b.index for b in backtester.bars]), pconf.engine.chunk)) - 1
     dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
     show = sys.stderr.isatty() and not args.no_progress

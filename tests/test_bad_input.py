@@ -459,7 +459,7 @@ def test_oserror_from_file_system_is_one_line(tmp_path, universe, capsys, monkey
     monkeypatch.setattr(report_files, "write_json", boom)
     out = tmp_path / "out"
     rc = run_portfolio(portfolio(tmp_path, universe), out)
-    message = check_error(capsys, rc, out, ["metrics.json", "No space left on device"])
+    message = check_error(capsys, rc, out, ["metrics.json", "disk full"])
     assert message.startswith("error: ")
     assert (tmp_path / ".out.partial" / "INCOMPLETE").is_file()
 

@@ -115,8 +115,8 @@ def test_the_run_records_what_parameters_it_used(tmp_path, universe, capsys):
     name = next(iter(universe))
     best.write_text(json.dumps({"assets": {name: {"params": {"entry_z": 2.5}}}}))
     assert main(["run", str(config), "--engine", "local", "--no-progress", "--out", str(tmp_path / "out")]) == 0
-    err = capsys.readouterr().err
-    assert "best_configs_balanced.json" in err and "1 asset(s)" in err
+    printed = capsys.readouterr().out
+    assert "best_configs_balanced.json" in printed and "1 asset(s)" in printed
     info = json.loads((tmp_path / "out" / "run_info.json").read_text())
     assert info["best_configs"]["path"].endswith("best_configs_balanced.json")
     assert len(info["best_configs"]["sha256"]) == 64 and info["best_configs"]["assets"] == [name]
