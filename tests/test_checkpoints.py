@@ -153,11 +153,12 @@ def test_an_old_pickle_checkpoint_is_never_read(assets, reference, tmp_path, tmp
 def test_digests_are_checked_before_anything_is_loaded(assets, interrupted):
     folder = interrupted / FOLDER
     manifest = json.loads((folder / MANIFEST).read_text())
-    segment = folder / manifest["segments"][3]["file"]
+    k = len(manifest["segments"])  # the last one (merged checkpoints make fewer segments on a busy machine)
+    segment = folder / manifest["segments"][k - 1]["file"]
     data = bytearray(segment.read_bytes())
     data[-100] ^= 0xFF
     segment.write_bytes(bytes(data))
-    with pytest.raises(ConfigError, match="segment 4 of the checkpoint is damaged"):
+    with pytest.raises(ConfigError, match=f"segment {k} of the checkpoint is damaged"):
         PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
 
 
