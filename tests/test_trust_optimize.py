@@ -379,3 +379,27 @@ def test_sweep_is_refused_whole_before_any_point_runs(world, tmp_path, capsys, c
     line = check_error(capsys, main(["sweep", str(sweep), "--engine", "local", "--no-progress", "--out", str(out)]),
                        out, [str(sweep), *needles])
     assert line.startswith(f"error: {sweep}: point ")
+
+
+def test_stitched_equity_stays_flat_after_ruin():
+    """A window that ends at or below zero equity leaves nothing to trade with: the later windows are
+    flat at that level (not a later window's curve scaled by a negative factor)."""
+    from raybt.optimize.runner import Window, stitch_test_spans
+    from raybt.records import trades_frame
+    from raybt.types import TRADE_DT
+
+    index = pd.date_range("2024-01-01", periods=10, freq="5min", tz="UTC")
+    none = trades_frame(np.zeros(0, dtype=TRADE_DT), ["a"], [index])
+    windows = [(Window(0, 0, 2, 2, 5), 0), (Window(1, 3, 5, 5, 10), 0)]
+    p = {"index": index}
+    runs = {(0, 0): (np.array([100.0, 50.0, -10.0]), none),
+            (1, 0): (np.array([100.0, 110.0, 120.0, 130.0, 140.0]), none)}
+    equity, metrics = stitch_test_spans("a", p, windows, runs)
+    np.testing.assert_array_equal(equity["equity"].to_numpy(), [100, 50, -10, -10, -10, -10, -10, -10])
+    assert list(equity["window"]) == [0, 0, 0, 1, 1, 1, 1, 1]
+    assert metrics["total_return"] == pytest.approx(-1.1) and metrics["n_trades"] == 0
+    # without the ruin the second window continues from the first one's last value, compounded
+    runs[(0, 0)] = (np.array([100.0, 50.0, 80.0]), none)
+    equity, metrics = stitch_test_spans("a", p, windows, runs)
+    np.testing.assert_allclose(equity["equity"].to_numpy(), [100, 50, 80, 80, 88, 96, 104, 112])
+    assert metrics["total_return"] == pytest.approx(0.8 * 1.4 - 1)

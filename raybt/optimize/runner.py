@@ -507,8 +507,10 @@ def stitch_test_spans(name: str, p: dict, window_picks, runs: dict) -> tuple[pd.
     Window k's equity (its own backtest, flat at the start) is multiplied by
     ``level_{k-1} / E_k[0]`` (``level_{-1} = E_0[0]``), ``level_{k-1}`` the
     stitched equity at the end of window k-1; its trades' PnL and commission
-    by the same factor. Returns (frame indexed by timestamp with ``equity``
-    and ``window``, :func:`raybt.metrics.compute_metrics` of it).
+    by the same factor. Once the stitched equity is at or below zero the
+    later windows stay flat at that level with no trades (nothing left to
+    trade with). Returns (frame indexed by timestamp with ``equity`` and
+    ``window``, :func:`raybt.metrics.compute_metrics` of it).
     """
     from raybt.backtest import simulate_bars
     from raybt.metrics import compute_metrics
@@ -526,7 +528,10 @@ def stitch_test_spans(name: str, p: dict, window_picks, runs: dict) -> tuple[pd.
             records, eq = simulate_bars(bars, p["params"][c])
             runs[key] = (eq, trades_frame(records, [name], [bars.index]))
         eq, tr = runs[key]
-        factor = 1.0 if level is None else level / eq[0]
+        if level is not None and not level > 0:  # ruined: no capital left to trade the later windows
+            eq, tr, factor = np.full(len(eq), level), tr.iloc[:0], 1.0
+        else:
+            factor = 1.0 if level is None else level / eq[0]
         scaled = eq * factor
         level = scaled[-1]
         values.append(scaled)

@@ -16,6 +16,14 @@ under a progress bar; ``max_parallel`` caps the tasks in flight.
 ``engine="local"`` runs the same function for every point, one after the
 other, in this process. Both give identical tables.
 
+A point runs exactly as ``raybt run <its config>`` would: the same per-asset
+parameters from ``best_configs_<preference>.json`` and the same asset
+ranking for ``allocation.max_assets`` (:func:`raybt.portfolio.preference_ranking`).
+Before the first point runs, and before ``out`` is created, every point is
+checked against its asset config, the optimiser's results and the bars'
+timestamps (:mod:`raybt.sweep.validate`): one bad point stops the sweep with
+one line naming it.
+
 Outputs (``out``)
 -----------------
 * ``points/<point_id>/``: the point's run folder (``PortfolioResult.save``,
