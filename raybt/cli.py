@@ -146,6 +146,9 @@ def _run(args) -> int:
                                                      best_configs_dir=DEFAULT_RESULTS, **overrides)
         check_chunk_timeframe(pconf, configs, args.timeframe, chunk_source(pconf, overrides))
         best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS)
+        # the --max-assets order from the optimiser's results (the same function ranks every sweep point)
+        ranking = preference_ranking(pconf.preference, DEFAULT_RESULTS, allocation=pconf.allocation,
+                                     assets=[c.name for c in configs])
     if not resume:
         out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
         check_output_dir(out)  # fail before the run, not after it
@@ -159,7 +162,7 @@ def _run(args) -> int:
             ensure_ray(args.address)
     # the bars are loaded two files at a time and, for Ray, put in the object store as they come
     backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
-                                     ranking=preference_ranking(pconf.preference, DEFAULT_RESULTS), timer=timer,
+                                     ranking=ranking, timer=timer,
                                      universe=universe, timeframe=args.timeframe, echo=_echo)
     check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:

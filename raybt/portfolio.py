@@ -57,26 +57,92 @@ def _read_json(path) -> object:
 #: how each preference ranks assets from their optimisation metrics (higher is better)
 RANKING_METRIC = {"balanced": ("sharpe", 1.0), "pnl": ("pnl", 1.0), "drawdown": ("max_drawdown", -1.0)}
 
+#: the metric prefix ranking uses, per ``raybt optimize`` mode: the out-of-sample metrics whenever
+#: there are any (in-sample ones are biased upward by the selection itself); with --walk-forward
+#: they are the stitched out-of-sample equity's
+RANKING_PREFIX = {"full": "", "train": "oos_", "walk_forward": "oos_"}
 
-def preference_ranking(preference: str, directory: Path | str = "results") -> dict | None:
-    """``{asset: score}`` from ``best_configs_<preference>.json`` metrics, or None without one.
 
-    balanced ranks by Sharpe, pnl by net PnL, drawdown by the smallest max
-    drawdown (the optimiser's selection criteria); ``--max-assets`` keeps the top N.
+def _ranking_key(doc: dict, preference: str, path) -> tuple[str, float]:
+    """The metric key and sign a best_configs document ranks by (its ``ranking``, else from its ``mode``)."""
+    ranking = doc.get("ranking")
+    if ranking is not None:
+        metric = ranking.get("metric") if isinstance(ranking, dict) else None
+        higher = ranking.get("higher_is_better") if isinstance(ranking, dict) else None
+        if not isinstance(metric, str) or not metric or not isinstance(higher, bool):
+            raise ConfigError(f"{path}: ranking: expected {{metric: <name>, higher_is_better: true|false}}, "
+                              f"got {ranking!r}")
+        return metric, 1.0 if higher else -1.0
+    mode = doc.get("mode", "full")
+    if mode not in RANKING_PREFIX:
+        raise ConfigError(f"{path}: mode: unknown optimize mode {mode!r} (one of {', '.join(RANKING_PREFIX)})")
+    key, sign = RANKING_METRIC[preference]
+    return RANKING_PREFIX[mode] + key, sign
+
+
+def preference_ranking(preference: str, directory: Path | str | None = "results", *, allocation=None,
+                       assets=None) -> dict | None:
+    """``{asset: score}`` (higher is better) from ``best_configs_<preference>.json``, or None.
+
+    The same function ranks for ``raybt run`` and for every ``raybt sweep``
+    point, so a sweep point and ``raybt run`` of its config select the same assets.
+
+    * balanced ranks by Sharpe, pnl by net PnL, drawdown by the smallest max
+      drawdown (the optimiser's selection criteria), taken from the metrics
+      the file's ``ranking`` names: the full-sample metric after a plain
+      ``raybt optimize``, the out-of-sample ``oos_*`` one after ``--train``
+      or ``--walk-forward`` (files without ``ranking``: by their ``mode``).
+    * A metric that is null/NaN (e.g. a Sharpe with no trades) scores -inf:
+      that asset ranks last.
+    * None (rank by the estimation window's Sharpe instead) when there is no
+      file, ``directory`` is None, the file carries parameters only (no
+      ``metrics``, e.g. written by hand), or ``allocation`` is given and
+      selects nothing (no ``max_assets`` and no ``max_asset_correlation``:
+      the order is then unused and the file is not read).
+
+    ConfigError (one line naming the file, the asset and the key) when the
+    file has metrics but an asset's entry lacks the ranking metric or holds a
+    non-number (it cannot be ranked: re-run ``raybt optimize``), or when
+    ``assets`` (the portfolio's) names an asset the file has no entry for.
     """
+    if allocation is not None and getattr(allocation, "max_assets", None) is None \
+            and getattr(allocation, "max_asset_correlation", None) is None:
+        return None
+    if directory is None:
+        return None
     path = best_configs_path(preference, directory)
     if not path.is_file():
         return None
     doc = _read_json(path)
-    key, sign = RANKING_METRIC[preference]
-    scores = {}
-    assets = doc.get("assets") if isinstance(doc, dict) else None
-    if not isinstance(assets, dict):
+    entries = doc.get("assets") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict):
         raise ConfigError(f"{path}: expected an 'assets' mapping of asset -> parameters")
-    for name, entry in assets.items():
+    if not any(isinstance(e, dict) and "metrics" in e for e in entries.values()):
+        return None  # parameters only: nothing to rank by
+    key, sign = _ranking_key(doc, preference, path)
+    scores = {}
+    for name, entry in entries.items():
         metrics = entry.get("metrics") if isinstance(entry, dict) else None
-        value = metrics.get(key) if isinstance(metrics, dict) else None
-        scores[name] = sign * float(value) if isinstance(value, (int, float)) and value == value else float("-inf")
+        if not isinstance(metrics, dict):
+            raise ConfigError(f"{path}: assets.{name}.metrics: missing or not a mapping, so {name} cannot be "
+                              f"ranked by {key}; re-run raybt optimize")
+        if key not in metrics:
+            raise ConfigError(f"{path}: assets.{name}.metrics.{key}: missing (mode {doc.get('mode', 'full')}), "
+                              f"so the assets cannot be ranked for allocation.max_assets; re-run raybt optimize")
+        value = metrics[key]
+        if value is None or (isinstance(value, float) and value != value):
+            scores[name] = float("-inf")
+        elif isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: assets.{name}.metrics.{key}: must be a number or null, got {value!r}")
+        else:
+            scores[name] = sign * float(value)
+    if assets is not None:
+        missing = [a for a in assets if a not in scores]
+        if missing:
+            raise ConfigError(f"{path}: assets: no entry for portfolio asset '{missing[0]}'"
+                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                              + ", so it cannot be ranked for allocation.max_assets / max_asset_correlation; "
+                                "optimise every asset of the portfolio (raybt optimize --assets ...)")
     return scores
 
 

@@ -38,9 +38,11 @@ ESTIMATED = ("inverse_volatility", "risk_parity", "performance_weighted", "min_v
 class WeightEstimator:
     """The allocation settings as a picklable callable (it travels to the coordinator actor).
 
-    ``ranking``: per-asset scores (higher is better, portfolio order) used by
-    the ``max_assets`` selection and the correlation filter; ``None`` ranks by
-    the estimation window's Sharpe.
+    ``ranking``: per-asset scores (higher is better, -inf last, portfolio
+    order) used by the ``max_assets`` selection and the correlation filter;
+    ``None`` ranks by the estimation window's Sharpe. See
+    :func:`raybt.portfolio.preference_ranking` for the scores ``raybt run``
+    and ``raybt sweep`` pass.
     """
 
     model: str
@@ -76,12 +78,15 @@ class WeightEstimator:
         """Starting weights (selection included); ``returns``: the estimation window's, if any."""
         from raybt.allocation import compute_weights
 
+        from raybt.allocation.constraints import rank_order, select_top
+
         names = list(names)
         ranking = None if self.ranking is None else pd.Series(self.ranking, index=names)
         if returns is None:  # equal weight, optionally the top max_assets of the given ranking
             chosen = pd.Series(0.0, index=names)
+            # same ordering rule as compute_weights: higher first, -inf last, ties in portfolio order
             keep = names if ranking is None or self.max_assets is None else \
-                list(ranking.sort_values(ascending=False, kind="stable").index[: self.max_assets])
+                select_top(rank_order(names, ranking), self.max_assets)
             chosen[keep] = 1.0 / len(keep)
             return chosen
         return compute_weights(self.model, returns, max_single_asset_weight=self._cap(),

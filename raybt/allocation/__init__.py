@@ -8,8 +8,7 @@ Statistics use the sample standard deviation / covariance (``ddof=1``).
 Models (:data:`MODELS`):
 
 * ``equal_weight`` -- ``1/n``;
-* ``inverse_volatility`` -- ``w_i ∝ 1/σ_i`` (zero-vol assets take the smallest
-  positive vol; all zero -> equal weight);
+* ``inverse_volatility`` -- ``w_i ∝ 1/σ_i``;
 * ``risk_parity`` -- equal risk contributions ``w_i (Σw)_i / wᵀΣw = 1/n``
   (Spinu's convex formulation, L-BFGS-B + Newton polish);
 * ``performance_weighted`` -- ``w_i ∝ max(Sharpe_i, 0)`` (per-bar
@@ -17,6 +16,18 @@ Models (:data:`MODELS`):
 * ``min_variance`` -- long-only minimum variance (SLSQP);
 * ``max_sharpe`` -- long-only tangency portfolio, risk-free 0 (SLSQP);
   no positive-mean portfolio -> ``min_variance``.
+
+Zero-variance assets (sample std <= 1e-14, e.g. a sleeve that never traded
+in the window) are treated alike by every model: as uncorrelated with the
+others, with the smallest positive volatility among them (so a zero-variance
+sleeve is never "riskless" to ``min_variance`` nor infinitely good to
+``max_sharpe`` / ``performance_weighted``). When every asset has zero
+variance the estimated models return equal weight.
+
+SLSQP (``min_variance``, ``max_sharpe``) is checked: its answer is used only
+when the polished point is a certified optimum (KKT conditions hold) or SLSQP
+reports success with a feasible point; otherwise ConfigError names the model
+and the solver's message (no silent fallback to other weights).
 
 Constraints, applied in this order:
 
@@ -30,8 +41,14 @@ Constraints, applied in this order:
    min_variance / max_sharpe optimisers as bounds); ConfigError when
    ``cap * n_kept < 1``.
 
-Invalid input (empty frame, < 2 rows, NaN/inf, unknown model, bad parameter)
-raises :class:`raybt.errors.ConfigError`.
+Invalid input raises :class:`raybt.errors.ConfigError` with one line: not a
+DataFrame, empty frame, < 2 rows, duplicate / boolean / non-numeric columns,
+NaN/inf (naming column and row), a return beyond ±1e100 (fractions are
+expected; larger values would overflow the covariance), unknown model, or a
+bad constraint (``max_single_asset_weight`` not in (0, 1] or infeasible,
+``max_asset_correlation`` not in [-1, 1], ``max_assets`` not an integer >= 1,
+``ranking`` / ``scores`` not a Series covering every asset with numbers,
+``periods_per_year`` not > 0; booleans are not numbers).
 """
 
 from __future__ import annotations
@@ -42,8 +59,10 @@ import numpy as np
 import pandas as pd
 
 from raybt.allocation.constraints import (
+    aligned_scores,
     cap_weights,
     check_cap,
+    check_number,
     correlation_filter,
     rank_assets,
     select_top,
@@ -84,10 +103,11 @@ def compute_weights(
         max_asset_correlation: drop the worse-ranked asset of any pair whose
             return correlation exceeds this (greedy, best-ranked first).
         max_assets: keep only this many best-ranked assets.
-        ranking: asset -> score, higher is better (default: per-bar Sharpe
-            ``mean/std``, ddof=1); used by ``max_assets`` and the correlation
-            filter.
-        scores: asset -> score for ``performance_weighted`` (default: Sharpe).
+        ranking: asset -> score, higher is better, ``-inf`` ranks last, NaN
+            refused (default: per-bar Sharpe ``mean/std``, ddof=1); used by
+            ``max_assets`` and the correlation filter.
+        scores: asset -> finite score for ``performance_weighted`` (default:
+            Sharpe); validated whenever given.
         periods_per_year: accepted for callers that annualise; validated only
             (weights do not depend on annualisation).
 
@@ -96,20 +116,21 @@ def compute_weights(
         1; assets filtered out get 0.0.
 
     Raises:
-        ConfigError: unknown model, invalid returns or parameters, or an
-            infeasible cap (``cap * n_kept < 1``).
+        ConfigError: unknown model, invalid returns or parameters, an
+            infeasible cap (``cap * n_kept < 1``), or an optimiser failure
+            that could not be verified (naming the model and the message).
     """
     _check_model(model)
     frame = validate_returns(returns)
-    if periods_per_year is not None and not (np.isfinite(periods_per_year) and periods_per_year > 0):
-        raise ConfigError(f"allocation: periods_per_year must be > 0, got {periods_per_year!r}")
-    try:
-        cap = float(max_single_asset_weight)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"allocation: max_single_asset_weight must be a number, got {max_single_asset_weight!r}"
-        ) from None
+    if periods_per_year is not None:
+        check_number(periods_per_year, "periods_per_year", lo=0.0, lo_open=True)
+    cap = check_number(max_single_asset_weight, "max_single_asset_weight", lo=0.0, hi=1.0, lo_open=True)
     check_cap(cap, frame.shape[1])
+    if max_asset_correlation is not None:
+        check_number(max_asset_correlation, "max_asset_correlation", lo=-1.0, hi=1.0)
+    select_top([], max_assets)  # type/range check before any work
+    if scores is not None:
+        aligned_scores(scores, list(frame.columns), "scores")
 
     order = rank_assets(frame, ranking)
     order = select_top(order, max_assets)

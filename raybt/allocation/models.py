@@ -4,6 +4,19 @@ Conventions: returns are simple per-bar fractions; volatilities and the
 covariance matrix use ``ddof=1``; weights are non-negative fractions summing
 to 1, indexed like ``returns.columns``. Covariances are rescaled to unit mean
 variance before optimising (weights are invariant to that scaling).
+
+Zero-variance columns: every model treats them alike (see
+:func:`raybt.allocation.constraints.effective_vols`): uncorrelated with the
+others, with the smallest positive variance among them; all zero -> equal
+weight.
+
+Optimiser failures: ``min_variance`` and ``max_sharpe`` solve a convex QP
+with SLSQP and then polish it on the active set. The answer is used only when
+it is *certified* (the polished point satisfies the KKT conditions with
+non-negative multipliers, so it is the exact optimum) or SLSQP reports
+success and its point is feasible. Otherwise :class:`ConfigError` names the
+model and SLSQP's message: no silent fallback to another model's weights,
+because such weights would be reported as ``min_variance`` / ``max_sharpe``.
 """
 
 from __future__ import annotations
@@ -12,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from raybt.allocation.constraints import ZERO_VOL, aligned_scores, sharpe_ratios
+from raybt.allocation.constraints import aligned_scores, effective_vols, sharpe_ratios
 from raybt.errors import ConfigError
 
 MODELS: tuple[str, ...] = (
@@ -27,21 +40,32 @@ MODELS: tuple[str, ...] = (
 _RC_TOL = 1e-10  # target max |RC_i - 1/n| for risk parity after polishing
 
 
-def _series(w: np.ndarray, returns: pd.DataFrame) -> pd.Series:
+def _series(w: np.ndarray, returns: pd.DataFrame, model: str = "allocation") -> pd.Series:
     w = np.clip(np.asarray(w, dtype=np.float64), 0.0, None)
-    return pd.Series(w / w.sum(), index=returns.columns, dtype=np.float64)
+    total = w.sum()
+    if not (np.isfinite(total) and total > 0):
+        raise ConfigError(f"allocation: {model}: the model produced no usable weights "
+                          f"(sum {total!r}); the returns are degenerate")
+    return pd.Series(w / total, index=returns.columns, dtype=np.float64)
 
 
 def _equal(n: int) -> np.ndarray:
     return np.full(n, 1.0 / n)
 
 
-def _scaled_cov(returns: pd.DataFrame) -> np.ndarray:
-    """Sample covariance (ddof=1) divided by its mean variance (0 stays 0)."""
-    x = returns.to_numpy(dtype=np.float64)
-    cov = np.atleast_2d(np.cov(x, rowvar=False, ddof=1))
-    scale = np.trace(cov) / cov.shape[0]
-    return cov / scale if scale > 0 else cov
+def _scaled_cov(returns: pd.DataFrame) -> np.ndarray | None:
+    """Sample covariance (ddof=1) with the zero-variance convention applied (a
+    zero-variance asset: uncorrelated, smallest positive variance), divided by
+    its mean variance. None when every variance is zero."""
+    vols = effective_vols(returns)
+    if vols is None:
+        return None
+    vol, zero = vols
+    cov = np.atleast_2d(np.cov(returns.to_numpy(dtype=np.float64), rowvar=False, ddof=1))
+    cov[zero, :] = 0.0
+    cov[:, zero] = 0.0
+    cov[zero, zero] = vol[zero] ** 2
+    return cov / (np.trace(cov) / cov.shape[0])
 
 
 def risk_contributions(weights: pd.Series, cov: pd.DataFrame) -> pd.Series:
@@ -68,41 +92,16 @@ def equal_weight(returns: pd.DataFrame) -> pd.Series:
     return _series(_equal(returns.shape[1]), returns)
 
 
-def _vols(returns: pd.DataFrame) -> np.ndarray | None:
-    """Sample vols (ddof=1) with zeros replaced by the smallest positive vol;
-    None when every column has zero volatility."""
-    vol = returns.std(ddof=1).to_numpy(dtype=np.float64)
-    positive = vol > ZERO_VOL
-    if not positive.any():
-        return None
-    return np.where(positive, vol, vol[positive].min())
-
-
 def inverse_volatility(returns: pd.DataFrame) -> pd.Series:
     """``w_i ∝ 1/σ_i`` (sample std, ddof=1).
 
     A zero-volatility column is treated as having the smallest positive
     volatility among the others; all zero -> equal weight.
     """
-    vol = _vols(returns)
-    if vol is None:
+    vols = effective_vols(returns)
+    if vols is None:
         return equal_weight(returns)
-    return _series(1.0 / vol, returns)
-
-
-def _erc_cov(returns: pd.DataFrame) -> np.ndarray | None:
-    """Scaled covariance for risk parity: a zero-variance asset gets the
-    smallest positive variance (uncorrelated). None when all variances are
-    zero."""
-    vol = _vols(returns)
-    if vol is None:
-        return None
-    cov = np.atleast_2d(np.cov(returns.to_numpy(dtype=np.float64), rowvar=False, ddof=1))
-    zero = returns.std(ddof=1).to_numpy() <= ZERO_VOL
-    cov[zero, :] = 0.0
-    cov[:, zero] = 0.0
-    cov[zero, zero] = vol[zero] ** 2
-    return cov / (np.trace(cov) / cov.shape[0])
+    return _series(1.0 / vols[0], returns, "inverse_volatility")
 
 
 def _erc_weights(cov: np.ndarray, y0: np.ndarray) -> tuple[np.ndarray, float]:
@@ -156,7 +155,7 @@ def risk_parity(returns: pd.DataFrame) -> pd.Series:
     variance, e.g. fewer rows than assets) a ridge of 1e-6 x the mean
     variance is added to the diagonal. ConfigError if even that fails.
     """
-    cov = _erc_cov(returns)
+    cov = _scaled_cov(returns)
     n = returns.shape[1]
     if cov is None or n == 1:
         return equal_weight(returns)
@@ -164,14 +163,15 @@ def risk_parity(returns: pd.DataFrame) -> pd.Series:
     for ridge, tol in ((0.0, 1e-9), (1e-6, 1e-7)):
         w, err = _erc_weights(cov + ridge * np.eye(n), y0)
         if err <= tol:
-            return _series(w, returns)
+            return _series(w, returns, "risk_parity")
     raise ConfigError("allocation: risk_parity found no equal-risk-contribution weights "
                       "(covariance matrix is degenerate; need more rows than assets)")
 
 
 def performance_weighted(returns: pd.DataFrame, scores: pd.Series | None = None) -> pd.Series:
     """``w_i ∝ max(s_i, 0)`` where ``s_i`` is the per-column Sharpe
-    ``mean/std`` (ddof=1; zero-vol columns 0) or, when given, ``scores``
+    ``mean/std`` (ddof=1; a zero-vol column's std is the smallest positive
+    one, all zero -> every Sharpe 0) or, when given, ``scores``
     (indexed by asset name, e.g. optimisation Sharpe ratios). When no score is
     positive, falls back to equal weight."""
     if scores is None:
@@ -181,18 +181,21 @@ def performance_weighted(returns: pd.DataFrame, scores: pd.Series | None = None)
     s = np.maximum(s, 0.0)
     if not s.sum() > 0:
         return equal_weight(returns)
-    return _series(s, returns)
+    return _series(s, returns, "performance_weighted")
 
 
 def _solve_qp(q: np.ndarray, e: np.ndarray, upper: float | None,
-              g: np.ndarray | None, x0: np.ndarray) -> np.ndarray:
+              g: np.ndarray | None, x0: np.ndarray, model: str) -> np.ndarray:
     """Convex QP ``min xᵀQx`` s.t. ``e·x = 1``, ``0 <= x <= upper`` (bounds) and
     ``Gx >= 0`` (extra rows, may be None).
 
     SLSQP with analytic gradients, then an exact active-set polish: solve the
-    KKT system with the constraints SLSQP left active as equalities and keep
-    that solution when it is feasible with non-negative multipliers and no
-    worse (it is then the exact optimum, to rounding)."""
+    KKT system with the constraints SLSQP left active as equalities. The
+    polished point is returned when it is certified (KKT system solved,
+    feasible, multipliers non-negative, objective no worse than SLSQP's to
+    rounding): it is then the exact optimum. Otherwise SLSQP's own point is
+    returned if SLSQP reports success and the point is feasible; otherwise
+    ConfigError names ``model`` and SLSQP's message."""
     n = q.shape[0]
     rows, rhs_in = [np.eye(n)], [np.zeros(n)]  # all inequalities as Ax >= b
     if upper is not None:
@@ -211,33 +214,47 @@ def _solve_qp(q: np.ndarray, e: np.ndarray, upper: float | None,
 
     res = minimize(fun, x0, jac=True, method="SLSQP", bounds=[(0.0, upper)] * n,
                    constraints=cons, options={"ftol": 1e-16, "maxiter": 1000})
-    x = res.x
-    scale = max(1.0, float(np.abs(x).max()))
-    active = a_in @ x - b_in <= 1e-7 * scale
-    a = np.vstack([e, a_in[active]])
-    b = np.concatenate([[1.0], b_in[active]])
-    m = a.shape[0]
-    kkt = np.block([[2.0 * q, -a.T], [a, np.zeros((m, m))]])
-    rhs = np.concatenate([np.zeros(n), b])
-    sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
-    xp, lam = sol[:n], sol[n + 1:]
-    ok = (np.allclose(kkt @ sol, rhs, rtol=0.0, atol=1e-12 * scale)
-          and np.all(a_in @ xp - b_in >= -1e-12 * scale) and np.all(lam >= -1e-9)
-          and fun(xp)[0] <= fun(x)[0] + 1e-12)
-    return xp if ok else x
+    x = np.asarray(res.x, dtype=np.float64)
+    if x.shape == (n,) and np.all(np.isfinite(x)):
+        scale = max(1.0, float(np.abs(x).max()))
+        active = a_in @ x - b_in <= 1e-7 * scale
+        a = np.vstack([e, a_in[active]])
+        b = np.concatenate([[1.0], b_in[active]])
+        m = a.shape[0]
+        kkt = np.block([[2.0 * q, -a.T], [a, np.zeros((m, m))]])
+        rhs = np.concatenate([np.zeros(n), b])
+        try:
+            sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
+        except np.linalg.LinAlgError:
+            sol = np.full(n + m, np.nan)
+        xp, lam = sol[:n], sol[n + 1:]
+        f_x, f_p = fun(x)[0], fun(xp)[0]
+        certified = (np.all(np.isfinite(sol)) and np.allclose(kkt @ sol, rhs, rtol=0.0, atol=1e-12 * scale)
+                     and np.all(a_in @ xp - b_in >= -1e-12 * scale) and np.all(lam >= -1e-9)
+                     and f_p <= f_x + 1e-9 * abs(f_x) + 1e-12)
+        if certified:
+            return xp
+        feasible = (abs(e @ x - 1.0) <= 1e-9 * max(1.0, float(np.abs(e).max()) * scale)
+                    and np.all(a_in @ x - b_in >= -1e-9 * scale))
+        if res.success and feasible:
+            return x
+    raise ConfigError(f"allocation: {model}: the SLSQP optimiser failed ({res.message}; status {res.status}) "
+                      f"and its result could not be verified as optimal; try another allocation.model or "
+                      f"a longer allocation.lookback")
 
 
 def min_variance(returns: pd.DataFrame, cap: float = 1.0) -> pd.Series:
     """Long-only minimum variance: ``min wᵀΣw`` s.t. ``Σw = 1``, ``0 <= w <= cap``
-    (Σ sample covariance, ddof=1), by SLSQP with analytic gradient and the
-    cap as bounds. Requires ``cap * n >= 1``. All variances zero -> equal
-    weight."""
+    (Σ sample covariance, ddof=1, zero-variance convention applied), by
+    SLSQP with analytic gradient and the cap as bounds. Requires
+    ``cap * n >= 1``. All variances zero -> equal weight."""
     n = returns.shape[1]
     cov = _scaled_cov(returns)
-    if not np.trace(cov) > 0 or n == 1:
+    if cov is None or n == 1:
         return equal_weight(returns)
     upper = min(cap, 1.0)
-    return _series(_solve_qp(cov, np.ones(n), upper if upper < 1.0 else None, None, _equal(n)), returns)
+    x = _solve_qp(cov, np.ones(n), upper if upper < 1.0 else None, None, _equal(n), "min_variance")
+    return _series(x, returns, "min_variance")
 
 
 def _max_mean(mu: np.ndarray, cap: float) -> np.ndarray:
@@ -253,7 +270,8 @@ def _max_mean(mu: np.ndarray, cap: float) -> np.ndarray:
 def max_sharpe(returns: pd.DataFrame, cap: float = 1.0) -> pd.Series:
     """Long-only tangency portfolio (risk-free 0): maximise ``μᵀw / sqrt(wᵀΣw)``
     s.t. ``Σw = 1``, ``0 <= w <= cap`` (μ mean per-bar returns, Σ sample
-    covariance, ddof=1).
+    covariance, ddof=1, zero-variance convention applied; all variances
+    zero -> equal weight).
 
     Solved by SLSQP (analytic gradients) as the equivalent convex problem
     ``min yᵀΣy`` s.t. ``μᵀy = 1``, ``y >= 0``, ``y_i <= cap Σy``, with
@@ -262,16 +280,17 @@ def max_sharpe(returns: pd.DataFrame, cap: float = 1.0) -> pd.Series:
     """
     n = returns.shape[1]
     cap = min(cap, 1.0)
+    cov = _scaled_cov(returns)
+    if cov is None or n == 1:
+        return equal_weight(returns)
     mu = returns.mean().to_numpy(dtype=np.float64)
     w0 = _max_mean(mu, cap)
     if not mu @ w0 > 0:
         return min_variance(returns, cap)
-    if n == 1:
-        return equal_weight(returns)
     mu = mu / np.abs(mu).max()
     g = np.full((n, n), cap) - np.eye(n) if cap < 1.0 else None  # cap*Σy - y_i >= 0
-    y = _solve_qp(_scaled_cov(returns), mu, None, g, w0 / (mu @ w0))
-    return _series(y, returns)
+    y = _solve_qp(cov, mu, None, g, w0 / (mu @ w0), "max_sharpe")
+    return _series(y, returns, "max_sharpe")
 
 
 def run_model(model: str, returns: pd.DataFrame, cap: float, scores: pd.Series | None) -> pd.Series:

@@ -25,12 +25,29 @@ Modes
   ``L_train = f / (1 - f) * L_test`` (f = ``train``, default 0.7) and
   ``L_train + N * L_test = n_bars`` (the last test span takes the rounding
   remainder). In each window the candidates are evaluated and selected on the
-  train span; the chosen parameters are then evaluated on the test span. The
-  stitched out-of-sample result concatenates the test spans: PnL and trades
-  summed, total return compounded (``prod(1 + r_k) - 1``; each test span is
-  its own backtest starting flat at the initial capital, see evaluate.py).
-  ``best_configs_*.json`` then carry the parameters chosen in the last
-  (most recent) window with the stitched out-of-sample metrics.
+  train span; the chosen parameters are then evaluated on the test span.
+
+  The stitched out-of-sample equity chains the test spans: each test span is
+  its own backtest starting flat at the initial capital (see evaluate.py),
+  and window k's equity curve is scaled by the growth of windows 0..k-1, so
+  window k starts where window k-1 ended (compounding; no position is held
+  across a boundary, so the boundary bar has a zero return). Its trades are
+  scaled by the same factor. Every stitched metric (PnL, total return,
+  Sharpe, max drawdown, trades, win rate, profit factor) is
+  :func:`raybt.metrics.compute_metrics` of that equity and those trades;
+  the equity is written to ``walk_forward_equity.parquet``.
+  ``best_configs_*.json`` carry the parameters chosen in the last (most
+  recent) window, the bars it was trained on, every window's spans and pick,
+  and the stitched out-of-sample metrics.
+
+Every ``best_configs_<preference>.json`` records ``mode``, ``train``,
+``walk_forward``, the metric ``raybt run --max-assets`` ranks assets by
+(``ranking``: ``sharpe`` / ``pnl`` / ``max_drawdown`` for a full-sample
+optimisation, the out-of-sample ``oos_*`` metric after ``--train`` or
+``--walk-forward``; see :func:`raybt.portfolio.preference_ranking`) and, per
+asset, the bars (timestamps) the pick was trained on (``trained_on``), the
+split (``split``, with ``--train``) or the windows (``windows``, with
+``--walk-forward``).
 
 An asset with no qualifying candidate (see :mod:`raybt.optimize.select`)
 keeps its configured parameters, marked ``qualified: false``.
@@ -229,7 +246,7 @@ class Choice:
     candidate: int | None  # grid candidate id; None = configured parameters (fallback)
     params: dict  # full validated parameter dict
     qualified: bool
-    metrics: dict  # report metrics (prefixed is_/oos_ with --train; stitched OOS with walk-forward)
+    metrics: dict  # report metrics (prefixed is_/oos_ with --train; stitched OOS (oos_) with walk-forward)
 
 
 @dataclass
@@ -244,6 +261,10 @@ class OptimizeResult:
     windows: dict = field(default_factory=dict)  # asset -> [Window]
     spans: dict = field(default_factory=dict)  # asset -> {label: (start, end)}
     settings: dict = field(default_factory=dict)
+    indexes: dict = field(default_factory=dict)  # asset -> DatetimeIndex of its bars (spans index into it)
+    equity: pd.DataFrame | None = None  # walk-forward: stitched out-of-sample equity (long format)
+    window_picks: dict = field(default_factory=dict)  # walk-forward: (asset, pref) -> [(candidate, grid params)]
+    n_candidates: int = 0
 
 
 def _metric_dict(cols: dict, i: int, prefix: str = "") -> dict:
@@ -351,7 +372,8 @@ def run_optimization(assets: Mapping, grid: GridSpec, *, train: float | None = N
     settings = {"mode": mode, "train": train, "walk_forward": walk_forward, "engine": engine, "batch": batch,
                 "n_candidates": n_cand, "grid": grid.values, "max_candidates": grid.max_candidates,
                 "seed": grid.seed, "selection": vars(grid.selection)}
-    return OptimizeResult(mode, grid, table, choices, None, {}, spans, settings)
+    return OptimizeResult(mode, grid, table, choices, None, {}, spans, settings,
+                          indexes={name: p["index"] for name, p in prepared.items()}, n_candidates=n_cand)
 
 
 def _frame(rows, names) -> pd.DataFrame:
@@ -404,20 +426,19 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
                 metrics[name][key] = _metric_dict(cols, i)
 
     wf_rows, choices = [], {pref: {} for pref in PREFERENCES}
+    stitched_equity = []
     for name, p in prepared.items():
         idx = p["index"]
+        runs: dict = {}  # (window, candidate) -> (equity values, trades frame) of that test span
         for pref in PREFERENCES:
-            growth, pnl, trades, wins, parts = 1.0, 0.0, 0, 0, []
+            parts, window_picks = [], []
             for w in p["windows"]:
                 c = picks[(name, pref, w.index)]
                 test = metrics[name][(f"test{w.index}", c)]
                 train_m = metrics[name][(f"train{w.index}", c)]
-                growth *= 1.0 + test["total_return"]
-                pnl += test["pnl"]
-                trades += test["n_trades"]
-                wins += test["wins"]
                 chosen = {k: p["params"][c][k] for k in names}
                 parts.append(chosen)
+                window_picks.append((w, c))
                 wf_rows.append({
                     "asset": name, "preference": pref, "window": str(w.index),
                     "train_start": idx[w.train_start], "train_end": idx[w.train_end - 1],
@@ -431,13 +452,11 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
                     "oos_sharpe": test["sharpe"], "oos_max_drawdown": test["max_drawdown"],
                     "oos_n_trades": test["n_trades"], "oos_win_rate": test["win_rate"],
                 })
+            equity, stitched_m = stitch_test_spans(name, p, window_picks, runs)
+            stitched_equity.append(pd.DataFrame({"asset": name, "preference": pref,
+                                                 "window": equity["window"].to_numpy(),
+                                                 "timestamp": equity.index, "equity": equity["equity"].to_numpy()}))
             first, last = p["windows"][0], p["windows"][-1]
-            stitched = {"oos_pnl": pnl, "oos_total_return": growth - 1.0, "oos_n_trades": trades,
-                        "oos_win_rate": wins / trades if trades else math.nan,
-                        "oos_max_window_drawdown": max(metrics[name][(f"test{w.index}",
-                                                                      picks[(name, pref, w.index)])]["max_drawdown"]
-                                                       for w in p["windows"]),
-                        "windows": len(p["windows"])}
             wf_rows.append({
                 "asset": name, "preference": pref, "window": "stitched",
                 "train_start": idx[first.train_start], "train_end": idx[last.train_end - 1],
@@ -445,15 +464,18 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
                 "train_bars": None, "test_bars": last.test_end - first.test_start,
                 "candidate": None, "qualified": all(picks[(name, pref, w.index)] != n_cand for w in p["windows"]),
                 "chosen_params": json.dumps(parts),
-                "oos_pnl": pnl, "oos_total_return": growth - 1.0, "oos_n_trades": trades,
-                "oos_win_rate": stitched["oos_win_rate"],
+                **{f"oos_{k}": stitched_m[k] for k in STITCHED_COLUMNS},
             })
             c_last = picks[(name, pref, last.index)]
+            report = {f"oos_{k}": stitched_m[k] for k in REPORT_METRICS}
+            report["windows"] = len(p["windows"])
             choices[pref][name] = Choice(None if c_last == n_cand else c_last, p["params"][c_last],
-                                         c_last != n_cand, stitched)
+                                         c_last != n_cand, report)
     wf = pd.DataFrame(wf_rows)
-    for col in ("train_bars", "test_bars", "candidate", "is_n_trades", "oos_n_trades",
-                *(k for k in names if wf[k].dropna().map(lambda v: isinstance(v, int) and not isinstance(v, bool)).all())):
+    integer_params = [k for k in names if all(isinstance(r[k], (int, np.integer)) and not isinstance(r[k], bool)
+                                              for r in wf_rows if k in r)]
+    for col in ("train_bars", "test_bars", "candidate", "is_n_trades", "oos_n_trades", "oos_n_bars",
+                *integer_params):
         if col in wf:
             wf[col] = wf[col].astype("Int64")
     spans = {name: p["spans"] for name, p in prepared.items()}
@@ -462,7 +484,69 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
                 "engine": run_kw["engine"], "batch": run_kw["batch"], "n_candidates": n_cand,
                 "grid": grid.values, "max_candidates": grid.max_candidates, "seed": grid.seed,
                 "selection": vars(grid.selection), "windows": "rolling"}
-    return OptimizeResult(mode, grid, table, choices, wf, windows, spans, settings)
+    picked = {(name, pref): [(picks[(name, pref, w.index)],
+                              {k: prepared[name]["params"][picks[(name, pref, w.index)]][k] for k in names})
+                             for w in prepared[name]["windows"]]
+              for name in prepared for pref in PREFERENCES}
+    return OptimizeResult(mode, grid, table, choices, wf, windows, spans, settings,
+                          indexes={name: p["index"] for name, p in prepared.items()},
+                          equity=pd.concat(stitched_equity, ignore_index=True),
+                          window_picks=picked, n_candidates=n_cand)
+
+
+#: stitched out-of-sample metrics written to walk_forward.csv (prefixed ``oos_``)
+STITCHED_COLUMNS = ("pnl", "total_return", "sharpe", "max_drawdown", "n_trades", "win_rate", "profit_factor",
+                    "initial_equity", "final_equity", "n_bars")
+
+
+def stitch_test_spans(name: str, p: dict, window_picks, runs: dict) -> tuple[pd.DataFrame, dict]:
+    """The stitched out-of-sample equity of one asset under one preference, and its metrics.
+
+    ``window_picks``: ``[(Window, candidate index)]`` in time order; ``runs``
+    caches each (window, candidate) test-span backtest across preferences.
+    Window k's equity (its own backtest, flat at the start) is multiplied by
+    ``level_{k-1} / E_k[0]`` (``level_{-1} = E_0[0]``), ``level_{k-1}`` the
+    stitched equity at the end of window k-1; its trades' PnL and commission
+    by the same factor. Once the stitched equity is at or below zero the
+    later windows stay flat at that level with no trades (nothing left to
+    trade with). Returns (frame indexed by timestamp with ``equity`` and
+    ``window``, :func:`raybt.metrics.compute_metrics` of it).
+    """
+    from raybt.backtest import simulate_bars
+    from raybt.metrics import compute_metrics
+    from raybt.records import trades_frame
+
+    idx = p["index"]
+    values, window_ids, stamps, trades = [], [], [], []
+    level = None
+    for w, c in window_picks:
+        key = (w.index, c)
+        if key not in runs:
+            sl = slice(w.test_start, w.test_end)
+            bars = pd.DataFrame({col: p["ohlc"][i, sl] for i, col in enumerate(("open", "high", "low", "close"))},
+                                index=idx[sl])
+            records, eq = simulate_bars(bars, p["params"][c])
+            runs[key] = (eq, trades_frame(records, [name], [bars.index]))
+        eq, tr = runs[key]
+        if level is not None and not level > 0:  # ruined: no capital left to trade the later windows
+            eq, tr, factor = np.full(len(eq), level), tr.iloc[:0], 1.0
+        else:
+            factor = 1.0 if level is None else level / eq[0]
+        scaled = eq * factor
+        level = scaled[-1]
+        values.append(scaled)
+        window_ids.append(np.full(len(eq), w.index, dtype=np.int64))
+        stamps.append(idx[w.test_start:w.test_end])
+        if len(tr):
+            tr = tr.copy()
+            tr["pnl"] = tr["pnl"] * factor
+            tr["commission"] = tr["commission"] * factor
+            trades.append(tr)
+    index = stamps[0].append(stamps[1:]) if len(stamps) > 1 else stamps[0]
+    equity = pd.DataFrame({"equity": np.concatenate(values), "window": np.concatenate(window_ids)},
+                          index=index.rename("timestamp"))
+    trade_frame = pd.concat(trades, ignore_index=True) if trades else None
+    return equity, compute_metrics(equity["equity"], trade_frame)
 
 
 # --- outputs -----------------------------------------------------------------------------
@@ -488,21 +572,69 @@ def _json_value(value):
     return value
 
 
+def _span(index: pd.DatetimeIndex, start: int, end: int) -> dict:
+    """Bars ``[start, end)`` of ``index`` as ``{start, end (last bar, inclusive), bars}``."""
+    return {"start": index[start].isoformat(), "end": index[end - 1].isoformat(), "bars": int(end - start)}
+
+
 def best_configs_document(result: OptimizeResult, preference: str, source: Path | str) -> dict:
-    """The ``best_configs_<preference>.json`` payload (loads with ``raybt.portfolio.load_best_configs``)."""
+    """The ``best_configs_<preference>.json`` payload (loads with ``raybt.portfolio.load_best_configs``).
+
+    Besides each asset's ``params``, ``candidate``, ``qualified`` and
+    ``metrics``, it records what the pick rests on: top-level ``mode``,
+    ``train``, ``walk_forward`` and ``ranking`` (the metric ``raybt run
+    --max-assets`` ranks by); per asset ``trained_on`` (the bars the pick was
+    selected on), ``split`` (``--train``: in-sample and out-of-sample spans)
+    or ``windows`` (``--walk-forward``: every window's train/test spans and
+    pick, ``trained_on`` being the last window's train span) and
+    ``metrics_on`` (the bars the metrics describe).
+    """
+    from raybt.portfolio import RANKING_METRIC, RANKING_PREFIX
+
     assets = {}
     for name, choice in result.choices[preference].items():
-        assets[name] = {
+        index = result.indexes.get(name)
+        entry = {
             "params": {k: _json_value(v) for k, v in choice.params.items()},
             "candidate": choice.candidate,
             "qualified": bool(choice.qualified),
             "metrics": {k: _json_value(v) for k, v in choice.metrics.items()},
         }
+        if index is not None:
+            spans = result.spans[name]
+            if result.mode == "full":
+                entry["trained_on"] = _span(index, *spans["full"])
+                entry["metrics_on"] = entry["trained_on"]
+            elif result.mode == "train":
+                entry["trained_on"] = _span(index, *spans["is"])
+                entry["split"] = {"train": result.settings.get("train"), "in_sample": entry["trained_on"],
+                                  "out_of_sample": _span(index, *spans["oos"])}
+                entry["metrics_on"] = {"is_": entry["split"]["in_sample"], "oos_": entry["split"]["out_of_sample"]}
+            else:
+                windows = result.windows[name]
+                picks = result.window_picks[(name, preference)]
+                entry["windows"] = []
+                for w, (c, chosen) in zip(windows, picks):
+                    configured = c == result.n_candidates
+                    entry["windows"].append({
+                        "window": w.index, "train": _span(index, w.train_start, w.train_end),
+                        "test": _span(index, w.test_start, w.test_end),
+                        "candidate": None if configured else int(c), "qualified": not configured,
+                        "params": {k: _json_value(v) for k, v in chosen.items()},
+                    })
+                entry["trained_on"] = entry["windows"][-1]["train"]
+                entry["metrics_on"] = {"oos_": {"stitched_test_spans": _span(index, windows[0].test_start,
+                                                                              windows[-1].test_end)}}
+        assets[name] = entry
+    key, sign = RANKING_METRIC[preference]
     return {
         "preference": preference,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "source": str(source),
         "mode": result.mode,
+        "train": result.settings.get("train") if result.mode != "full" else None,
+        "walk_forward": result.settings.get("walk_forward") if result.mode == "walk_forward" else None,
+        "ranking": {"metric": f"{RANKING_PREFIX[result.mode]}{key}", "higher_is_better": sign > 0},
         "selection": vars(result.grid.selection),
         "assets": assets,
     }
@@ -539,8 +671,7 @@ def summary_rows(result: OptimizeResult) -> list[dict]:
                     "PnL": _fmt(m.get(f"{prefix}pnl"), "{:,.0f}"),
                     "return": _fmt(m.get(f"{prefix}total_return"), "{:.2%}"),
                     "Sharpe": _fmt(m.get(f"{prefix}sharpe"), "{:.2f}"),
-                    "max DD": _fmt(m.get(f"{prefix}max_drawdown", m.get(f"{prefix}max_window_drawdown")),
-                                   "{:.2%}"),
+                    "max DD": _fmt(m.get(f"{prefix}max_drawdown"), "{:.2%}"),
                     "trades": _fmt(m.get(f"{prefix}n_trades"), "{:d}"),
                     "win rate": _fmt(m.get(f"{prefix}win_rate"), "{:.1%}"),
                 })
@@ -558,8 +689,9 @@ def summary_text(result: OptimizeResult, source: Path | str) -> str:
              f"min_trades >= {result.grid.selection.min_trades}"]
     if result.mode == "walk_forward":
         lines.append(f"walk-forward: {result.settings['walk_forward']} rolling windows, train fraction "
-                     f"{result.settings['train']}; metrics = stitched out-of-sample test spans (max DD = "
-                     f"worst window); params = last window's choice")
+                     f"{result.settings['train']}; metrics = the stitched out-of-sample equity "
+                     f"(walk_forward_equity.parquet: test spans chained, compounded); params = last window's "
+                     f"choice")
     elif result.mode == "train":
         lines.append(f"train fraction {result.settings['train']}: selection on the in-sample (is) span, "
                      f"out-of-sample (oos) span evaluated as its own backtest")
@@ -579,7 +711,15 @@ def _write_json_atomic(path: Path, payload) -> None:
 
 
 def write_outputs(result: OptimizeResult, out: Path | str, best_dir: Path | str | None = "results") -> Path:
-    """Write the run folder atomically, then copy the best_configs files to ``best_dir``."""
+    """Write the run folder atomically, then copy the best_configs files to ``best_dir``.
+
+    Files: ``candidates.parquet`` / ``.csv``, ``best_configs_<preference>.json``,
+    ``portfolio_summary.txt``, ``optimize.json``; with ``--walk-forward`` also
+    ``walk_forward.csv`` (one row per window and a ``stitched`` row per asset
+    and preference) and ``walk_forward_equity.parquet`` (asset, preference,
+    window, timestamp, equity: the stitched out-of-sample equity the stitched
+    metrics are computed from).
+    """
     from raybt.results import atomic_run_dir, write_json
 
     out = Path(out)
@@ -592,6 +732,8 @@ def write_outputs(result: OptimizeResult, out: Path | str, best_dir: Path | str 
             write_json(tmp / f"best_configs_{pref}.json", doc)
         if result.walk_forward is not None:
             result.walk_forward.to_csv(tmp / "walk_forward.csv", index=False)
+        if result.equity is not None:
+            result.equity.to_parquet(tmp / "walk_forward_equity.parquet", index=False)
         (tmp / "portfolio_summary.txt").write_text(summary_text(result, out))
         write_json(tmp / "optimize.json", {**result.settings, "spans": result.spans,
                                            "windows": {k: [vars(w) for w in v] for k, v in result.windows.items()}})

@@ -16,6 +16,14 @@ under a progress bar; ``max_parallel`` caps the tasks in flight.
 ``engine="local"`` runs the same function for every point, one after the
 other, in this process. Both give identical tables.
 
+A point runs exactly as ``raybt run <its config>`` would: the same per-asset
+parameters from ``best_configs_<preference>.json`` and the same asset
+ranking for ``allocation.max_assets`` (:func:`raybt.portfolio.preference_ranking`).
+Before the first point runs, and before ``out`` is created, every point is
+checked against its asset config, the optimiser's results and the bars'
+timestamps (:mod:`raybt.sweep.validate`): one bad point stops the sweep with
+one line naming it.
+
 Outputs (``out``)
 -----------------
 * ``points/<point_id>/``: the point's run folder (``PortfolioResult.save``,
@@ -65,6 +73,7 @@ from raybt.sweep.spec import (
     label_legend,
     resolve_points,
 )
+from raybt.sweep.validate import validate_points
 
 METRIC_COLUMNS = ("total_return", "cagr", "sharpe", "max_drawdown", "calmar", "diversification_ratio", "n_trades")
 POINT_FILE = "point.json"
@@ -87,18 +96,25 @@ def execute_point(config_dict: dict, best_configs_dir="results"):
 
     The config is written to a temporary YAML file and loaded with
     :func:`raybt.portfolio.load_portfolio_from_config` exactly as ``raybt run
-    <file>`` would (per-asset parameters from ``best_configs_dir`` included).
+    <file>`` would: per-asset parameters from ``best_configs_dir``'s
+    ``best_configs_<preference>.json`` and, for ``allocation.max_assets`` /
+    ``max_asset_correlation``, the same asset ranking
+    (:func:`raybt.portfolio.preference_ranking`). ``best_configs_dir=None``:
+    no optimiser results (configured parameters, window-Sharpe ranking).
     """
     import yaml
 
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio import load_portfolio_from_config
+    from raybt.portfolio import load_portfolio_from_config, preference_ranking
 
     with tempfile.TemporaryDirectory(prefix="raybt-sweep-") as tmp:
         path = Path(tmp) / "point.yaml"
         path.write_text(yaml.safe_dump(config_dict, sort_keys=False))
-        assets, pconf = load_portfolio_from_config(None, path, best_configs_dir=best_configs_dir)
-    return PortfolioBacktester(assets, pconf, engine="local").run()
+        best_dir = Path(tmp) / "no-results" if best_configs_dir is None else best_configs_dir
+        assets, pconf = load_portfolio_from_config(None, path, best_configs_dir=best_dir)
+    ranking = preference_ranking(pconf.preference, best_configs_dir, allocation=pconf.allocation,
+                                 assets=list(assets))
+    return PortfolioBacktester(assets, pconf, engine="local", ranking=ranking).run()
 
 
 def diversification_of(result) -> float:
@@ -417,11 +433,14 @@ def _ensure_data(points: list[SweepPoint], echo) -> None:
 def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | None = None,
               rank_by: str | None = None, progress: bool = False, max_parallel: int | None = None,
               best_configs_dir="results", echo=None) -> SweepResult:
-    """Resolve, run (skipping complete point folders in ``out``) and write every output.
+    """Resolve, check, run (skipping complete point folders in ``out``) and write every output.
 
+    Every point is checked before the first one runs and before ``out`` is
+    created (:func:`raybt.sweep.validate.validate_points`): a bad point raises
+    one RaybtError naming the sweep file and the point, and leaves nothing.
     ``engine``: ``"ray"`` (one task per point) or ``"local"`` (in-process,
-    sequential). A point that raises is recorded as ``failed`` with its error
-    and the others go on; check ``SweepResult.n_failed``.
+    sequential). A point that still raises while it runs is recorded as
+    ``failed`` with its error and the others go on; check ``SweepResult.n_failed``.
     """
     if engine not in ("ray", "local"):
         raise ConfigError(f"--engine must be ray or local, got {engine!r}")
@@ -433,7 +452,8 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     say = echo or (lambda message: None)
     t0 = time.perf_counter()
     best_dir = Path(best_configs_dir).resolve() if best_configs_dir is not None else None
-    points = resolve_points(spec, best_dir)  # every point valid before any runs
+    points = resolve_points(spec, best_dir)  # every point's config valid before any runs
+    validate_points(points, best_dir)  # ... and its assets, optimiser results, chunk and bars
     t_resolved = time.perf_counter()
     out = Path(out) if out is not None else default_sweep_dir(spec.name)
     points_dir = out / "points"

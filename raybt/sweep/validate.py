@@ -1,0 +1,130 @@
+"""A sweep is checked whole before its first point runs (and before its output folder exists).
+
+:func:`validate_points` runs, for every resolved point, the checks ``raybt
+run`` makes on the same config before and while it loads the bars, so a
+point that would fail on them is refused up front with one line naming the
+sweep file and the point (``configs/sweep.yaml: point 3 (assets=[A,NOPE]):
+assets: unknown asset 'NOPE' ...``):
+
+* the asset config loads; every asset the point names exists;
+* ``allocation.max_single_asset_weight`` x assets >= 1;
+* the optimiser's ``best_configs_<preference>.json`` (when present) loads and
+  its parameters are valid for each asset; the ``max_assets`` /
+  ``max_asset_correlation`` ranking can be read from it
+  (:func:`raybt.portfolio.preference_ranking`);
+* ``engine.chunk`` is not shorter than an asset's declared timeframe nor
+  than the bar spacing of the point's union timeline;
+* every asset's bars load and are enough for its indicator windows;
+* the ``allocation.lookback`` estimation window (when the point needs one)
+  leaves at least 3 bars and some bars to backtest.
+
+Bars are read once per (file, timeframe) and only their timestamps are kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from raybt.errors import ConfigError, RaybtError
+
+
+def _prefixed(exc: RaybtError, where: str) -> RaybtError:
+    """The same error type with ``where: `` in front (once)."""
+    message = str(exc)
+    if message.startswith(where):
+        return exc
+    return type(exc)(f"{where}: {message}")
+
+
+class _Cache:
+    """Asset configs, best_configs files and bar timestamps shared by the points."""
+
+    def __init__(self, best_configs_dir):
+        self.best_dir = best_configs_dir
+        self.universes: dict = {}
+        self.best: dict = {}
+        self.indexes: dict = {}
+
+    def universe(self, path: Path):
+        from raybt.config import load_asset_universe
+
+        key = str(path)
+        if key not in self.universes:
+            self.universes[key] = load_asset_universe(path)
+        return self.universes[key]
+
+    def best_configs(self, preference: str):
+        """``(path, {asset: params})`` of the point's best_configs file, or ``(None, {})``."""
+        from raybt.portfolio import best_configs_path, load_best_configs
+
+        if self.best_dir is None:
+            return None, {}
+        path = best_configs_path(preference, self.best_dir)
+        if preference not in self.best:
+            self.best[preference] = load_best_configs(path) if path.is_file() else {}
+        return path, self.best[preference]
+
+    def index(self, asset, universe) -> pd.DatetimeIndex:
+        """The timestamps of an asset's bars (read once per file and timeframe)."""
+        from raybt.universe import load_asset_bars
+
+        key = (str(asset.data), asset.timeframe)
+        if key not in self.indexes:
+            # parameters are checked per point below (check_enough_bars), not with this load
+            bars = load_asset_bars(dataclasses.replace(asset, params={}), universe)
+            self.indexes[key] = bars.index
+        return self.indexes[key]
+
+
+def validate_point(point, cache: _Cache) -> None:
+    """Raise the first problem of one point (message not yet prefixed)."""
+    from raybt.broker import closest_name, validate_params
+    from raybt.portfolio import check_chunk, check_chunk_timeframe, check_weight_cap, preference_ranking
+    from raybt.timeline import union_timeline
+    from raybt.universe import check_enough_bars
+    from raybt.weights import WeightEstimator, window_end
+
+    pconf = point.config
+    universe = cache.universe(pconf.asset_config)
+    names = list(universe.assets) if pconf.assets == "all" else list(pconf.assets)
+    for name in names:
+        if name not in universe.assets:
+            raise ConfigError(f"assets: unknown asset '{name}'" + closest_name(name, universe.assets)
+                              + f" (not in {universe.path})")
+    check_weight_cap(pconf, len(names))
+    best_path, best = cache.best_configs(pconf.preference)
+    configs = []
+    for name in names:
+        asset = universe.get(name)
+        if name in best:
+            asset = dataclasses.replace(asset, params=validate_params(best[name], f"{best_path}: {name}",
+                                                                      base=asset.params))
+        configs.append(asset)
+    ranking = preference_ranking(pconf.preference, cache.best_dir, allocation=pconf.allocation, assets=names)
+    check_chunk_timeframe(pconf, configs, None, "engine.chunk")
+    indexes = []
+    for asset in configs:
+        index = cache.index(asset, universe)
+        check_enough_bars(pd.DataFrame(index=index), asset.params, asset.name, asset.data)
+        indexes.append(index)
+    check_chunk(pconf, indexes, "engine.chunk")
+    ranks = None if ranking is None else [float(ranking.get(n, float("-inf"))) for n in names]
+    if WeightEstimator.from_config(pconf.allocation, ranks).needs_window:
+        window_end(union_timeline(indexes), pconf.allocation.lookback)
+
+
+def validate_points(points, best_configs_dir=None) -> None:
+    """Check every point (see the module docstring); RaybtError naming the sweep file and the point."""
+    cache = _Cache(best_configs_dir)
+    for point in points:
+        where = point.config.source
+        try:
+            validate_point(point, cache)
+        except RaybtError as exc:
+            raise _prefixed(exc, where) from None
+
+
+__all__ = ["validate_point", "validate_points"]
