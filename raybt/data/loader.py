@@ -66,6 +66,11 @@ def _num(value) -> str:
         return repr(value)
 
 
+def _shown(value) -> str:
+    """A raw cell for a message: ``True`` rather than ``np.True_``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def _col(name) -> str:
     return f"column '{name}'"
 
@@ -283,7 +288,7 @@ def _settle_day_month(text: pd.Series, source: str, where: str) -> pd.Series:
     year = parts[3]
     short = year.str.len() == 2
     if short.any():  # strptime's %y: 69..99 -> 1969..1999, 00..68 -> 2000..2068
-        yy = year.where(~short, "0").astype(np.int64)
+        yy = year.astype(np.int64)
         year = year.where(~short, (yy + np.where(yy >= 69, 1900, 2000)).astype(str))
     return year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4]
 
@@ -381,8 +386,10 @@ def _is_plain_number(dtype) -> bool:
 
 def _float_values(raw: pd.Series, source: str, where: str, stamps) -> np.ndarray:
     """A price/volume column as float64 (a view when it already is contiguous float64)."""
+    if isinstance(raw.dtype, pd.CategoricalDtype):  # its values, as Parquet gives them back
+        raw = pd.Series(np.asarray(raw), index=raw.index, name=raw.name)
     dtype = raw.dtype
-    if _is_plain_number(dtype) and not isinstance(dtype, pd.CategoricalDtype):
+    if _is_plain_number(dtype):
         numeric = raw
     elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
         try:
@@ -394,11 +401,11 @@ def _float_values(raw: pd.Series, source: str, where: str, stamps) -> np.ndarray
             bad |= raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            _fail(source, where, i + 1, stamps[i], f"not a number: {raw.iloc[i]!r}")
+            _fail(source, where, i + 1, stamps[i], f"not a number: {_shown(raw.iloc[i])}")
         if not _is_plain_number(numeric.dtype):
-            _fail(source, where, 1, stamps[0], f"not a number: {raw.iloc[0]!r}")
+            _fail(source, where, 1, stamps[0], f"not a number: {_shown(raw.iloc[0])}")
     else:
-        _fail(source, where, 1, stamps[0], f"not a number: {raw.iloc[0]!r} (a {dtype} column)")
+        _fail(source, where, 1, stamps[0], f"not a number: {_shown(raw.iloc[0])} (a {dtype} column)")
     if isinstance(numeric.dtype, np.dtype):
         arr = numeric.to_numpy(dtype=np.float64)
     else:  # nullable / Arrow-backed numbers: missing values become NaN
