@@ -226,6 +226,21 @@ def test_date_and_time_columns_with_a_format(tmp_path):
     assert load_bars(path, timestamp_format="%d/%m/%Y %H:%M").index.equals(stamps.rename("timestamp").as_unit("ns"))
 
 
+def test_integer_yyyymmdd_dates_are_dates_not_epoch_seconds(tmp_path):
+    """``20190102`` was read as 20 million epoch seconds (1970-08-20)."""
+    path = write_csv(tmp_path / "x.csv", "date,open,high,low,close", DAILY[:5].strftime("%Y%m%d"),
+                     ohlc_rows(5)[:, :4])
+    assert load_bars(path).index.equals(DAILY[:5].rename("timestamp").as_unit("ns"))
+    path.write_text(path.read_text().replace("20150107", "20150231"))
+    with pytest.raises(DataError) as err:
+        load_bars(path)
+    assert str(err.value) == f"{path}: column 'date', data row 3: cannot parse timestamp '20150231' (read as a " \
+                             f"yyyymmdd date)"
+    epoch = write_csv(tmp_path / "e.csv", "timestamp,open,high,low,close", ["1420416000", "1420502400"],
+                      ohlc_rows(2)[:, :4])
+    assert load_bars(epoch).index[0] == DAILY[0]  # epoch seconds stay epoch seconds
+
+
 def test_integer_dates_with_a_format(tmp_path):
     path = write_csv(tmp_path / "x.csv", "date,open,high,low,close", DAILY[:5].strftime("%Y%m%d"),
                      ohlc_rows(5)[:, :4])

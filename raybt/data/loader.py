@@ -8,7 +8,8 @@ ignoring surrounding spaces and ``<>`` (``Open``/``open``/``<OPEN>``,
 ``time``/``gmt time`` or the first unnamed column, and separate ``Date`` and
 ``Time`` columns (``2019.01.02,00:05`` as MetaTrader writes them) are combined
 into one timestamp. Naive times are UTC; numeric times are Unix epoch
-seconds, or milliseconds when above 1e11. Tab-separated files (MetaTrader 5
+seconds, or milliseconds when above 1e11, except integers that all read as
+``yyyymmdd`` dates (``20190102``). Tab-separated files (MetaTrader 5
 exports) are recognised from their header line.
 
 Dates written ``dd/mm/yyyy`` or ``mm/dd/yyyy`` (also with ``.`` or ``-``) are
@@ -309,7 +310,21 @@ def _in_range(parsed: pd.DatetimeIndex, shown: pd.Series, source: str, where: st
                                         f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
 
 
-def _parse_times(raw: pd.Series, source: str, where: str, fmt: str | None = None) -> pd.DatetimeIndex:
+def _yyyymmdd(raw: pd.Series) -> bool:
+    """Integers that all read as dates ``yyyymmdd`` (1900..2261, month 1..12, day 1..31)."""
+    if not pd.api.types.is_integer_dtype(raw) or pd.api.types.is_bool_dtype(raw) or not len(raw):
+        return False
+    values = raw.to_numpy(dtype=np.int64)
+    if values.min() < 19000101 or values.max() > 22611231:
+        return False
+    month, day = (values // 100) % 100, values % 100
+    return bool(((month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)).all())
+
+
+def _parse_times(raw: pd.Series, source: str, where: str, fmt: str | None = None,
+                 fmt_said: str | None = None) -> pd.DatetimeIndex:
+    """UTC stamps of a time column; ``fmt``: a strptime format for every row (``fmt_said``: how
+    errors name it, default ``with timestamp_format 'FMT'``)."""
     if raw.isna().any():
         row = int(np.flatnonzero(raw.isna().to_numpy())[0]) + 1
         _fail(source, where, row, None, "missing timestamp")
@@ -323,12 +338,14 @@ def _parse_times(raw: pd.Series, source: str, where: str, fmt: str | None = None
         bad = parsed.isna().to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            _fail(source, where, row + 1, None, f"cannot parse timestamp {text.iloc[row]!r} with timestamp_format "
-                                                f"{fmt!r}")
+            said = fmt_said or f"with timestamp_format {fmt!r}"
+            _fail(source, where, row + 1, None, f"cannot parse timestamp {text.iloc[row]!r} {said}")
         return _in_range(parsed, text, source, where)
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.DatetimeIndex(raw)
         return stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
+    if _yyyymmdd(raw):  # 20190102: a date, not 20 million epoch seconds (August 1970)
+        return _parse_times(raw, source, where, "%Y%m%d", "(read as a yyyymmdd date)")
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.to_numpy(dtype=np.float64)
         unit = "ms" if np.nanmax(np.abs(values)) > 1e11 else "s"
