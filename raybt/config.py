@@ -150,7 +150,8 @@ class AssetUniverse:
 
     def get(self, name: str) -> AssetConfig:
         if name not in self.assets:
-            raise ConfigError(f"{self.path}: unknown asset '{name}'" + closest_name(name, self.assets))
+            shown = f"'{name}'" if str(name).isprintable() else repr(str(name))
+            raise ConfigError(f"{self.path}: unknown asset {shown}" + closest_name(name, self.assets))
         return self.assets[name]
 
 
@@ -231,7 +232,8 @@ def load_asset_universe(path) -> AssetUniverse:
         raise ConfigError(f"{path}: 'assets' must be a non-empty mapping of asset name -> settings")
     assets = {}
     for name, raw in raw_assets.items():
-        where = f"{path}: assets.{name}"
+        shown = str(name) if str(name).isprintable() else repr(str(name))  # a newline would split the message
+        where = f"{path}: assets.{shown}"
         check_keys(raw, _ASSET_KEYS, where)
         if "data" not in raw:
             raise ConfigError(f"{where}: missing key 'data' (path of the bars file)")
