@@ -112,7 +112,8 @@ def check_keys(mapping: Any, allowed, where: str) -> Mapping:
         raise ConfigError(f"{where}: expected a mapping, got {type(mapping).__name__}")
     for key in mapping:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key '{key}'" + closest_name(key, allowed))
+            shown = f"'{key}'" if str(key).isprintable() else repr(str(key))  # a newline would split the message
+            raise ConfigError(f"{where}: unknown key {shown}" + closest_name(key, allowed))
     return mapping
 
 
