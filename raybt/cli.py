@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from raybt.errors import ConfigError, RaybtError
@@ -33,10 +34,11 @@ def _backtest(args) -> int:
     from raybt.universe import check_enough_bars, load_asset_bars
 
     overrides = parse_set_options(args.set)
+    date_format = _date_format(args)
     if args.data:
         if args.asset:
             raise ConfigError("use either --asset or --data, not both")
-        bars = load_bars(Path(args.data))
+        bars = load_bars(Path(args.data), timestamp_format=date_format)
         if args.timeframe and len(bars) > 1 and parse_timeframe(args.timeframe) > infer_timeframe(bars.index):
             bars = resample_bars(bars, args.timeframe)
         name = Path(args.data).stem
@@ -46,6 +48,8 @@ def _backtest(args) -> int:
         universe = load_asset_universe(args.config)
         name = args.asset or next(iter(universe.assets))
         asset = universe.get(name)
+        if date_format:
+            asset = replace(asset, timestamp_format=date_format)
         bars = load_asset_bars(asset, universe, args.timeframe, echo=_echo)
         params = validate_params(overrides, "--set", base=asset.params)
 
@@ -55,6 +59,14 @@ def _backtest(args) -> int:
     print_summary(f"{name}: {len(bars)} bars, {bars.index[0]} .. {bars.index[-1]}", result.metrics)
     print(f"results: {out}")
     return 0
+
+
+def _date_format(args) -> str | None:
+    """``--date-format``, checked (a strptime format for the bars files' time column)."""
+    from raybt.config import check_timestamp_format
+
+    value = getattr(args, "date_format", None)
+    return None if value is None else check_timestamp_format(value, "--date-format")
 
 
 def write_backtest(result, out: Path, *, overwrite: bool = False) -> None:
@@ -104,7 +116,7 @@ def print_summary(title: str, metrics: dict) -> None:
 # --- raybt run --------------------------------------------------------------------
 
 RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every",
-                    "checkpoint_seconds", "format")
+                    "checkpoint_seconds", "format", "date_format")
 
 
 def _run(args) -> int:
@@ -149,6 +161,9 @@ def _run(args) -> int:
         # the --max-assets order from the optimiser's results (the same function ranks every sweep point)
         ranking = preference_ranking(pconf.preference, DEFAULT_RESULTS, allocation=pconf.allocation,
                                      assets=[c.name for c in configs])
+        date_format = _date_format(args)
+        if date_format:  # every asset's bars file is read with it
+            configs = [replace(c, timestamp_format=date_format) for c in configs]
     if not resume:
         out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
         check_output_dir(out)  # fail before the run, not after it
@@ -293,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--data", help="bars file (CSV/Parquet) instead of --asset")
     bt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a strategy/broker parameter")
     bt.add_argument("--timeframe", help="resample bars to this timeframe first (e.g. 15m, 1h)")
+    bt.add_argument("--date-format", metavar="FORMAT",
+                    help="strptime format of the bars' time column (e.g. %%d/%%m/%%Y %%H:%%M); settles day/month order")
     bt.add_argument("--out", help="output folder (default: a new results/<run>/)")
     bt.add_argument("--overwrite", action="store_true",
                     help="replace an unfinished earlier run left in the output folder's .partial")
@@ -304,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allocation", help="allocation model (equal_weight, risk_parity, performance_weighted, ...)")
     run.add_argument("--max-assets", type=int)
     run.add_argument("--timeframe", help="resample every asset to this timeframe (e.g. 15m)")
+    run.add_argument("--date-format", metavar="FORMAT",
+                     help="strptime format of every bars file's time column (default: timestamp_format of the "
+                          "asset config, else inferred)")
     run.add_argument("--engine", choices=("ray", "local"), default="ray")
     run.add_argument("--chunk", help="chunk duration (e.g. 1D, 4h)")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")

@@ -14,13 +14,17 @@ Asset configuration (``configs/assets_config_highperf.json``)::
       "assets": {
         "EURUSDX_5m": {"data": "../data/synth/5m/EURUSDX_5m.parquet",
                        "class": "fx", "timeframe": "5m",
+                       "timestamp_format": "%d/%m/%Y %H:%M",   # optional
                        "strategy": {"bb_period": 20, ...},
                        "broker": {"leverage": 30, ...}},
         ...
       }
     }
 
-Relative paths are relative to the config file's folder. ``strategy`` takes
+Relative paths are relative to the config file's folder. ``timestamp_format``
+(per asset or in ``defaults``) is a strptime format for the bars file's time
+column, e.g. ``%d/%m/%Y %H:%M``: it settles day/month order (dates such as
+``01/02/2019`` are otherwise refused as ambiguous unless the file settles it). ``strategy`` takes
 the strategy parameters of the spec, ``broker`` the broker ones
 (:data:`raybt.broker.STRATEGY_PARAMETERS` / ``BROKER_PARAMETERS``).
 """
@@ -108,7 +112,8 @@ def check_keys(mapping: Any, allowed, where: str) -> Mapping:
         raise ConfigError(f"{where}: expected a mapping, got {type(mapping).__name__}")
     for key in mapping:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key '{key}'" + closest_name(key, allowed))
+            shown = f"'{key}'" if str(key).isprintable() else repr(str(key))  # a newline would split the message
+            raise ConfigError(f"{where}: unknown key {shown}" + closest_name(key, allowed))
     return mapping
 
 
@@ -133,6 +138,7 @@ class AssetConfig:
     timeframe: str
     params: dict = field(hash=False)
     asset_class: str = ""
+    timestamp_format: str | None = None  # strptime format of the bars' time column; None: inferred
 
 
 @dataclass(frozen=True)
@@ -145,11 +151,26 @@ class AssetUniverse:
 
     def get(self, name: str) -> AssetConfig:
         if name not in self.assets:
-            raise ConfigError(f"{self.path}: unknown asset '{name}'" + closest_name(name, self.assets))
+            shown = f"'{name}'" if str(name).isprintable() else repr(str(name))
+            raise ConfigError(f"{self.path}: unknown asset {shown}" + closest_name(name, self.assets))
         return self.assets[name]
 
 
-_ASSET_KEYS = ("data", "timeframe", "class", "strategy", "broker")
+_ASSET_KEYS = ("data", "timeframe", "timestamp_format", "class", "strategy", "broker")
+
+
+def check_timestamp_format(value: Any, where: str) -> str:
+    """``value`` as a strptime format for bar timestamps (e.g. ``%d/%m/%Y %H:%M``); ConfigError otherwise."""
+    if not isinstance(value, str) or "%" not in value or "\n" in value:
+        raise ConfigError(f"{where}: must be a strptime format such as '%d/%m/%Y %H:%M', got {value!r}")
+    import datetime
+
+    try:  # a bad directive ('%Q') is refused here rather than at the first data row
+        sample = datetime.datetime(2019, 1, 2, 3, 4, 5, 600000, tzinfo=datetime.timezone.utc)
+        datetime.datetime.strptime(sample.strftime(value), value)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ConfigError(f"{where}: not a usable strptime format {value!r} ({exc})") from None
+    return value
 
 
 def _section_params(section: Any, allowed, where: str) -> dict:
@@ -198,17 +219,22 @@ def load_asset_universe(path) -> AssetUniverse:
     synthetic = None
     if doc.get("synthetic") is not None:
         synthetic = _synthetic_spec(doc["synthetic"], base, f"{path}: synthetic")
-    defaults = check_keys(doc.get("defaults") or {}, ("timeframe", "strategy", "broker"), f"{path}: defaults")
+    defaults = check_keys(doc.get("defaults") or {}, ("timeframe", "timestamp_format", "strategy", "broker"),
+                          f"{path}: defaults")
     default_strategy = _section_params(defaults.get("strategy"), STRATEGY_PARAMETERS, f"{path}: defaults.strategy")
     default_broker = _section_params(defaults.get("broker"), BROKER_PARAMETERS, f"{path}: defaults.broker")
     base_params = validate_params({**default_strategy, **default_broker}, f"{path}: defaults")
     default_timeframe = check_timeframe(defaults.get("timeframe", "5m"), f"{path}: defaults.timeframe")
+    default_format = defaults.get("timestamp_format")
+    if default_format is not None:
+        default_format = check_timestamp_format(default_format, f"{path}: defaults.timestamp_format")
     raw_assets = doc.get("assets")
     if not isinstance(raw_assets, Mapping) or not raw_assets:
         raise ConfigError(f"{path}: 'assets' must be a non-empty mapping of asset name -> settings")
     assets = {}
     for name, raw in raw_assets.items():
-        where = f"{path}: assets.{name}"
+        shown = str(name) if str(name).isprintable() else repr(str(name))  # a newline would split the message
+        where = f"{path}: assets.{shown}"
         check_keys(raw, _ASSET_KEYS, where)
         if "data" not in raw:
             raise ConfigError(f"{where}: missing key 'data' (path of the bars file)")
@@ -216,11 +242,15 @@ def load_asset_universe(path) -> AssetUniverse:
         broker = _section_params(raw.get("broker"), BROKER_PARAMETERS, f"{where}.broker")
         params = validate_params({**strategy, **broker}, where, base=base_params)
         timeframe = check_timeframe(raw.get("timeframe", default_timeframe), f"{where}.timeframe")
+        timestamp_format = raw.get("timestamp_format", default_format)
+        if "timestamp_format" in raw:
+            timestamp_format = check_timestamp_format(timestamp_format, f"{where}.timestamp_format")
         assets[str(name)] = AssetConfig(
             name=str(name),
             data=resolve_path(base, raw["data"], f"{where}.data"),
             timeframe=timeframe,
             params=params,
             asset_class=str(raw.get("class", "")),
+            timestamp_format=timestamp_format,
         )
     return AssetUniverse(path=path, assets=assets, synthetic=synthetic)

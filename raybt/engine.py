@@ -159,13 +159,12 @@ class PortfolioBacktester:
         # each asset's data hash (for --resume) is computed by a thread as the next files load (sha256 drops the GIL)
         hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raybt-hash")
         self._data_hashes = {}  # name -> future of its bars_hash
-        for name in self.names:
+        from raybt.universe import validate_asset_bars
+
+        for name, asset in zip(self.names, self.asset_configs):
             with phase(self.timer, "load.bars"):
-                bars = next(frames)
-            missing = [c for c in ("open", "high", "low", "close") if c not in getattr(bars, "columns", ())]
-            if missing or not isinstance(bars.index, pd.DatetimeIndex):
-                what = f"no column '{missing[0]}'" if missing else f"a {type(bars.index).__name__}, not a DatetimeIndex"
-                raise DataError(f"asset {name}: bars have {what} (need a DatetimeIndex and open, high, low, close)")
+                # every frame, loaded or the caller's, passes the loader's rules (caller's float64 columns not copied)
+                bars = validate_asset_bars(next(frames), name, getattr(asset, "params", None))
             ref = None
             if self.engine == "ray":
                 with phase(self.timer, "load.store"):

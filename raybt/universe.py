@@ -74,7 +74,7 @@ def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
 
     if _needs_synthetic(asset, universe):
         ensure_synthetic(universe.synthetic, echo)
-    bars = load_bars(asset.data)
+    bars = load_bars(asset.data, timestamp_format=asset.timestamp_format)
     target = parse_timeframe(timeframe or asset.timeframe)
     if len(bars) > 1 and target > infer_timeframe(bars.index):
         bars = resample_bars(bars, target)
@@ -84,14 +84,37 @@ def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
     return bars
 
 
-def check_enough_bars(bars: pd.DataFrame, params, name: str, source) -> None:
-    """DataError when ``bars`` are fewer than the indicator windows need (bb_period/atr_period + 1)."""
+def check_enough_bars(bars: pd.DataFrame, params, name: str, source=None) -> None:
+    """DataError when ``bars`` are fewer than the indicator windows need (bb_period/atr_period + 1).
+
+    ``source``: the asset's file named in the error; None for bars given as
+    a DataFrame (the error then starts ``asset NAME:``).
+    """
     from raybt.broker import min_bars
 
     if not params or "bb_period" not in params or "atr_period" not in params:
         return
     need = min_bars(params)
     if len(bars) < need:
-        raise DataError(f"{source}: asset '{name}': only {len(bars)} bar(s), fewer than the minimum {need} "
+        where = f"{source}: asset '{name}'" if source is not None else f"asset {name}"
+        raise DataError(f"{where}: only {len(bars)} bar(s), fewer than the minimum {need} "
                         f"its indicator windows need (max(bb_period={params['bb_period']}, "
                         f"atr_period={params['atr_period']}) + 1)")
+
+
+def validate_asset_bars(bars, name: str, params=None) -> pd.DataFrame:
+    """One asset's bars given as a DataFrame (the Python API), validated as a file's are.
+
+    :func:`raybt.data.loader.validate_frame` (every rule of the loader; a
+    tz-naive index is UTC; errors ``asset NAME: ...``), then at least 2 bars
+    and, when ``params`` has ``bb_period``/``atr_period``, as many as the
+    indicator windows need (:func:`check_enough_bars`). Returns the loader's
+    frame format, viewing the caller's float64 columns where it can.
+    """
+    from raybt.data.loader import validate_frame
+
+    bars = validate_frame(bars, name)
+    if len(bars) < 2:
+        raise DataError(f"asset {name}: only {len(bars)} bar(s); a backtest needs at least 2")
+    check_enough_bars(bars, params, name)
+    return bars

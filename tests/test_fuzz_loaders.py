@@ -157,15 +157,16 @@ KEYS = st.sampled_from([
     "rebalance", "risk", "engine", "model", "lookback", "max_assets", "max_single_asset_weight",
     "max_asset_correlation", "enabled", "portfolio_risk", "max_portfolio_drawdown", "resume", "chunk",
     "cooldown_chunks", "resume_drawdown", "correlation_window", "transport", "checkpoint_every",
-    "defaults", "synthetic", "strategy", "broker", "data", "timeframe", "class", "bb_period", "sl_atr",
-    "leverage", "weight", "sizing", "dir", "n_assets", "seed", "format", "A", "B",
+    "defaults", "synthetic", "strategy", "broker", "data", "timeframe", "timestamp_format", "class", "bb_period",
+    "sl_atr", "leverage", "weight", "sizing", "dir", "n_assets", "seed", "format", "A", "B",
 ]) | st.text(max_size=6)
 
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**20), st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([10**400, -10**400, 2**63, float("nan"), float("inf"), "nan", "inf", "1e999", "a\x00b", ""]),
     st.text(max_size=10), st.sampled_from(["all", "1D", "5m", "1min", "equal_weight", "risk_parity", "0D",
-                                           "-1D", "none", "weekly", "cooldown", "fixed", "x.csv", "..", "/"]),
+                                           "-1D", "none", "weekly", "cooldown", "fixed", "x.csv", "..", "/",
+                                           "%d/%m/%Y %H:%M", "%Q", "%", "%Y\x00"]),
 )
 
 DOCS = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(KEYS, inner, max_size=5),
@@ -234,12 +235,12 @@ def asset_docs(draw):
         return draw(DOCS)
     section = st.dictionaries(KEYS, SCALARS, max_size=3)
     asset = st.fixed_dictionaries({"data": SCALARS | st.just("bars.csv")},
-                                  optional={"timeframe": SCALARS, "class": SCALARS, "strategy": section | SCALARS,
-                                            "broker": section | SCALARS})
+                                  optional={"timeframe": SCALARS, "timestamp_format": SCALARS, "class": SCALARS,
+                                            "strategy": section | SCALARS, "broker": section | SCALARS})
     doc = {"assets": draw(st.dictionaries(st.text(max_size=5) | st.integers(), asset, max_size=3))}
     if draw(st.booleans()):
-        doc["defaults"] = draw(st.fixed_dictionaries({}, optional={"timeframe": SCALARS, "strategy": section,
-                                                                   "broker": section}) | SCALARS)
+        doc["defaults"] = draw(st.fixed_dictionaries({}, optional={"timeframe": SCALARS, "timestamp_format": SCALARS,
+                                                                   "strategy": section, "broker": section}) | SCALARS)
     if draw(st.booleans()):
         doc["synthetic"] = draw(st.dictionaries(KEYS, SCALARS, max_size=4) | SCALARS)
     return doc
@@ -267,3 +268,38 @@ def test_fuzz_asset_config(tmp_path_factory, doc, text, mode, junk):
             param_record(asset.params)  # packs into the kernel record without overflow
             assert isinstance(asset.data, Path) and asset.data.is_absolute()
             parse_timeframe(asset.timeframe)
+            if asset.timestamp_format is not None:  # a format that strptime takes
+                assert isinstance(asset.timestamp_format, str) and "%" in asset.timestamp_format
+                pd.to_datetime(pd.Series([pd.Timestamp("2019-01-02 03:04:05").strftime(asset.timestamp_format)]),
+                               format=asset.timestamp_format)
+
+
+# --- day/month order ----------------------------------------------------------------------------
+
+DAY_MONTH_FORMATS = ["%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y %H:%M", "%m-%d-%Y %H:%M:%S", "%d/%m/%y", "%m/%d/%y %H:%M"]
+
+
+@FUZZ
+@given(days=st.lists(st.integers(0, 3000), min_size=1, max_size=25, unique=True),
+       fmt=st.sampled_from(DAY_MONTH_FORMATS), settle=st.sampled_from([None, "given"]))
+def test_fuzz_day_month_order(tmp_path_factory, days, fmt, settle):
+    """Dates written day-first or month-first: read right, or refused as ambiguous; never silently swapped.
+
+    The file settles the order when some date has its day above 12; when
+    none does, only files whose dates read the same either way (day == month)
+    load without ``timestamp_format``.
+    """
+    stamps = pd.DatetimeIndex(sorted(pd.Timestamp("2001-01-01", tz="UTC") + pd.Timedelta(days=d) for d in days))
+    if "%H" in fmt:
+        stamps = stamps + pd.Timedelta(hours=13, minutes=7)
+    path = tmp_path_factory.mktemp("dm") / "bars.csv"
+    path.write_text("date,open,high,low,close\n" + "".join(f"{t.strftime(fmt)},1,2,0.5,1.5\n" for t in stamps))
+    try:
+        bars = load_bars(path, timestamp_format=fmt if settle else None)
+    except RaybtError as exc:
+        message = str(exc)
+        assert "\n" not in message and str(path) in message
+        assert settle is None and (stamps.day <= 12).all() and (stamps.day != stamps.month).any(), message
+        assert "ambiguous date" in message and "timestamp_format" in message and "--date-format" in message
+        return
+    assert bars.index.equals(stamps.rename("timestamp").as_unit("ns"))

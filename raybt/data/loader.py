@@ -1,18 +1,34 @@
-"""Loading and validating one asset's OHLC(V) bars from CSV or Parquet.
+"""Loading and validating one asset's OHLC(V) bars from CSV, Parquet or a DataFrame.
 
-Result: a DataFrame indexed by a tz-aware UTC ``DatetimeIndex`` named
+Result: a DataFrame indexed by a tz-aware UTC ``DatetimeIndex[ns]`` named
 ``timestamp`` with float64 columns ``open, high, low, close, volume`` (volume
-0.0 when the file has none). Column names are matched case-insensitively
-(``Open``/``open``/``OPEN``, ``vol``/``volume``); the time column is
-``timestamp``/``date``/``datetime``/``time`` or the first unnamed column.
-Naive times are UTC; numeric times are Unix epoch seconds, or milliseconds
-when above 1e11.
+0.0 when the data has none). Column names are matched case-insensitively,
+ignoring surrounding spaces and ``<>`` (``Open``/``open``/``<OPEN>``,
+``vol``/``volume``); the time column is ``timestamp``/``date``/``datetime``/
+``time``/``gmt time`` or the first unnamed column, and separate ``Date`` and
+``Time`` columns (``2019.01.02,00:05`` as MetaTrader writes them) are combined
+into one timestamp. Naive times are UTC; numeric times are Unix epoch
+seconds, or milliseconds when above 1e11, except integers that all read as
+``yyyymmdd`` dates (``20190102``). Tab-separated files (MetaTrader 5
+exports) are recognised from their header line.
+
+Dates written ``dd/mm/yyyy`` or ``mm/dd/yyyy`` (also with ``.`` or ``-``) are
+read in the order the file itself settles (a row with a day above 12 in one
+position decides it for the whole column); when no row settles it the column
+is refused as ambiguous unless a ``timestamp_format`` (strptime, e.g.
+``%d/%m/%Y %H:%M``) is given, which then parses every row.
 
 Every problem raises :class:`~raybt.errors.DataError` with one line naming
-the file, the column and the first bad row, counted as *data rows* from 1 (the
-first row under the CSV header is ``data row 1``, i.e. CSV line 2 when the
-file has no blank lines; for Parquet the first record), e.g.
+the file (or ``asset NAME`` for a DataFrame), the column and the first bad
+row, counted as *data rows* from 1 (the first row under the CSV header is
+``data row 1``, i.e. CSV line 2 when the file has no blank lines; for Parquet
+the first record, for a DataFrame its first row), e.g.
 ``data/x.csv: column 'high', data row 17 (2024-01-01 01:20:00+00:00): high 1.099 < low 1.1``.
+
+:func:`validate_frame` applies the same rules to a DataFrame handed to the
+Python API (timestamps in its ``DatetimeIndex``) and returns exactly the frame
+the same data gives through a file, viewing the caller's columns where they
+already are contiguous float64 (no copy).
 """
 
 from __future__ import annotations
@@ -24,18 +40,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raybt.errors import DataError
+from raybt.errors import ConfigError, DataError
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 COLUMNS = PRICE_COLUMNS + ("volume",)
 _ALIASES = {"open": ("open", "o"), "high": ("high", "h"), "low": ("low", "l"),
             "close": ("close", "c"), "volume": ("volume", "vol", "v")}
-_TIME_NAMES = ("timestamp", "date", "datetime", "time")
+_TIME_NAMES = ("timestamp", "date", "datetime", "time", "gmt time")
 
 
 # the range of nanosecond timestamps (pandas' DatetimeIndex[ns])
 _MIN_TIME = pd.Timestamp.min.tz_localize("UTC")
 _MAX_TIME = pd.Timestamp.max.tz_localize("UTC")
+
+# d/m/y or m/d/y dates (also with '.' or '-'), optionally followed by a time part
+_DAY_MONTH = re.compile(r"^(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?=$|[ T])(.*)$", re.DOTALL)
+# a time of day alone, as in a separate Time column
+_TIME_OF_DAY = re.compile(r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$")
 
 
 def _num(value) -> str:
@@ -46,19 +67,44 @@ def _num(value) -> str:
         return repr(value)
 
 
-def _fail(source, column, row, stamp, message):
-    where = f"column '{column}', " if column else ""
+def _shown(value) -> str:
+    """A raw cell for a message: ``True`` rather than ``np.True_``."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _col(name) -> str:
+    return f"column '{name}'"
+
+
+def _fail(source, where, row, stamp, message):
+    """Raise the one-line DataError: ``source: where, data row N (stamp): message``."""
+    where = f"{where}, " if where else ""
     at = f"data row {row}" if row is not None else ""
     if stamp is not None and at:
         at += f" ({stamp})"
     raise DataError(f"{source}: {where}{at}: {message}" if at else f"{source}: {where}{message}")
 
 
+def _norm(name) -> str:
+    """A column name as matched: ``' <Close> '`` -> ``close``."""
+    return str(name).strip().lower().strip("<>").strip()
+
+
+def _sniff_separator(path: Path) -> str:
+    """``\\t`` for a tab-separated file (a header with tabs and no comma), else ``,``."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.readline(1 << 16)
+    except OSError:
+        return ","
+    return "\t" if b"\t" in head and b"," not in head else ","
+
+
 def _read(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
-        if suffix == ".csv":
-            frame = pd.read_csv(path, skipinitialspace=True)
+        if suffix in (".csv", ".tsv"):
+            frame = pd.read_csv(path, skipinitialspace=True, sep=_sniff_separator(path))
             if not isinstance(frame.index, pd.RangeIndex):
                 # pandas took the first column as the index: data rows have more fields than the header
                 raise DataError(f"{path}: data row 1 has more fields than the header "
@@ -66,6 +112,9 @@ def _read(path: Path) -> pd.DataFrame:
             return frame
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
+            if isinstance(frame.index, pd.DatetimeIndex) and frame.index.name is None \
+                    and "timestamp" not in frame.columns:
+                frame.index = frame.index.rename("timestamp")  # an unnamed DatetimeIndex holds the times
             if isinstance(frame.index, pd.DatetimeIndex) or frame.index.name:
                 frame = frame.reset_index()
             return frame
@@ -92,11 +141,15 @@ def _read(path: Path) -> pd.DataFrame:
     except Exception as exc:  # pyarrow raises its own types for corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{path}: cannot read file: {first}") from None
-    raise DataError(f"{path}: unsupported file type '{suffix}' (use .csv, .parquet or .pq)")
+    raise DataError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv, .parquet or .pq)")
 
 
-def load_bars(path) -> pd.DataFrame:
-    """Load, normalise and validate one asset's bars (see module docstring)."""
+def load_bars(path, *, timestamp_format: str | None = None) -> pd.DataFrame:
+    """Load, normalise and validate one asset's bars (see module docstring).
+
+    ``timestamp_format``: a strptime format for the time column (e.g.
+    ``%d/%m/%Y %H:%M``); it settles day/month order and parses every row.
+    """
     path = Path(path)
     try:
         if not path.exists():
@@ -107,56 +160,192 @@ def load_bars(path) -> pd.DataFrame:
             raise DataError(f"{path}: empty file (0 bytes)")
     except OSError as exc:
         raise DataError(f"{path}: cannot read file ({exc.strerror or type(exc).__name__})") from None
-    return validate_bars(_read(path), str(path))
+    return validate_bars(_read(path), str(path), timestamp_format=timestamp_format)
 
 
-def _find_columns(frame: pd.DataFrame, source: str) -> tuple[str, dict]:
-    names = [str(c) for c in frame.columns]
-    lower = {n.strip().lower(): n for n in names}
-    time_col = next((lower[t] for t in _TIME_NAMES if t in lower), None)
-    if time_col is None and names and (names[0].startswith("Unnamed") or names[0].strip() == ""):
-        time_col = names[0]
-    if time_col is None:
-        raise DataError(f"{source}: missing timestamp column (one of {', '.join(_TIME_NAMES)}; "
-                        f"columns: {', '.join(names)})")
+# --- columns -----------------------------------------------------------------------------
+
+def _price_columns(frame: pd.DataFrame, source: str, exclude=(), missing=None) -> dict:
+    """``{open/high/low/close[/volume]: column name}``; DataError for a missing or repeated one.
+
+    ``missing(col, names, hint)`` words the error for a missing column.
+    """
+    names = list(frame.columns)
+    shown = [str(n) for n in names]
     known = set(_TIME_NAMES).union(*_ALIASES.values())
-    for n in names:
+    for n in shown:
         mangled = re.fullmatch(r"(.+)\.\d+", n)  # pandas renames a repeated header 'close' to 'close.1'
-        if mangled and mangled.group(1) in names and mangled.group(1).strip().lower() in known:
+        if mangled and mangled.group(1) in shown and _norm(mangled.group(1)) in known:
             raise DataError(f"{source}: duplicate column '{mangled.group(1)}' in the header")
     for col, aliases in _ALIASES.items():
-        same = [n for n in names if n.strip().lower() in aliases]
+        same = [n for n in shown if _norm(n) in aliases]
         if len(same) > 1:
+            if len(set(same)) == 1:
+                raise DataError(f"{source}: duplicate column '{same[0]}'")
             raise DataError(f"{source}: columns {', '.join(repr(n) for n in same)} all mean '{col}'; keep one")
+    lower = {_norm(n): n for n in names}
     found = {}
     for col in COLUMNS:
         match = next((lower[a] for a in _ALIASES[col] if a in lower), None)
         if match is None and col != "volume":
-            unused = [n for n in names if n != time_col]
+            unused = [str(n) for n in names if n not in exclude]
             close = difflib.get_close_matches(col, [n.lower() for n in unused], n=1, cutoff=0.6)
             hint = ""
             if close:
                 hint = f"; did you mean '{next(n for n in unused if n.lower() == close[0])}'?"
-            raise DataError(f"{source}: missing column '{col}' (columns: {', '.join(names)}{hint})")
+            if missing is not None:
+                missing(col, unused, hint)
+            raise DataError(f"{source}: missing column '{col}' (columns: {', '.join(shown)}{hint})")
         if match is not None:
             found[col] = match
-    return time_col, found
+    return found
 
+
+def _time_columns(frame: pd.DataFrame, source: str) -> tuple:
+    """The time column(s): ``(name,)``, or ``(date, time)`` for separate Date and Time columns."""
+    names = list(frame.columns)
+    lower = {}
+    for n in names:
+        lower.setdefault(_norm(n), n)
+    if "timestamp" not in lower and "datetime" not in lower and "gmt time" not in lower \
+            and "date" in lower and "time" in lower:
+        date, time = frame[lower["date"]], frame[lower["time"]]
+        first_time = str(time.iloc[0]).strip() if len(time) and not pd.isna(time.iloc[0]) else ""
+        first_date = str(date.iloc[0]).strip() if len(date) and not pd.isna(date.iloc[0]) else ""
+        if _TIME_OF_DAY.match(first_time) and ":" not in first_date:
+            return lower["date"], lower["time"]
+    time_col = next((lower[t] for t in _TIME_NAMES if t in lower), None)
+    if time_col is None and names and (str(names[0]).startswith("Unnamed") or str(names[0]).strip() == ""):
+        time_col = names[0]
+    if time_col is None:
+        shown = [str(n) for n in names]
+        hint = ""
+        if shown and re.match(r"^\s*\d", shown[0]):
+            hint = "; the file has no header line? add one, e.g. Date,Time,Open,High,Low,Close,Volume"
+        raise DataError(f"{source}: missing timestamp column (one of {', '.join(_TIME_NAMES)}; "
+                        f"columns: {', '.join(shown)}{hint})")
+    return (time_col,)
+
+
+# --- timestamps ----------------------------------------------------------------------------
 
 def _one_time(text):
     try:
-        return pd.Timestamp(text).tz_localize("UTC") if pd.Timestamp(text).tzinfo is None else pd.Timestamp(text).tz_convert("UTC")
+        stamp = pd.Timestamp(text)
+        return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     except (ValueError, OverflowError, TypeError):
         return pd.NaT
 
 
-def _parse_times(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
+def _example_format(text: str, day_first: bool = True) -> str:
+    """A strptime format matching ``text`` (a d/m/y date), for the hint of an error."""
+    match = _DAY_MONTH.match(text)
+    if not match:
+        return "%d/%m/%Y %H:%M"
+    sep, year, rest = match.group(2), match.group(4), match.group(5)
+    date = (f"%d{sep}%m{sep}" if day_first else f"%m{sep}%d{sep}") + ("%Y" if len(year) == 4 else "%y")
+    clock = re.match(r"^([ T])\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$", rest)
+    if not clock:
+        return date
+    return date + clock.group(1) + "%H:%M" + (":%S" if clock.group(2) else "") + (".%f" if clock.group(3) else "")
+
+
+def _settle_day_month(text: pd.Series, source: str, where: str) -> pd.Series:
+    """Rewrite d/m/y or m/d/y dates to ISO ``yyyy-mm-dd`` in the order the column settles.
+
+    A row with its first number above 12 makes the column day-first, one
+    with its second above 12 month-first; rows on both sides, or no row
+    deciding while some row reads differently either way, are refused.
+    """
+    parts = text.str.extract(_DAY_MONTH.pattern)
+    unmatched = parts[0].isna().to_numpy()
+    if unmatched.any():
+        row = int(np.flatnonzero(unmatched)[0])
+        _fail(source, where, row + 1, None, f"cannot parse timestamp {text.iloc[row]!r} (row 1 is a "
+                                            f"day/month/year or month/day/year date, this row is not)")
+    first = parts[0].astype(np.int64).to_numpy()
+    second = parts[2].astype(np.int64).to_numpy()
+    day_first = np.flatnonzero(first > 12)
+    month_first = np.flatnonzero(second > 12)
+    if len(day_first) and len(month_first):
+        a, b = int(day_first[0]), int(month_first[0])
+        k, other = max(a, b), min(a, b)
+        order = "day-first" if other == a else "month-first"
+        _fail(source, where, k + 1, None,
+              f"date {text.iloc[k]!r} contradicts data row {other + 1} ({text.iloc[other]!r}, {order}); "
+              f"set timestamp_format (e.g. {_example_format(text.iloc[k], order == 'day-first')}) "
+              f"in the asset config or --date-format")
+    if not len(day_first) and not len(month_first):
+        differ = np.flatnonzero(first != second)
+        if len(differ):
+            row = int(differ[0])
+            _fail(source, where, row + 1, None,
+                  f"ambiguous date {text.iloc[row]!r} (day-first or month-first?): set timestamp_format "
+                  f"(e.g. {_example_format(text.iloc[row])}) in the asset config or --date-format")
+    if len(month_first):
+        month, day = parts[0], parts[2]
+    else:
+        day, month = parts[0], parts[2]
+    year = parts[3]
+    short = year.str.len() == 2
+    if short.any():  # strptime's %y: 69..99 -> 1969..1999, 00..68 -> 2000..2068
+        yy = year.astype(np.int64)
+        year = year.where(~short, (yy + np.where(yy >= 69, 1900, 2000)).astype(str))
+    return year + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + parts[4]
+
+
+def _as_text(raw: pd.Series) -> pd.Series:
+    if pd.api.types.is_integer_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype(np.int64).astype(str)
+    return raw.astype(str).str.strip()
+
+
+def _in_range(parsed: pd.DatetimeIndex, shown: pd.Series, source: str, where: str) -> pd.DatetimeIndex:
+    try:
+        return pd.DatetimeIndex(parsed).as_unit("ns")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime):
+        bad = np.array([not (_MIN_TIME <= t <= _MAX_TIME) for t in parsed], dtype=bool)
+    row = int(np.flatnonzero(bad)[0]) if bad.any() else 0
+    _fail(source, where, row + 1, None, f"timestamp {shown.iloc[row]!r} out of range "
+                                        f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
+
+
+def _yyyymmdd(raw: pd.Series) -> bool:
+    """Integers that all read as dates ``yyyymmdd`` (1900..2261, month 1..12, day 1..31)."""
+    if not pd.api.types.is_integer_dtype(raw) or pd.api.types.is_bool_dtype(raw) or not len(raw):
+        return False
+    values = raw.to_numpy(dtype=np.int64)
+    if values.min() < 19000101 or values.max() > 22611231:
+        return False
+    month, day = (values // 100) % 100, values % 100
+    return bool(((month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)).all())
+
+
+def _parse_times(raw: pd.Series, source: str, where: str, fmt: str | None = None,
+                 fmt_said: str | None = None) -> pd.DatetimeIndex:
+    """UTC stamps of a time column; ``fmt``: a strptime format for every row (``fmt_said``: how
+    errors name it, default ``with timestamp_format 'FMT'``)."""
     if raw.isna().any():
         row = int(np.flatnonzero(raw.isna().to_numpy())[0]) + 1
-        _fail(source, column, row, None, "missing timestamp")
+        _fail(source, where, row, None, "missing timestamp")
+    if fmt is not None:
+        text = _as_text(raw)
+        try:
+            parsed = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+        except (ValueError, TypeError) as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"{source}: timestamp_format {fmt!r} is not a valid format ({message})") from None
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            said = fmt_said or f"with timestamp_format {fmt!r}"
+            _fail(source, where, row + 1, None, f"cannot parse timestamp {text.iloc[row]!r} {said}")
+        return _in_range(parsed, text, source, where)
     if pd.api.types.is_datetime64_any_dtype(raw):
         stamps = pd.DatetimeIndex(raw)
         return stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC")
+    if _yyyymmdd(raw):  # 20190102: a date, not 20 million epoch seconds (August 1970)
+        return _parse_times(raw, source, where, "%Y%m%d", "(read as a yyyymmdd date)")
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         values = raw.to_numpy(dtype=np.float64)
         unit = "ms" if np.nanmax(np.abs(values)) > 1e11 else "s"
@@ -164,9 +353,12 @@ def _parse_times(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
         bad = ~np.isfinite(values) | (np.abs(values) > limit)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            _fail(source, column, row + 1, None, f"epoch timestamp out of range: {_num(values[row])}")
+            _fail(source, where, row + 1, None, f"epoch timestamp out of range: {_num(values[row])}")
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
-    text = raw.astype(str).str.strip()
+    shown = raw.astype(str).str.strip()
+    text = shown
+    if len(text) and _DAY_MONTH.match(text.iloc[0]):
+        text = _settle_day_month(text, source, where)
     try:
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         if parsed.isna().any():
@@ -176,83 +368,185 @@ def _parse_times(raw: pd.Series, source: str, column: str) -> pd.DatetimeIndex:
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        _fail(source, column, row + 1, None, f"cannot parse timestamp {text.iloc[row]!r}")
+        _fail(source, where, row + 1, None, f"cannot parse timestamp {shown.iloc[row]!r}")
+    return _in_range(parsed, shown, source, where)
+
+
+def _file_times(frame: pd.DataFrame, columns: tuple, source: str, fmt: str | None):
+    """``(UTC stamps, where)`` from a file's time column, or its Date and Time columns combined."""
+    if len(columns) == 1:
+        where = _col(columns[0])
+        return _parse_times(frame[columns[0]], source, where, fmt), where
+    date, time = (frame[c] for c in columns)
+    where = f"columns '{columns[0]}' and '{columns[1]}'"
+    for part in (date, time):
+        if part.isna().any():
+            row = int(np.flatnonzero(part.isna().to_numpy())[0]) + 1
+            _fail(source, _col(part.name), row, None, "missing timestamp")
+    combined = _as_text(date) + " " + _as_text(time)
+    return _parse_times(combined, source, where, fmt), where
+
+
+# --- values and rules ----------------------------------------------------------------------
+
+def _float_or_nan(value) -> float:
     try:
-        return pd.DatetimeIndex(parsed).as_unit("ns")
-    except (OverflowError, pd.errors.OutOfBoundsDatetime):
-        bad = np.array([not (_MIN_TIME <= t <= _MAX_TIME) for t in parsed], dtype=bool)
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        _fail(source, column, row + 1, None, f"timestamp {text.iloc[row]!r} out of range "
-                                             f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
-    return pd.DatetimeIndex(parsed)
+        return float(value)
+    except (OverflowError, TypeError, ValueError):
+        return float("nan")
 
 
-def validate_bars(frame: pd.DataFrame, source: str = "bars") -> pd.DataFrame:
-    """Normalise columns and check every rule; return the loader's frame format."""
-    if len(frame.columns) == 0 or len(frame) == 0:
-        raise DataError(f"{source}: empty file (no rows)")
-    if isinstance(frame.index, pd.DatetimeIndex):
-        frame = frame.reset_index()
-    time_col, cols = _find_columns(frame, source)
-    stamps = _parse_times(frame[time_col], source, time_col)
-    shown = lambda i: stamps[i]  # noqa: E731 - timestamp of a positional row
-    values = {}
-    for col in COLUMNS:
-        if col not in cols:
-            values[col] = np.zeros(len(frame))
-            continue
-        raw = frame[cols[col]]
-        numeric = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw
+def _is_plain_number(dtype) -> bool:
+    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not pd.api.types.is_complex_dtype(dtype))
+
+
+def _float_values(raw: pd.Series, source: str, where: str, stamps) -> np.ndarray:
+    """A price/volume column as float64 (a view when it already is contiguous float64)."""
+    if isinstance(raw.dtype, pd.CategoricalDtype):  # its values, as Parquet gives them back
+        raw = pd.Series(np.asarray(raw), index=raw.index, name=raw.name)
+    dtype = raw.dtype
+    if _is_plain_number(dtype):
+        numeric = raw
+    elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        try:
+            numeric = pd.to_numeric(raw, errors="coerce")
+        except (OverflowError, TypeError, ValueError):  # e.g. a Python int beyond float range
+            numeric = pd.Series([_float_or_nan(v) for v in raw], index=raw.index, dtype=np.float64)
         bad = numeric.isna().to_numpy() & raw.notna().to_numpy()
+        if pd.api.types.is_object_dtype(dtype):  # True/False are not prices (nor are they in a CSV file)
+            bad |= raw.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            _fail(source, cols[col], i + 1, shown(i), f"not a number: {raw.iloc[i]!r}")
+            _fail(source, where, i + 1, stamps[i], f"not a number: {_shown(raw.iloc[i])}")
+        if not _is_plain_number(numeric.dtype):
+            _fail(source, where, 1, stamps[0], f"not a number: {_shown(raw.iloc[0])}")
+    else:
+        _fail(source, where, 1, stamps[0], f"not a number: {_shown(raw.iloc[0])} (a {dtype} column)")
+    if isinstance(numeric.dtype, np.dtype):
         arr = numeric.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            _fail(source, cols[col], i + 1, shown(i), f"{'missing value (NaN)' if np.isnan(arr[i]) else 'infinite value'}")
-        values[col] = arr
+    else:  # nullable / Arrow-backed numbers: missing values become NaN
+        arr = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.ascontiguousarray(arr)
+
+
+def _check_rules(stamps: pd.DatetimeIndex, raw_columns: dict, source: str, time_where: str) -> pd.DataFrame:
+    """Every rule on UTC ``stamps`` and the raw OHLC(V) Series; the loader's frame."""
     try:
         stamps = stamps.as_unit("ns")
     except (OverflowError, pd.errors.OutOfBoundsDatetime):
         i = next(k for k, t in enumerate(stamps) if not (_MIN_TIME <= t <= _MAX_TIME))
-        _fail(source, time_col, i + 1, None, f"timestamp {str(stamps[i])!r} out of range "
-                                             f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
+        _fail(source, time_where, i + 1, None, f"timestamp {str(stamps[i])!r} out of range "
+                                               f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
+    n = len(stamps)
+    values, where = {}, {}
+    for col in COLUMNS:
+        if col not in raw_columns:
+            values[col] = np.zeros(n)
+            continue
+        raw = raw_columns[col]
+        where[col] = _col(raw.name)
+        arr = _float_values(raw, source, where[col], stamps)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            _fail(source, where[col], i + 1, stamps[i],
+                  f"{'missing value (NaN)' if np.isnan(arr[i]) else 'infinite value'}")
+        values[col] = arr
     ns = stamps.asi8
     step = np.diff(ns)
     if (step == 0).any():
         i = int(np.flatnonzero(step == 0)[0]) + 1
-        _fail(source, time_col, i + 1, shown(i), "duplicate timestamp")
+        _fail(source, time_where, i + 1, stamps[i], "duplicate timestamp")
     if (step < 0).any():
         i = int(np.flatnonzero(step < 0)[0]) + 1
-        _fail(source, time_col, i + 1, shown(i), f"timestamps not sorted (earlier than row {i})")
+        _fail(source, time_where, i + 1, stamps[i], f"timestamps not sorted (earlier than row {i})")
     for col in PRICE_COLUMNS:
         bad = values[col] <= 0
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            _fail(source, cols[col], i + 1, shown(i), f"non-positive price {_num(values[col][i])}")
+            _fail(source, where[col], i + 1, stamps[i], f"non-positive price {_num(values[col][i])}")
     o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
     bad = h < lo
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["high"], i + 1, shown(i), f"high {_num(h[i])} < low {_num(lo[i])}")
+        _fail(source, where["high"], i + 1, stamps[i], f"high {_num(h[i])} < low {_num(lo[i])}")
     bad = h < np.maximum(o, c)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["high"], i + 1, shown(i), f"high {_num(h[i])} below open/close {_num(max(o[i], c[i]))}")
+        _fail(source, where["high"], i + 1, stamps[i], f"high {_num(h[i])} below open/close {_num(max(o[i], c[i]))}")
     bad = lo > np.minimum(o, c)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["low"], i + 1, shown(i), f"low {_num(lo[i])} above open/close {_num(min(o[i], c[i]))}")
+        _fail(source, where["low"], i + 1, stamps[i], f"low {_num(lo[i])} above open/close {_num(min(o[i], c[i]))}")
     bad = values["volume"] < 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        _fail(source, cols["volume"], i + 1, shown(i), f"negative volume {_num(values['volume'][i])}")
-    out = pd.DataFrame({k: np.ascontiguousarray(values[k]) for k in COLUMNS},
-                       index=pd.DatetimeIndex(stamps, name="timestamp").as_unit("ns"))
-    return out
+        _fail(source, where["volume"], i + 1, stamps[i], f"negative volume {_num(values['volume'][i])}")
+    # copy=False: columns that were contiguous float64 stay views of the caller's arrays
+    return pd.DataFrame({k: values[k] for k in COLUMNS},
+                        index=pd.DatetimeIndex(stamps, name="timestamp"), copy=False)
+
+
+def validate_bars(frame: pd.DataFrame, source: str = "bars", *, timestamp_format: str | None = None) -> pd.DataFrame:
+    """Normalise columns and check every rule; return the loader's frame format.
+
+    ``frame``: as read from a file (a time column, or times in a
+    ``DatetimeIndex``); ``source``: the file named in errors.
+    """
+    if len(frame.columns) == 0 or len(frame) == 0:
+        raise DataError(f"{source}: empty file (no rows)")
+    if isinstance(frame.index, pd.DatetimeIndex):
+        if frame.index.name is None and "timestamp" not in frame.columns:
+            frame = frame.rename_axis("timestamp")
+        frame = frame.reset_index()
+    times = _time_columns(frame, source)
+    cols = _price_columns(frame, source, exclude=times)
+    stamps, time_where = _file_times(frame, times, source, timestamp_format)
+    return _check_rules(stamps, {k: frame[v] for k, v in cols.items()}, source, time_where)
+
+
+def validate_frame(bars, name: str) -> pd.DataFrame:
+    """Validate one asset's bars given as a DataFrame (the Python API); the loader's frame format.
+
+    The same rules and one-line :class:`DataError` as :func:`load_bars`, the
+    source named ``asset NAME`` and the time column ``index``: the
+    timestamps are the frame's ``DatetimeIndex`` (named or not; tz-naive
+    means UTC, like naive times in a file; any other index is an error);
+    OHLC(V) columns are matched as the loader matches them, other columns
+    are ignored. A frame that passes gives exactly the frame its data gives
+    written to Parquet and loaded (to CSV too, for float64 prices); columns
+    that already are contiguous float64 are not copied.
+    """
+    source = f"asset {name}"
+    if not isinstance(bars, pd.DataFrame):
+        raise DataError(f"{source}: bars must be a pandas DataFrame (DatetimeIndex; open, high, low, close "
+                        f"columns), got {type(bars).__name__}")
+    index = bars.index
+    if not isinstance(index, pd.DatetimeIndex):
+        named = [str(n) for n in bars.columns if _norm(n) in _TIME_NAMES]
+        hint = f"; make it the index: bars.set_index({named[0]!r})" if named else ""
+        raise DataError(f"{source}: bars have a {type(index).__name__}, not a DatetimeIndex "
+                        f"(need a DatetimeIndex and open, high, low, close{hint})")
+
+    def missing(col, unused, hint):
+        raise DataError(f"{source}: bars have no column '{col}' (columns: {', '.join(unused) or 'none'}{hint}; "
+                        f"need a DatetimeIndex and open, high, low, close)")
+
+    cols = _price_columns(bars, source, missing=missing)
+    if len(bars) == 0:
+        raise DataError(f"{source}: no bars (an empty frame)")
+    if index.hasnans:
+        row = int(np.flatnonzero(index.isna())[0]) + 1
+        _fail(source, "index", row, None, "missing timestamp (NaT)")
+    stamps = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    raw = {}
+    for col, label in cols.items():
+        column = bars[label]
+        if isinstance(column, pd.DataFrame):  # a repeated label
+            raise DataError(f"{source}: duplicate column '{label}'")
+        raw[col] = column
+    return _check_rules(stamps, raw, source, "index")
 
 
 def save_bars(df: pd.DataFrame, path, fmt: str | None = None) -> None:
