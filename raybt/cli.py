@@ -183,6 +183,10 @@ def _run(args) -> int:
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
     n_assets = len(configs)
+    from raybt.data.checks import degenerate_warnings, result_warnings
+
+    warnings = [line for name, bars, asset in zip(backtester.names, backtester.bars, configs)
+                for line in degenerate_warnings(bars, f"asset {name}", asset.params)]
     # what runs, on stdout once everything is checked (stderr is for the progress bar and errors)
     print(f"parameters: {pconf.asset_config}"
           + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
@@ -197,7 +201,11 @@ def _run(args) -> int:
     with chunk_progress(n_chunks, f"{pconf.name} ({n_assets} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
         result = backtester.run(checkpoint_dir=tmp, resume=resume)
+    warnings += result_warnings({"portfolio": result.metrics["portfolio"], **result.metrics["assets"]})
+    for line in warnings:
+        _echo(f"warning: {line}")
     result.provenance["best_configs"] = best
+    result.provenance["warnings"] = warnings
     result.save(out, reuse=True, format=pconf.output.format, timer=timer)
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])

@@ -245,3 +245,27 @@ def test_disk_full_is_one_line_naming_the_path(tmp_path, universe):
     assert len(errors) == 1 and str(disk / ".out.partial") in errors[0], done.stderr
     assert ("disk full" in errors[0]) if mounted else ("too large" in errors[0])
     assert not (disk / "out").exists()
+
+
+# --- degenerate data is said, not silent --------------------------------------------------------
+
+def test_degenerate_data_gets_warning_lines_in_the_run_and_its_summary(tmp_path, universe, capsys):
+    import pandas as pd
+
+    name, path = next(iter(universe.items()))
+    tiny = pd.read_parquet(path)
+    for column in ("open", "high", "low", "close"):
+        tiny[column] = tiny[column] * 1e-12
+    scaled = dict(universe)
+    scaled[name] = tmp_path / f"{name}.parquet"
+    tiny.to_parquet(scaled[name])
+    config = _portfolio(tmp_path, scaled)
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--engine", "local", "--no-progress", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    warned = [line for line in err.splitlines() if line.startswith("warning: ")]
+    assert any(f"asset {name}" in line for line in warned), err
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["warnings"] and all(f"warning: {w}" in warned for w in info["warnings"])
+    summary = (out / "portfolio_summary.txt").read_text()
+    assert summary.startswith("Warnings\n") and name in summary.split("\n\n")[0]

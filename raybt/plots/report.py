@@ -446,9 +446,12 @@ def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
                             frontier=frontier, timer=timer)
     title = run["config"].get("name") or Path(run.get("final_dir") or run["run_dir"]).name
     with phase(timer, "report.summary"):
-        write_portfolio_summary(out_dir / "portfolio_summary.txt", run["equity"], run["trades"],
-                                run["metrics"], run["weights"], multipliers=run["multipliers"], analysis=analysis,
-                                title=f"Portfolio summary: {title}")
+        summary = out_dir / "portfolio_summary.txt"
+        write_portfolio_summary(summary, run["equity"], run["trades"], run["metrics"], run["weights"],
+                                multipliers=run["multipliers"], analysis=analysis, title=f"Portfolio summary: {title}")
+        warnings = (run.get("run_info") or {}).get("warnings") or []
+        if warnings:  # degenerate data or results: said first, not buried
+            summary.write_text("Warnings\n" + "".join(f"  - {w}\n" for w in warnings) + "\n" + summary.read_text())
         (out_dir / "analysis.json").write_text(
             json.dumps(analysis_to_json(analysis), indent=2) + "\n", encoding="utf-8")
     with phase(timer, "report.html"):
