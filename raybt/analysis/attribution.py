@@ -37,10 +37,12 @@ so in both cases the attributed PnLs sum to the portfolio PnL.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from raybt.analysis.moments import ReturnMoments, return_moments
 
 __all__ = [
     "NON_ASSET_COLUMNS",
@@ -56,6 +58,10 @@ __all__ = [
 ]
 
 NON_ASSET_COLUMNS = ("equity", "drawdown")
+
+# columns per chunk in the passes over the sleeve equity: about this many
+# float64 values per temporary (32 MB), whatever the number of bars
+_CHUNK_VALUES = 1 << 22
 
 
 def asset_columns(equity: pd.DataFrame) -> list[str]:
@@ -73,13 +79,88 @@ def _assets(equity: pd.DataFrame, assets: Iterable[str] | None) -> list[str]:
     return names
 
 
-def _flows_frame(flows: pd.DataFrame | None, equity: pd.DataFrame,
-                 assets: list[str]) -> pd.DataFrame:
-    """``flows`` aligned to the equity index and the assets (missing -> 0)."""
+# ------------------------------------------------------------------ capital flows
+
+class Flows(NamedTuple):
+    """Capital flows as triplets, one per (bar, asset) with a non-zero net flow.
+
+    ``rows``: bar positions in the equity index; ``cols``: asset positions
+    in ``assets``; ``amount``: cash added (+) or removed (-), currency.
+    Sorted by (col, row).  The dense frame of :func:`capital_flows` would be
+    bars x assets of mostly zeros.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    amount: np.ndarray
+    n_rows: int
+    assets: list
+
+    def per_asset(self) -> np.ndarray:
+        """Net flow into each asset over all bars (currency)."""
+        return np.bincount(self.cols, weights=self.amount, minlength=len(self.assets))
+
+    def dense(self) -> np.ndarray:
+        out = np.zeros((self.n_rows, len(self.assets)))
+        out[self.rows, self.cols] = self.amount
+        return out
+
+
+def _make_flows(rows, cols, amount, n_rows: int, assets: list) -> Flows:
+    """Sum duplicates of (row, col) in input order (as ``np.add.at`` does), drop zeros."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    amount = np.asarray(amount, dtype=np.float64)
+    key = cols * max(n_rows, 1) + rows
+    uniq, inverse = np.unique(key, return_inverse=True)
+    total = np.zeros(len(uniq))
+    np.add.at(total, inverse, amount)
+    keep = total != 0.0
+    uniq, total = uniq[keep], total[keep]
+    return Flows(uniq % max(n_rows, 1), uniq // max(n_rows, 1), total, int(n_rows), list(assets))
+
+
+def _flows_from_multipliers(multipliers: pd.DataFrame, index: pd.DatetimeIndex,
+                            assets: list) -> Flows:
+    index = pd.DatetimeIndex(index)
+    empty = Flows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), len(index), assets)
+    if not len(multipliers) or not len(index):
+        return empty
+    m = multipliers[multipliers["capital_adjustment"].astype(float) != 0.0]
+    cols = pd.Index(assets).get_indexer(m["asset"])
+    m, cols = m[cols >= 0], cols[cols >= 0]
+    if not len(m):
+        return empty
+    starts = pd.DatetimeIndex(pd.to_datetime(m["chunk_start"], utc=index.tz is not None))
+    if index.tz is not None and starts.tz is None:
+        starts = starts.tz_localize(index.tz)
+    pos = index.searchsorted(starts)
+    ok = pos < len(index)
+    return _make_flows(pos[ok], cols[ok], m["capital_adjustment"].to_numpy(float)[ok],
+                       len(index), assets)
+
+
+def _flows_from_frame(flows: pd.DataFrame, index: pd.Index, assets: list) -> Flows:
+    if flows.index.equals(index) and list(flows.columns) == list(assets):
+        values = flows.to_numpy(dtype=np.float64)
+    else:
+        values = flows.reindex(index=index, columns=assets).to_numpy(dtype=np.float64)
+    rows, cols = np.nonzero((values != 0.0) & ~np.isnan(values))  # NaN = no flow
+    order = np.lexsort((rows, cols))
+    rows, cols = rows[order], cols[order]
+    return Flows(rows.astype(np.int64), cols.astype(np.int64), values[rows, cols],
+                 len(index), list(assets))
+
+
+def _as_flows(flows, index: pd.Index, assets: list) -> Flows | None:
+    """``flows`` (None, a wide frame or :class:`Flows`) as triplets for ``assets``."""
     if flows is None:
-        return pd.DataFrame(0.0, index=equity.index, columns=assets)
-    return (flows.reindex(index=equity.index, columns=assets)
-            .fillna(0.0).astype(np.float64))
+        return None
+    if isinstance(flows, Flows):
+        if list(flows.assets) == list(assets) and flows.n_rows == len(index):
+            return flows
+        flows = pd.DataFrame(flows.dense(), index=index, columns=flows.assets)
+    return _flows_from_frame(flows, index, assets)
 
 
 def capital_flows(multipliers: pd.DataFrame, index: pd.DatetimeIndex,
@@ -90,28 +171,121 @@ def capital_flows(multipliers: pd.DataFrame, index: pd.DatetimeIndex,
     ``chunk_start``, ``asset``, ``capital_adjustment``); each adjustment is
     placed on the first bar of ``index`` at or after its ``chunk_start``
     (currency; 0 on every other bar).  Adjustments after the last bar are
-    dropped.  Returns a frame with ``index`` and one column per asset.
+    dropped.  Returns a frame with ``index`` and one column per asset
+    (bars x assets: :func:`raybt.analysis.analyse_run` keeps the flows as
+    triplets instead).
     """
     index = pd.DatetimeIndex(index)
     if assets is None:
         assets = list(pd.unique(multipliers["asset"]))
-    assets = list(assets)
-    out = np.zeros((len(index), len(assets)))
-    if len(multipliers) and len(index):
-        m = multipliers[multipliers["capital_adjustment"].astype(float) != 0.0]
-        col = {a: j for j, a in enumerate(assets)}
-        m = m[m["asset"].isin(col)]
-        if len(m):
-            starts = pd.DatetimeIndex(pd.to_datetime(m["chunk_start"], utc=index.tz is not None))
-            if index.tz is not None and starts.tz is None:
-                starts = starts.tz_localize(index.tz)
-            pos = index.searchsorted(starts)
-            ok = pos < len(index)
-            rows = pos[ok]
-            cols = np.array([col[a] for a in m["asset"]])[ok]
-            np.add.at(out, (rows, cols), m["capital_adjustment"].to_numpy(float)[ok])
-    return pd.DataFrame(out, index=index, columns=assets)
+    f = _flows_from_multipliers(multipliers, index, list(assets))
+    return pd.DataFrame(f.dense(), index=index, columns=list(assets))
 
+
+# ------------------------------------------------------------- passes over sleeves
+
+def _column_chunks(equity: pd.DataFrame, names: list):
+    """``(j0, j1, values)`` over the sleeve columns, ``values`` a (bars, j1 - j0)
+    float64 array (a view when the frame holds one float64 block)."""
+    n_rows = max(len(equity), 1)
+    width = max(1, _CHUNK_VALUES // n_rows)
+    for j0 in range(0, len(names), width):
+        j1 = min(j0 + width, len(names))
+        yield j0, j1, equity[names[j0:j1]].to_numpy(dtype=np.float64, copy=False)
+
+
+def _row_totals(equity: pd.DataFrame, names: list) -> np.ndarray:
+    """Row sums of the sleeves (NaN skipped), added column by column in order."""
+    total = np.zeros(len(equity))
+    for _, _, values in _column_chunks(equity, names):
+        for j in range(values.shape[1]):
+            col = values[:, j]
+            np.add(total, col, out=total, where=~np.isnan(col))
+    return total
+
+
+class SleeveStats(NamedTuple):
+    """Per-sleeve results of one pass over the sleeve equity (arrays by asset).
+
+    ``returns``: (bars - 1, assets) simple returns (F-ordered; None when not
+    asked for); ``first``/``last``: first and last equity; ``flow_total``:
+    net flows per asset (0 without flows); ``share``: average share of the
+    sleeves' row sum (not normalised; None when not asked for);
+    ``max_drawdown`` and ``total_return`` (None when not asked for): see
+    :func:`raybt.analysis.asset_table`.
+    """
+
+    assets: list
+    returns: np.ndarray | None
+    first: np.ndarray
+    last: np.ndarray
+    flow_total: np.ndarray
+    share: np.ndarray | None
+    max_drawdown: np.ndarray | None
+    total_return: np.ndarray | None
+
+
+def sleeve_pass(equity: pd.DataFrame, names: list, flows: Flows | None, *,
+                returns: bool = True, shares: bool = True, stats: bool = True) -> SleeveStats:
+    """Everything per sleeve from the equity frame, one column chunk at a time.
+
+    Holds the returns matrix (when ``returns``) and chunk-sized temporaries,
+    never a second full copy of the sleeve equity.  ``stats`` needs
+    ``returns`` when ``flows`` are given.
+    """
+    T, n = len(equity), len(names)
+    R = np.empty((max(T - 1, 0), n), order="F") if returns else None
+    first, last = np.full(n, math.nan), np.full(n, math.nan)
+    share = np.full(n, math.nan) if shares else None
+    mdd = np.full(n, math.nan) if stats else None
+    tot = np.full(n, math.nan) if stats else None
+    total = _row_totals(equity, names) if shares else None
+    flow_total = flows.per_asset() if flows is not None else np.zeros(n)
+    by_col = None
+    if flows is not None and len(flows.rows) and returns:
+        by_col = np.searchsorted(flows.cols, np.arange(n + 1))  # flows of col j: [by_col[j], by_col[j+1])
+    for j0, j1, V in _column_chunks(equity, names):
+        if T:
+            first[j0:j1], last[j0:j1] = V[0], V[-1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if shares and T:
+                S = np.divide(V, total[:, None], out=np.empty(V.shape, order="F"))
+                valid = ~np.isnan(S)
+                S[~valid] = 0.0
+                share[j0:j1] = S.sum(axis=0) / valid.sum(axis=0)
+                del S, valid
+            if returns:
+                Rc = R[:, j0:j1]
+                if T > 1:
+                    np.divide(V[1:], V[:-1], out=Rc)
+                    Rc -= 1.0
+                if by_col is not None:
+                    a, b = by_col[j0], by_col[j1]
+                    rows, cols, amt = flows.rows[a:b], flows.cols[a:b] - j0, flows.amount[a:b]
+                    at = rows >= 1  # a flow on the first bar has no return to adjust
+                    rows, cols, amt = rows[at], cols[at], amt[at]
+                    Rc[rows - 1, cols] = V[rows, cols] / (V[rows - 1, cols] + amt) - 1.0
+            if stats and T:
+                if flows is None:
+                    peak = np.maximum.accumulate(V, axis=0)
+                    dd = np.where(peak > 0, 1.0 - V / peak, 0.0)
+                    mdd[j0:j1] = np.fmax.reduce(dd, axis=0)
+                    tot[j0:j1] = np.where(V[0] != 0, V[-1] / V[0] - 1.0, math.nan)
+                    del peak, dd
+                else:
+                    fin = np.isfinite(Rc)
+                    growth = np.where(fin, 1.0 + Rc, 1.0)
+                    tot[j0:j1] = np.prod(growth, axis=0) - 1.0
+                    growth[~fin] = 1.0
+                    wealth = np.cumprod(growth, axis=0)
+                    peak = np.maximum(np.maximum.accumulate(wealth, axis=0), 1.0)
+                    dd = 1.0 - wealth / peak
+                    mdd[j0:j1] = np.maximum(dd.max(axis=0, initial=0.0), 0.0)
+                    del fin, growth, wealth, peak, dd
+    return SleeveStats(list(names), R, first, last, flow_total, share, mdd, tot)
+
+
+# ------------------------------------------------------------------ public API
 
 def sleeve_returns(equity: pd.DataFrame, assets: Iterable[str] | None = None,
                    flows: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -121,14 +295,17 @@ def sleeve_returns(equity: pd.DataFrame, assets: Iterable[str] | None = None,
     ``flows`` is None, giving ``E_t / E_{t-1} - 1``).  The first row (no
     previous bar) is dropped, so the result has ``len(equity) - 1`` rows
     indexed by the later bar's timestamp.  A sleeve at zero equity gives
-    inf/NaN returns (not masked).
+    inf/NaN returns (not masked).  The frame wraps one (bars - 1, assets)
+    float64 array.
     """
     names = _assets(equity, assets)
-    values = equity[names].to_numpy(dtype=np.float64)
-    f = _flows_frame(flows, equity, names).to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = values[1:] / (values[:-1] + f[1:]) - 1.0
-    return pd.DataFrame(r, index=equity.index[1:], columns=names)
+    f = _as_flows(flows, equity.index, names)
+    st = sleeve_pass(equity, names, f, returns=True, shares=False, stats=False)
+    return _returns_frame(st.returns, equity.index, names)
+
+
+def _returns_frame(R: np.ndarray, index: pd.Index, names: list) -> pd.DataFrame:
+    return pd.DataFrame(R, index=index[1:], columns=names, copy=False)
 
 
 def portfolio_equity(equity: pd.DataFrame, assets: Iterable[str] | None = None) -> pd.Series:
@@ -136,6 +313,11 @@ def portfolio_equity(equity: pd.DataFrame, assets: Iterable[str] | None = None) 
     if "equity" in equity.columns:
         return equity["equity"].astype(np.float64)
     return equity[_assets(equity, assets)].sum(axis=1).rename("equity")
+
+
+def _first_last(equity: pd.DataFrame, names: list) -> tuple[np.ndarray, np.ndarray]:
+    ends = equity[names].iloc[[0, -1]].to_numpy(dtype=np.float64)
+    return ends[0], ends[1]
 
 
 def pnl_attribution(equity: pd.DataFrame, assets: Iterable[str] | None = None,
@@ -148,11 +330,12 @@ def pnl_attribution(equity: pd.DataFrame, assets: Iterable[str] | None = None,
     external flow, which is 0 for internal rebalancing).
     """
     names = _assets(equity, assets)
-    sleeves = equity[names].astype(np.float64)
-    pnl = sleeves.iloc[-1] - sleeves.iloc[0]
-    if flows is not None:
-        pnl = pnl - _flows_frame(flows, equity, names).sum(axis=0)
-    return pnl.rename("pnl")
+    first, last = _first_last(equity, names)
+    f = _as_flows(flows, equity.index, names)
+    pnl = last - first
+    if f is not None:
+        pnl = pnl - f.per_asset()
+    return pd.Series(pnl, index=names, name="pnl")
 
 
 def return_contribution(equity: pd.DataFrame, assets: Iterable[str] | None = None,
@@ -170,15 +353,16 @@ def equity_weights(equity: pd.DataFrame, assets: Iterable[str] | None = None) ->
     """Each sleeve's average share of portfolio equity over all bars (sums to 1).
 
     Shares are taken against the row sum of the listed sleeves, so they sum
-    to 1 even when only a subset of assets is passed.
+    to 1 even when only a subset of assets is passed.  Bars where a share is
+    NaN are skipped for that sleeve.
     """
     names = _assets(equity, assets)
-    sleeves = equity[names].astype(np.float64)
-    total = sleeves.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = sleeves.div(total, axis=0)
-    w = share.mean(axis=0, skipna=True)
-    return (w / w.sum()).rename("weight")
+    st = sleeve_pass(equity, names, None, returns=False, shares=True, stats=False)
+    return _normalised_weights(st.share, names)
+
+
+def _normalised_weights(share: np.ndarray, names: list) -> pd.Series:
+    return pd.Series(share / share.sum(), index=names, name="weight")
 
 
 def as_weight_series(weights, assets: Iterable[str] | None = None) -> pd.Series:
@@ -207,7 +391,17 @@ def as_weight_series(weights, assets: Iterable[str] | None = None) -> pd.Series:
 
 
 def _clean_returns(returns: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``returns`` where every column is finite (a copy)."""
     return returns.replace([np.inf, -np.inf], np.nan).dropna(how="any")
+
+
+def _risk_shares(mom: ReturnMoments, w: np.ndarray) -> np.ndarray:
+    w = np.asarray(w, dtype=np.float64)
+    marginal = mom.cov @ w
+    total = float(w @ marginal)
+    if not math.isfinite(total) or total <= 0:
+        return np.full(len(w), math.nan)
+    return w * marginal / total
 
 
 def risk_attribution(returns: pd.DataFrame, weights=None,
@@ -216,9 +410,10 @@ def risk_attribution(returns: pd.DataFrame, weights=None,
 
     ``share_i = w_i (Σ w)_i / (wᵀ Σ w)`` with ``Σ`` the sample covariance
     (ddof=1) of the per-bar ``returns`` (rows with a non-finite value are
-    dropped) and ``w`` the weights, which sum to 1 over the shares.  The
-    portfolio is the fixed-weight mix ``Σ w_i r_i`` (an approximation of a
-    drifting-weight portfolio).
+    dropped; :func:`raybt.analysis.moments.return_moments`) and ``w`` the
+    weights, which sum to 1 over the shares.  The portfolio is the
+    fixed-weight mix ``Σ w_i r_i`` (an approximation of a drifting-weight
+    portfolio).
 
     Weights: ``weights`` if given (Series/dict/array, rescaling does not
     change the shares); otherwise each sleeve's average share of portfolio
@@ -237,10 +432,5 @@ def risk_attribution(returns: pd.DataFrame, weights=None,
             w = pd.Series(1.0 / len(assets), index=assets)
     else:
         w = as_weight_series(weights, assets)
-    wv = w.to_numpy(dtype=np.float64)
-    cov = np.atleast_2d(_clean_returns(returns).cov(ddof=1).to_numpy())
-    marginal = cov @ wv
-    total = float(wv @ marginal)
-    if not math.isfinite(total) or total <= 0:
-        return pd.Series(np.nan, index=assets, name="risk_share")
-    return pd.Series(wv * marginal / total, index=assets, name="risk_share")
+    shares = _risk_shares(return_moments(returns), w.to_numpy(dtype=np.float64))
+    return pd.Series(shares, index=assets, name="risk_share")
