@@ -262,7 +262,9 @@ def _walk(st: _State, tol: float, max_steps: int) -> CriticalLine:
             # a free weight wa + λ wb reaches 0 (wb > 0) or its cap (wb < 0) as λ falls
             to_low = np.where(wb > 0, -wa / wb, -math.inf)
             to_up = np.where(wb < 0, (st.up[:k] - wa) / wb, -math.inf)
-            cand[:k] = np.maximum(to_low, to_up)
+            # a lone free asset is pinned by the budget (wb = 0 up to rounding): it
+            # stays free even at a bound, so the KKT system keeps its budget row
+            cand[:k] = np.maximum(to_low, to_up) if k > 1 else -math.inf
             # a bounded asset's c + λ d reaches 0 as λ falls: it enters
             cb, db = c[k:], d[k:]
             at_low = st.status[k:] == _LOWER
@@ -294,10 +296,41 @@ def _walk(st: _State, tol: float, max_steps: int) -> CriticalLine:
         last = int(st.perm[best])
         if best < k:
             st.remove(best, to_upper=bool(to_up[best] >= to_low[best]))
+        elif math.isinf(cand[best]):
+            # a tie (equal means) entering at the current λ: the new free set's
+            # solution at this λ may leave the box, so walk to it as a primal
+            # active-set step would, bounding the assets that block the way
+            current = wa if math.isinf(lam_new) else wa + lam_new * wb
+            entering = st.up[best] if st.status[best] == _UPPER else 0.0
+            st.add(best, tol, gscale)
+            steps += _settle(st, np.append(current, entering), lam_new)
         else:
             st.add(best, tol, gscale)
         lam = lam_new
     return CriticalLine(np.array(points), np.array(lams), steps)
+
+
+def _settle(st: _State, w: np.ndarray, lam: float) -> int:
+    """Move the free weights ``w`` (feasible) to the solution at ``lam`` of the
+    free set, bounding each free asset that reaches a bound on the way
+    (a primal active-set step); returns the number of assets bounded."""
+    removed = 0
+    while True:
+        wa, wb, _, _ = st.segment()
+        target = wa if math.isinf(lam) else wa + lam * wb
+        step = target - w
+        up = st.up[: st.k]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(step < 0, -w / step, np.where(step > 0, (up - w) / step, math.inf))
+        i = int(np.argmin(t))
+        if st.k <= 1 or not t[i] < 1.0:
+            return removed
+        w = w + max(float(t[i]), 0.0) * step
+        last = st.k - 1
+        w[[i, last]] = w[[last, i]]
+        st.remove(i, to_upper=bool(step[i] > 0))
+        w = w[:last]
+        removed += 1
 
 
 def interpolate_frontier(line: CriticalLine, mean, targets) -> np.ndarray:

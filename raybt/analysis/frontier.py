@@ -17,7 +17,9 @@ several constant ones with the same return) are merged into one asset with
 their summed cap and split equally afterwards, which leaves every mean and
 variance unchanged.  Any other singular covariance (fewer clean rows than
 assets, a sleeve that is an exact mix of others) is solved on ``Σ + εI``
-with ``ε`` 1e-8 of the average variance, recorded in ``attrs["ridge"]``.
+with the smallest ``ε`` of 1e-8, 1e-6, 1e-4 times the average variance
+that gives a feasible path, recorded in ``attrs["ridge"]`` (per-bar
+variance units; the reported volatilities use ``Σ`` itself).
 
 Units: with ``periods_per_year`` (bars per year, e.g. from
 :func:`raybt.metrics.periods_per_year`) the axes are annualised,
@@ -39,8 +41,11 @@ from raybt.analysis.moments import ReturnMoments, return_moments
 __all__ = ["efficient_frontier", "min_variance_weights", "portfolio_point",
            "frontier_volatility_at"]
 
-# relative size of the ridge added to a singular covariance (see the module docstring)
-RIDGE = 1e-8
+# ridges tried in turn, relative to the average variance: 0, then for a singular
+# covariance (see the module docstring) the smallest that gives a clean walk
+RIDGES = (0.0, 1e-8, 1e-6, 1e-4)
+# turning points must be feasible to this much (then clipped exactly into the box)
+_FEASIBLE = 1e-9
 
 
 def _check_max_weight(n: int, max_weight: float) -> None:
@@ -80,6 +85,18 @@ def _duplicate_groups(mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return label
 
 
+def _into_box(W: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Rows clipped into ``[0, caps]``, then the (tiny) budget residual moved
+    onto the weight of each row with the most room for it."""
+    W = np.clip(W, 0.0, caps)
+    residual = 1.0 - W.sum(axis=1)
+    room = np.where(residual[:, None] > 0, caps - W, W)
+    j = np.argmax(room, axis=1)
+    rows = np.arange(len(W))
+    W[rows, j] = np.clip(W[rows, j] + residual, 0.0, caps[j])
+    return W
+
+
 class _Line:
     """The critical line of a moments object under a cap, in the original assets."""
 
@@ -98,13 +115,20 @@ class _Line:
         mscale = float(np.abs(mu).max()) or 1.0
         self.mu_s = mu / mscale
         cov_s = cov / vscale
-        self.ridge = 0.0
-        try:
-            self.line = critical_line(self.mu_s, cov_s, caps)
-        except SingularFreeSet:
-            cov_s = cov_s + RIDGE * np.eye(len(mu))
-            self.ridge = RIDGE * vscale
-            self.line = critical_line(self.mu_s, cov_s, caps)
+        self.line = None
+        for ridge in RIDGES:
+            try:
+                line = critical_line(self.mu_s, cov_s + ridge * np.eye(len(mu)) if ridge else cov_s, caps)
+            except (SingularFreeSet, RuntimeError):
+                continue
+            W = line.weights
+            if (W.min() >= -_FEASIBLE and (W - caps).max() <= _FEASIBLE
+                    and np.abs(W.sum(axis=1) - 1.0).max() <= _FEASIBLE):
+                self.line = line._replace(weights=_into_box(W, caps))
+                self.ridge = ridge * vscale
+                break
+        if self.line is None:
+            raise ValueError("the covariance of the returns is too degenerate for the frontier")
 
     def expand(self, W: np.ndarray) -> np.ndarray:
         """Weights over the merged assets -> weights over every asset."""

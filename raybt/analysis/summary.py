@@ -45,13 +45,23 @@ __all__ = ["analyse_run", "analysis_to_json", "asset_table",
            "portfolio_summary_text", "write_portfolio_summary"]
 
 
+def _asset_codes(column: pd.Series, names: list) -> np.ndarray:
+    """Position of each row's asset in ``names`` (-1 when absent), one hash per
+    distinct name for a categorical column, one per row otherwise."""
+    index = pd.Index(names)
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        per_category = np.append(index.get_indexer(column.cat.categories), -1)
+        return per_category[column.cat.codes.to_numpy()]  # code -1 (missing) -> last entry, -1
+    return index.get_indexer(column)
+
+
 def _trade_counts(trades: pd.DataFrame | None, names: list) -> tuple[np.ndarray, np.ndarray]:
     """Per asset: number of trades and win rate (fraction with pnl > 0; NaN
     without trades), in one grouped pass over the trades table."""
     n = len(names)
     if trades is None or len(trades) == 0:
         return np.zeros(n, dtype=np.int64), np.full(n, math.nan)
-    codes = np.asarray(pd.Categorical(trades["asset"], categories=names).codes, dtype=np.int64)
+    codes = _asset_codes(trades["asset"], names)
     mine = codes >= 0
     codes = codes[mine]
     wins = trades["pnl"].to_numpy(dtype=np.float64)[mine] > 0
