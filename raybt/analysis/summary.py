@@ -243,12 +243,12 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
                      for a, row in table.to_dict("index").items()}
 
     frontier = None
-    with phase(timer, "analysis.frontier"):
-        try:
-            if include_frontier:
+    if include_frontier:
+        with phase(timer, "analysis.frontier"):
+            try:
                 frontier = _frontier(mom, n_frontier, max_weight, ppy)
-        except ValueError:
-            frontier = None
+            except ValueError:  # too few clean rows, or max_weight * n < 1
+                frontier = None
 
     return {
         "assets": assets,
