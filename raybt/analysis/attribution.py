@@ -195,12 +195,20 @@ def _column_chunks(equity: pd.DataFrame, names: list):
 
 
 def _row_totals(equity: pd.DataFrame, names: list) -> np.ndarray:
-    """Row sums of the sleeves (NaN skipped), added column by column in order."""
+    """Row sums of the sleeves, NaN skipped (pandas ``sum(axis=1)``).
+
+    One matrix-vector product per column chunk; only chunks with a NaN are
+    added column by column with the NaNs masked.
+    """
     total = np.zeros(len(equity))
     for _, _, values in _column_chunks(equity, names):
-        for j in range(values.shape[1]):
-            col = values[:, j]
-            np.add(total, col, out=total, where=~np.isnan(col))
+        part = values @ np.ones(values.shape[1])
+        if np.isnan(part).any():
+            part = np.zeros(len(equity))
+            for j in range(values.shape[1]):
+                col = values[:, j]
+                np.add(part, col, out=part, where=~np.isnan(col))
+        total += part
     return total
 
 
@@ -225,13 +233,33 @@ class SleeveStats(NamedTuple):
     total_return: np.ndarray | None
 
 
+def _mean_shares(V: np.ndarray, total: np.ndarray, inv_total: np.ndarray | None) -> np.ndarray:
+    """Mean over the bars of ``V / total`` per column, NaN shares skipped
+    (pandas ``div(...).mean(skipna=True)``); one matrix-vector product when no
+    share can be NaN (``inv_total`` given: no zero or NaN total, no NaN in V)."""
+    if inv_total is not None:
+        return (V.T @ inv_total) / len(total)
+    S = np.divide(V, total[:, None], out=np.empty(V.shape, order="F"))
+    valid = ~np.isnan(S)
+    S[~valid] = 0.0
+    return S.sum(axis=0) / valid.sum(axis=0)
+
+
 def sleeve_pass(equity: pd.DataFrame, names: list, flows: Flows | None, *,
                 returns: bool = True, shares: bool = True, stats: bool = True) -> SleeveStats:
-    """Everything per sleeve from the equity frame, one column chunk at a time.
+    """Everything per sleeve from the equity frame, in one pass over it.
 
-    Holds the returns matrix (when ``returns``) and chunk-sized temporaries,
-    never a second full copy of the sleeve equity.  ``stats`` needs
-    ``returns`` when ``flows`` are given.
+    Column chunks of the frame (views of a single float64 block, else
+    chunk-sized copies), each walked in row tiles of ~0.5 MB so that the
+    temporaries of the drawdown and flow arithmetic stay in cache.  Holds
+    the returns matrix (when ``returns``) and never a second full copy of the
+    sleeve equity.  ``stats`` with ``flows`` needs ``returns``.
+
+    Same arithmetic as the per-sleeve definitions (``E_t / (E_{t-1} + F_t) - 1``,
+    :func:`raybt.metrics.drawdown_series`, the wealth index
+    ``cumprod(1 + r)``), element by element and in the same order; running
+    maxima and products carry across tiles exactly.  Only the equity shares
+    differ in rounding (a matrix-vector product, ~1e-16 relative).
     """
     T, n = len(equity), len(names)
     R = np.empty((max(T - 1, 0), n), order="F") if returns else None
@@ -239,50 +267,92 @@ def sleeve_pass(equity: pd.DataFrame, names: list, flows: Flows | None, *,
     share = np.full(n, math.nan) if shares else None
     mdd = np.full(n, math.nan) if stats else None
     tot = np.full(n, math.nan) if stats else None
-    total = _row_totals(equity, names) if shares else None
     flow_total = flows.per_asset() if flows is not None else np.zeros(n)
+    total = inv_total = None
+    if shares and T:
+        total = _row_totals(equity, names)
+        if np.isfinite(total).all() and (total != 0).all():
+            inv_total = 1.0 / total  # (a NaN sleeve value would have made its total NaN)
     by_col = None
     if flows is not None and len(flows.rows) and returns:
         by_col = np.searchsorted(flows.cols, np.arange(n + 1))  # flows of col j: [by_col[j], by_col[j+1])
     for j0, j1, V in _column_chunks(equity, names):
-        if T:
-            first[j0:j1], last[j0:j1] = V[0], V[-1]
+        if not T:
+            continue
+        first[j0:j1], last[j0:j1] = V[0], V[-1]
         with np.errstate(divide="ignore", invalid="ignore"):
-            if shares and T:
-                S = np.divide(V, total[:, None], out=np.empty(V.shape, order="F"))
-                valid = ~np.isnan(S)
-                S[~valid] = 0.0
-                share[j0:j1] = S.sum(axis=0) / valid.sum(axis=0)
-                del S, valid
-            if returns:
-                Rc = R[:, j0:j1]
-                if T > 1:
-                    np.divide(V[1:], V[:-1], out=Rc)
-                    Rc -= 1.0
-                if by_col is not None:
-                    a, b = by_col[j0], by_col[j1]
-                    rows, cols, amt = flows.rows[a:b], flows.cols[a:b] - j0, flows.amount[a:b]
-                    at = rows >= 1  # a flow on the first bar has no return to adjust
-                    rows, cols, amt = rows[at], cols[at], amt[at]
-                    Rc[rows - 1, cols] = V[rows, cols] / (V[rows - 1, cols] + amt) - 1.0
-            if stats and T:
-                if flows is None:
-                    peak = np.maximum.accumulate(V, axis=0)
-                    dd = np.where(peak > 0, 1.0 - V / peak, 0.0)
-                    mdd[j0:j1] = np.fmax.reduce(dd, axis=0)
-                    tot[j0:j1] = np.where(V[0] != 0, V[-1] / V[0] - 1.0, math.nan)
-                    del peak, dd
-                else:
-                    fin = np.isfinite(Rc)
-                    growth = np.where(fin, 1.0 + Rc, 1.0)
-                    tot[j0:j1] = np.prod(growth, axis=0) - 1.0
-                    growth[~fin] = 1.0
-                    wealth = np.cumprod(growth, axis=0)
-                    peak = np.maximum(np.maximum.accumulate(wealth, axis=0), 1.0)
-                    dd = 1.0 - wealth / peak
-                    mdd[j0:j1] = np.maximum(dd.max(axis=0, initial=0.0), 0.0)
-                    del fin, growth, wealth, peak, dd
+            if shares:
+                share[j0:j1] = _mean_shares(V, total, inv_total)
+            if not (returns or stats):
+                continue
+            fr = fc = fa = None
+            if by_col is not None:
+                a, b = by_col[j0], by_col[j1]
+                at = flows.rows[a:b] >= 1  # a flow on the first bar has no return to adjust
+                fr, fc, fa = flows.rows[a:b][at], flows.cols[a:b][at] - j0, flows.amount[a:b][at]
+            _chunk_tiles(V, R[:, j0:j1] if returns else None, fr, fc, fa,
+                         flows is not None, stats,
+                         mdd[j0:j1] if stats else None, tot[j0:j1] if stats else None)
     return SleeveStats(list(names), R, first, last, flow_total, share, mdd, tot)
+
+
+# row tiles of about this many float64 values (0.5 MB): a few temporaries fit in cache
+_TILE_VALUES = 1 << 16
+
+
+def _chunk_tiles(V, Rc, fr, fc, fa, with_flows: bool, stats: bool, mdd_out, tot_out) -> None:
+    """Returns, drawdowns and total returns of one column chunk, tile by tile.
+
+    ``V`` (bars, b) equity; ``Rc`` (bars - 1, b) output returns; ``fr, fc,
+    fa``: the chunk's flows (bar >= 1, chunk-local column, amount) or None.
+    Writes ``mdd_out`` and ``tot_out`` in place.
+    """
+    T, b = V.shape
+    rows = max(64, _TILE_VALUES // max(b, 1))
+    if stats and not with_flows:
+        peak_carry = np.full(b, -math.inf)
+        mdd = np.full(b, math.nan)
+        start = V[0]
+        tot_out[:] = np.where(start != 0, V[-1] / start - 1.0, math.nan)
+    elif stats:
+        wealth_carry = np.ones(b)  # the wealth index starts at 1, a peak
+        peak_carry = np.ones(b)
+        mdd = np.zeros(b)
+    for i0 in range(0, T, rows):
+        i1 = min(i0 + rows, T)
+        if Rc is not None and i1 > 1:
+            a = max(i0, 1)  # bars a..i1-1 have returns, in rows a-1..i1-2
+            Rt = Rc[a - 1:i1 - 1]
+            np.divide(V[a:i1], V[a - 1:i1 - 1], out=Rt)
+            Rt -= 1.0
+            if fr is not None and len(fr):
+                here = (fr >= a) & (fr < i1)
+                if here.any():
+                    r_, c_, f_ = fr[here], fc[here], fa[here]
+                    Rt[r_ - a, c_] = V[r_, c_] / (V[r_ - 1, c_] + f_) - 1.0
+        if not stats:
+            continue
+        if not with_flows:  # raybt.metrics.drawdown_series on the equity
+            Vt = V[i0:i1]
+            peak = np.maximum.accumulate(Vt, axis=0)
+            np.maximum(peak, peak_carry, out=peak)
+            peak_carry = peak[-1].copy()
+            dd = np.where(peak > 0, 1.0 - Vt / peak, 0.0)
+            mdd = np.fmax(mdd, np.fmax.reduce(dd, axis=0))
+        elif i1 > 1:  # the wealth index cumprod(1 + r) of the finite returns
+            Rt = Rc[max(i0, 1) - 1:i1 - 1]
+            growth = np.where(np.isfinite(Rt), 1.0 + Rt, 1.0)
+            growth[0] *= wealth_carry  # continue the running product exactly
+            wealth = np.cumprod(growth, axis=0, out=growth)
+            wealth_carry = wealth[-1].copy()
+            peak = np.maximum.accumulate(wealth, axis=0)
+            np.maximum(peak, peak_carry, out=peak)
+            peak_carry = peak[-1].copy()
+            mdd = np.maximum(mdd, (1.0 - wealth / peak).max(axis=0))
+    if stats:
+        mdd_out[:] = mdd
+        if with_flows:
+            tot_out[:] = wealth_carry - 1.0
 
 
 # ------------------------------------------------------------------ public API

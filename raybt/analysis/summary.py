@@ -46,13 +46,12 @@ __all__ = ["analyse_run", "analysis_to_json", "asset_table",
 
 
 def _asset_codes(column: pd.Series, names: list) -> np.ndarray:
-    """Position of each row's asset in ``names`` (-1 when absent), one hash per
-    distinct name for a categorical column, one per row otherwise."""
-    index = pd.Index(names)
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        per_category = np.append(index.get_indexer(column.cat.categories), -1)
-        return per_category[column.cat.codes.to_numpy()]  # code -1 (missing) -> last entry, -1
-    return index.get_indexer(column)
+    """Position of each row's asset in ``names`` (-1 when absent): the column
+    is factorised once (a dictionary encoding for Arrow strings, the codes of
+    a categorical), then only its distinct names are looked up."""
+    codes, uniques = pd.factorize(column)
+    lookup = np.append(pd.Index(names).get_indexer(uniques), -1)  # code -1 (missing) -> -1
+    return lookup[codes]
 
 
 def _trade_counts(trades: pd.DataFrame | None, names: list) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +72,19 @@ def _trade_counts(trades: pd.DataFrame | None, names: list) -> tuple[np.ndarray,
 
 
 def _portfolio_trade_stats(trades: pd.DataFrame | None) -> dict:
-    return _m.trade_stats(trades)
+    """``n_trades``, ``win_rate`` and ``profit_factor`` of all trades, as
+    :func:`raybt.metrics.trade_stats` defines them (the only trade statistics
+    the portfolio totals show; its exit-reason counts are not needed here)."""
+    if trades is None or len(trades) == 0:
+        return {"n_trades": 0, "win_rate": math.nan, "profit_factor": math.nan}
+    pnl = trades["pnl"].to_numpy(dtype=np.float64)
+    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    if losses > 0:
+        profit_factor = float(gains / losses)
+    else:
+        profit_factor = math.inf if gains > 0 else math.nan
+    return {"n_trades": int(len(pnl)), "win_rate": float((pnl > 0).mean()),
+            "profit_factor": profit_factor}
 
 
 class _Prepared(NamedTuple):
