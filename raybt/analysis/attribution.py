@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from raybt.analysis.moments import ReturnMoments, return_moments
+from raybt.analysis.nb import sleeve_columns_nb
 
 __all__ = [
     "NON_ASSET_COLUMNS",
@@ -250,16 +251,16 @@ def sleeve_pass(equity: pd.DataFrame, names: list, flows: Flows | None, *,
     """Everything per sleeve from the equity frame, in one pass over it.
 
     Column chunks of the frame (views of a single float64 block, else
-    chunk-sized copies), each walked in row tiles of ~0.5 MB so that the
-    temporaries of the drawdown and flow arithmetic stay in cache.  Holds
-    the returns matrix (when ``returns``) and never a second full copy of the
-    sleeve equity.  ``stats`` with ``flows`` needs ``returns``.
+    chunk-sized copies) go through one numba kernel
+    (:func:`raybt.analysis.nb.sleeve_columns_nb`) that reads each column once
+    in bar order; the equity shares are a matrix-vector product per chunk.
+    Holds the returns matrix (when ``returns``) and never a second full copy
+    of the sleeve equity.  ``stats`` with ``flows`` needs ``returns``.
 
     Same arithmetic as the per-sleeve definitions (``E_t / (E_{t-1} + F_t) - 1``,
     :func:`raybt.metrics.drawdown_series`, the wealth index
-    ``cumprod(1 + r)``), element by element and in the same order; running
-    maxima and products carry across tiles exactly.  Only the equity shares
-    differ in rounding (a matrix-vector product, ~1e-16 relative).
+    ``cumprod(1 + r)``), element by element and in the same order.  Only the
+    equity shares differ in rounding (~1e-16 relative).
     """
     T, n = len(equity), len(names)
     R = np.empty((max(T - 1, 0), n), order="F") if returns else None
@@ -273,86 +274,28 @@ def sleeve_pass(equity: pd.DataFrame, names: list, flows: Flows | None, *,
         total = _row_totals(equity, names)
         if np.isfinite(total).all() and (total != 0).all():
             inv_total = 1.0 / total  # (a NaN sleeve value would have made its total NaN)
-    by_col = None
-    if flows is not None and len(flows.rows) and returns:
-        by_col = np.searchsorted(flows.cols, np.arange(n + 1))  # flows of col j: [by_col[j], by_col[j+1])
+    if flows is not None and returns:
+        at = flows.rows >= 1  # a flow on the first bar has no return to adjust
+        f_rows, f_cols, f_amount = flows.rows[at], flows.cols[at], flows.amount[at]
+    else:
+        f_rows = f_cols = np.zeros(0, np.int64)
+        f_amount = np.zeros(0)
+    by_col = np.searchsorted(f_cols, np.arange(n + 1))  # flows of col j: [by_col[j], by_col[j+1])
     for j0, j1, V in _column_chunks(equity, names):
         if not T:
             continue
         first[j0:j1], last[j0:j1] = V[0], V[-1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if shares:
+        if shares:
+            with np.errstate(divide="ignore", invalid="ignore"):
                 share[j0:j1] = _mean_shares(V, total, inv_total)
-            if not (returns or stats):
-                continue
-            fr = fc = fa = None
-            if by_col is not None:
-                a, b = by_col[j0], by_col[j1]
-                at = flows.rows[a:b] >= 1  # a flow on the first bar has no return to adjust
-                fr, fc, fa = flows.rows[a:b][at], flows.cols[a:b][at] - j0, flows.amount[a:b][at]
-            _chunk_tiles(V, R[:, j0:j1] if returns else None, fr, fc, fa,
-                         flows is not None, stats,
-                         mdd[j0:j1] if stats else None, tot[j0:j1] if stats else None)
+        if returns or stats:
+            lo, hi = by_col[j0], by_col[j1]
+            sleeve_columns_nb(
+                np.asfortranarray(V), R[:, j0:j1] if returns else np.empty((0, j1 - j0), order="F"),
+                by_col[j0:j1 + 1] - lo, f_rows[lo:hi], f_amount[lo:hi],
+                flows is not None, returns, stats,
+                mdd[j0:j1] if stats else np.empty(j1 - j0), tot[j0:j1] if stats else np.empty(j1 - j0))
     return SleeveStats(list(names), R, first, last, flow_total, share, mdd, tot)
-
-
-# row tiles of about this many float64 values (0.5 MB): a few temporaries fit in cache
-_TILE_VALUES = 1 << 16
-
-
-def _chunk_tiles(V, Rc, fr, fc, fa, with_flows: bool, stats: bool, mdd_out, tot_out) -> None:
-    """Returns, drawdowns and total returns of one column chunk, tile by tile.
-
-    ``V`` (bars, b) equity; ``Rc`` (bars - 1, b) output returns; ``fr, fc,
-    fa``: the chunk's flows (bar >= 1, chunk-local column, amount) or None.
-    Writes ``mdd_out`` and ``tot_out`` in place.
-    """
-    T, b = V.shape
-    rows = max(64, _TILE_VALUES // max(b, 1))
-    if stats and not with_flows:
-        peak_carry = np.full(b, -math.inf)
-        mdd = np.full(b, math.nan)
-        start = V[0]
-        tot_out[:] = np.where(start != 0, V[-1] / start - 1.0, math.nan)
-    elif stats:
-        wealth_carry = np.ones(b)  # the wealth index starts at 1, a peak
-        peak_carry = np.ones(b)
-        mdd = np.zeros(b)
-    for i0 in range(0, T, rows):
-        i1 = min(i0 + rows, T)
-        if Rc is not None and i1 > 1:
-            a = max(i0, 1)  # bars a..i1-1 have returns, in rows a-1..i1-2
-            Rt = Rc[a - 1:i1 - 1]
-            np.divide(V[a:i1], V[a - 1:i1 - 1], out=Rt)
-            Rt -= 1.0
-            if fr is not None and len(fr):
-                here = (fr >= a) & (fr < i1)
-                if here.any():
-                    r_, c_, f_ = fr[here], fc[here], fa[here]
-                    Rt[r_ - a, c_] = V[r_, c_] / (V[r_ - 1, c_] + f_) - 1.0
-        if not stats:
-            continue
-        if not with_flows:  # raybt.metrics.drawdown_series on the equity
-            Vt = V[i0:i1]
-            peak = np.maximum.accumulate(Vt, axis=0)
-            np.maximum(peak, peak_carry, out=peak)
-            peak_carry = peak[-1].copy()
-            dd = np.where(peak > 0, 1.0 - Vt / peak, 0.0)
-            mdd = np.fmax(mdd, np.fmax.reduce(dd, axis=0))
-        elif i1 > 1:  # the wealth index cumprod(1 + r) of the finite returns
-            Rt = Rc[max(i0, 1) - 1:i1 - 1]
-            growth = np.where(np.isfinite(Rt), 1.0 + Rt, 1.0)
-            growth[0] *= wealth_carry  # continue the running product exactly
-            wealth = np.cumprod(growth, axis=0, out=growth)
-            wealth_carry = wealth[-1].copy()
-            peak = np.maximum.accumulate(wealth, axis=0)
-            np.maximum(peak, peak_carry, out=peak)
-            peak_carry = peak[-1].copy()
-            mdd = np.maximum(mdd, (1.0 - wealth / peak).max(axis=0))
-    if stats:
-        mdd_out[:] = mdd
-        if with_flows:
-            tot_out[:] = wealth_carry - 1.0
 
 
 # ------------------------------------------------------------------ public API

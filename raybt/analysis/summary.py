@@ -250,8 +250,9 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
         points["equal_weight"] = list(_point(mom, np.ones(len(assets)), ppy))
         sd = np.sqrt(np.maximum(np.diag(mom.cov), 0.0)) * math.sqrt(ppy)
         asset_points = {a: [float(v), float(m)] for a, v, m in zip(assets, sd, mom.mean * ppy)}
-        per_asset = {str(a): {k: _num(v) for k, v in row.items()}
-                     for a, row in table.to_dict("index").items()}
+        columns = {c: table[c].tolist() for c in table.columns}  # Python floats / ints
+        per_asset = {str(a): {c: values[i] for c, values in columns.items()}
+                     for i, a in enumerate(assets)}
 
     frontier = None
     if include_frontier:
@@ -301,15 +302,38 @@ def _floats(s: pd.Series) -> dict:
     return {str(k): float(v) for k, v in s.items()}
 
 
+def _clean_float_list(x: list):
+    """A list (or list of equal-length lists) of Python floats with NaN/inf as
+    None, through one array; None when ``x`` is not such a list."""
+    first = x[0]
+    if not (type(first) is float or (type(first) is list and first and type(first[0]) is float)):
+        return None
+    try:
+        arr = np.array(x)
+    except ValueError:  # ragged
+        return None
+    if arr.dtype != np.float64 or arr.ndim > 2:
+        return None
+    finite = np.isfinite(arr)
+    if finite.all():
+        return arr.tolist()
+    return np.where(finite, arr, None).tolist()
+
+
 def analysis_to_json(result: dict) -> dict:
-    """:func:`analyse_run`'s dict without ``frames``, NaN/inf -> None (strict JSON)."""
+    """:func:`analyse_run`'s dict without ``frames``, NaN/inf -> None (strict JSON).
+
+    Every value becomes a plain ``dict``/``list``/``str``/``int``/``float``/
+    ``bool``/``None`` (numpy scalars converted, timestamps as ISO strings);
+    float lists and matrices (the correlation matrix: assets² values) are
+    converted as one array.
+    """
     def clean(x):
-        if isinstance(x, list) and x and all(type(v) is float for v in x):  # fast path: matrix rows
-            return [v if math.isfinite(v) else None for v in x]
         if isinstance(x, dict):
             return {str(k): clean(v) for k, v in x.items() if k != "frames"}
         if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
+            fast = _clean_float_list(x) if isinstance(x, list) and x else None
+            return fast if fast is not None else [clean(v) for v in x]
         if isinstance(x, (bool, np.bool_)):
             return bool(x)
         if isinstance(x, (int, np.integer)):
@@ -319,9 +343,7 @@ def analysis_to_json(result: dict) -> dict:
         if isinstance(x, pd.Timestamp):
             return x.isoformat()
         return x
-    out = clean(result)
-    json.dumps(out)  # raises if anything is left that JSON cannot hold
-    return out
+    return clean(result)
 
 
 # ---------------------------------------------------------------- text report
