@@ -10,7 +10,9 @@ trades per sleeve (default bars / 16: 12,500 per asset at 200,000 bars);
 is one float64 block (as the engine holds it) or, with ``--csv-layout``, one
 block per column (as ``pandas.read_csv`` returns it).
 
-Printed per size: the :class:`raybt.phases.PhaseTimer` table of
+Printed first: the one-off cost of the first analysis in a process (the
+numba kernel of the sleeve pass loaded from its cache, or compiled).  Then
+per size: the :class:`raybt.phases.PhaseTimer` table of
 ``analyse_run`` (frontier of 40 points included) plus the summary text and
 ``analysis_to_json``; the peak resident memory above the inputs during the
 analysis; and, up to ``--baseline-max-assets`` assets (default 100), the
@@ -212,6 +214,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     bars = args.bars or [200_000 if n <= 100 else 100_000 for n in args.assets]
+    # the sleeve kernel is numba: its first call in a process loads it from the
+    # cache (or compiles it once); `raybt run` has numba loaded by then
+    warm = make_run(3, 500, seed=args.seed)
+    t0 = time.perf_counter()
+    analyse_run(warm["equity"], warm["trades"], multipliers=warm["multipliers"], n_frontier=3)
+    print(f"warm-up: first analysis in this process (numba kernel load or compile) "
+          f"{time.perf_counter() - t0:.2f} s")
     if len(bars) == 1:
         bars = bars * len(args.assets)
     for n, t in zip(args.assets, bars):

@@ -298,3 +298,15 @@ def test_json_of_a_matrix_with_nan_rows():
     assert out["correlation"]["matrix"][0][k] is None
     assert out["correlation"]["matrix"][0][0] == 1.0
     assert out["asset_points"]["X2"] == [0.0, 0.0]
+
+
+def test_two_bars_and_a_single_sleeve():
+    eq, trades, mult = small_run(seed=5, n=3, T=900)
+    res = A.analyse_run(eq.iloc[:2], None, n_frontier=4)  # one return per sleeve
+    assert res["frames"]["frontier"] is None and res["frontier"] == {"volatility": [], "return": []}
+    assert np.isnan(res["frames"]["correlation"].to_numpy()).all()
+    assert res["pnl_attribution"]["X0"] == pytest.approx(eq["X0"].iloc[1] - eq["X0"].iloc[0])
+    one = A.analyse_run(eq[["equity", "X1"]], trades, n_frontier=4)
+    assert one["frames"]["frontier"]["X1"].tolist() == [1.0] * 4
+    assert one["diversification"]["diversification_ratio"] == 1.0
+    assert one["per_asset"]["X1"]["n_trades"] == int((trades["asset"] == "X1").sum())

@@ -37,9 +37,11 @@ def sleeve_columns_nb(V, R, flow_ptr, flow_rows, flow_amount, with_flows, want_r
         p_end = flow_ptr[j + 1]
         peak = -math.inf
         mdd = math.nan
+        skip = math.inf  # values >= peak * skip cannot deepen the drawdown (see below)
         wealth = 1.0
         wpeak = 1.0
         wmdd = 0.0
+        wskip = 1.0 + 1e-9
         for t in range(T):
             v = V[t, j]
             if t >= 1 and want_returns:
@@ -54,15 +56,22 @@ def sleeve_columns_nb(V, R, flow_ptr, flow_rows, flow_amount, with_flows, want_r
                     wealth = wealth * g
                     if wealth > wpeak or math.isnan(wealth):  # np.maximum: NaN wins
                         wpeak = wealth
-                    dd = 1.0 - wealth / wpeak
-                    if dd > wmdd or math.isnan(dd):  # np.max: NaN wins
-                        wmdd = dd
+                    # 1 - wealth / wpeak can only exceed the deepest drawdown so far
+                    # when wealth < wpeak (1 - wmdd) (1 + 1e-9): skip the division
+                    # otherwise (the margin dwarfs rounding: the maximum is exact)
+                    if not wealth >= wpeak * wskip:
+                        dd = 1.0 - wealth / wpeak
+                        if dd > wmdd or math.isnan(dd):  # np.max: NaN wins
+                            wmdd = dd
+                            wskip = (1.0 - wmdd) * (1.0 + 1e-9)
             if want_stats and not with_flows:
                 if v > peak or math.isnan(v) or math.isnan(peak):  # np.maximum.accumulate
                     peak = v if not math.isnan(peak) else peak
-                dd = 1.0 - v / peak if peak > 0 else 0.0
-                if not math.isnan(dd) and (math.isnan(mdd) or dd > mdd):  # Series.max skips NaN
-                    mdd = dd
+                if not (peak > 0 and v >= peak * skip):  # as for the wealth index above
+                    dd = 1.0 - v / peak if peak > 0 else 0.0
+                    if not math.isnan(dd) and (math.isnan(mdd) or dd > mdd):  # Series.max skips NaN
+                        mdd = dd
+                        skip = (1.0 - mdd) * (1.0 + 1e-9) if mdd >= 0 else math.inf
         if want_stats:
             if with_flows:
                 mdd_out[j] = wmdd

@@ -445,13 +445,17 @@ def _summary_text(equity: pd.DataFrame, assets: list, res: dict, title: str) -> 
 
 
 def write_portfolio_summary(path, equity: pd.DataFrame, trades: pd.DataFrame | None = None,
-                            metrics: dict | None = None, weights=None, **kwargs) -> Path:
+                            metrics: dict | None = None, weights=None, *,
+                            timer: PhaseTimer | None = None, **kwargs) -> Path:
     """Write :func:`portfolio_summary_text` to ``path`` (UTF-8); returns the path.
 
     ``kwargs`` go to :func:`portfolio_summary_text` (``flows``,
-    ``multipliers``, ``analysis``, ``title``, ``timer``)."""
+    ``multipliers``, ``analysis``, ``title``).  Pass ``analysis`` (the
+    report's :func:`analyse_run` result) to render without recomputing;
+    ``timer`` gets ``analysis.summary`` (and the analysis steps when it has
+    to run them)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(portfolio_summary_text(equity, trades, metrics, weights, **kwargs),
+    path.write_text(portfolio_summary_text(equity, trades, metrics, weights, timer=timer, **kwargs),
                     encoding="utf-8")
     return path
