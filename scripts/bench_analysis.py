@@ -230,7 +230,8 @@ def main() -> None:
                        rebalance_every=args.rebalance_every, csv_layout=args.csv_layout)
         t_make = time.perf_counter() - t0
         nbytes = run["equity"].memory_usage(index=False, deep=False).sum()
-        print(f"\n=== {n} assets x {t:,} bars: equity frame {nbytes / 2**20:,.0f} MB "
+        print(f"\n=== {n} assets x {t:,} bars (load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores): equity frame {nbytes / 2**20:,.0f} MB "
               f"({'one block per column' if args.csv_layout else 'one block'}), "
               f"{len(run['trades']):,} trades, "
               f"{0 if run['multipliers'] is None else len(run['multipliers']):,} multiplier rows "
@@ -247,8 +248,8 @@ def main() -> None:
         if n <= args.baseline_max_assets:
             run_baseline(run, res)
         else:
-            print(f"(no baseline above {args.baseline_max_assets} assets: one SLSQP solve per point "
-                  f"at {n} assets would take hours)")
+            print(f"(baseline skipped above {args.baseline_max_assets} assets: the SLSQP frontier "
+                  f"takes ~15 min at 100 assets on this machine and grows ~n^3)")
         del run, res
         gc.collect()
 
