@@ -403,11 +403,6 @@ def as_weight_series(weights, assets: Iterable[str] | None = None) -> pd.Series:
     return weights.rename("weight")
 
 
-def _clean_returns(returns: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``returns`` where every column is finite (a copy)."""
-    return returns.replace([np.inf, -np.inf], np.nan).dropna(how="any")
-
-
 def _risk_shares(mom: ReturnMoments, w: np.ndarray) -> np.ndarray:
     w = np.asarray(w, dtype=np.float64)
     marginal = mom.cov @ w

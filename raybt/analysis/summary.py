@@ -9,7 +9,6 @@ the text report shows percentages (columns marked ``%``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Iterable, NamedTuple
