@@ -5,6 +5,13 @@ All functions are pure functions on pandas objects loaded from a run folder
 (only :func:`write_portfolio_summary` writes a file).  Conventions follow
 :mod:`raybt.metrics`: simple returns as fractions, ``ddof=1``, annualisation
 by ``sqrt(periods_per_year)``, risk-free 0, drawdowns as positive fractions.
+
+Scale: :func:`analyse_run` makes one pass over the sleeve equity
+(:func:`raybt.analysis.attribution.sleeve_pass`: returns, shares,
+drawdowns), one blocked pass over the returns for the means and covariance
+that every cross-asset number shares (:mod:`raybt.analysis.moments`), one
+grouped pass over the trades, and traces the exact frontier with the
+critical line algorithm (:mod:`raybt.analysis.cla`).
 """
 
 from raybt.analysis.attribution import (

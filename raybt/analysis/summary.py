@@ -9,62 +9,132 @@ the text report shows percentages (columns marked ``%``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from raybt import metrics as _m
 from raybt.analysis.attribution import (
+    Flows,
+    SleeveStats,
+    _as_flows,
+    _flows_from_multipliers,
+    _returns_frame,
+    _risk_shares,
     as_weight_series,
     asset_columns,
-    capital_flows,
-    equity_weights,
-    pnl_attribution,
     portfolio_equity,
-    return_contribution,
-    risk_attribution,
-    sleeve_returns,
+    sleeve_pass,
 )
 from raybt.analysis.diversification import (
-    annualised_sharpe,
+    _asset_vol_sharpe,
+    _benefits,
+    _correlation,
+    _diversification_ratio,
     annualised_volatility,
-    correlation_matrix,
-    diversification_benefits,
 )
-from raybt.analysis.frontier import efficient_frontier, portfolio_point
+from raybt.analysis.frontier import _frontier, _point
+from raybt.analysis.moments import ReturnMoments, return_moments
+from raybt.phases import PhaseTimer, phase
 
 __all__ = ["analyse_run", "analysis_to_json", "asset_table",
            "portfolio_summary_text", "write_portfolio_summary"]
 
 
-def _trade_stats_by_asset(trades: pd.DataFrame | None, assets: list[str]) -> dict:
-    out = {}
-    for a in assets:
-        sub = None if trades is None or len(trades) == 0 else trades[trades["asset"] == a]
-        out[a] = _m.trade_stats(sub)
-    return out
+def _asset_codes(column: pd.Series, names: list) -> np.ndarray:
+    """Position of each row's asset in ``names`` (-1 when absent): the column
+    is factorised once (a dictionary encoding for Arrow strings, the codes of
+    a categorical), then only its distinct names are looked up."""
+    codes, uniques = pd.factorize(column)
+    lookup = np.append(pd.Index(names).get_indexer(uniques), -1)  # code -1 (missing) -> -1
+    return lookup[codes]
+
+
+def _trade_counts(trades: pd.DataFrame | None, names: list) -> tuple[np.ndarray, np.ndarray]:
+    """Per asset: number of trades and win rate (fraction with pnl > 0; NaN
+    without trades), in one grouped pass over the trades table."""
+    n = len(names)
+    if trades is None or len(trades) == 0:
+        return np.zeros(n, dtype=np.int64), np.full(n, math.nan)
+    codes = _asset_codes(trades["asset"], names)
+    mine = codes >= 0
+    codes = codes[mine]
+    wins = trades["pnl"].to_numpy(dtype=np.float64)[mine] > 0
+    count = np.bincount(codes, minlength=n)
+    won = np.bincount(codes, weights=wins, minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(count > 0, won / count, math.nan)
+    return count.astype(np.int64), rate
 
 
 def _portfolio_trade_stats(trades: pd.DataFrame | None) -> dict:
-    return _m.trade_stats(trades)
+    """``n_trades``, ``win_rate`` and ``profit_factor`` of all trades, as
+    :func:`raybt.metrics.trade_stats` defines them (the only trade statistics
+    the portfolio totals show; its exit-reason counts are not needed here)."""
+    if trades is None or len(trades) == 0:
+        return {"n_trades": 0, "win_rate": math.nan, "profit_factor": math.nan}
+    pnl = trades["pnl"].to_numpy(dtype=np.float64)
+    gains, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
+    if losses > 0:
+        profit_factor = float(gains / losses)
+    else:
+        profit_factor = math.inf if gains > 0 else math.nan
+    return {"n_trades": int(len(pnl)), "win_rate": float((pnl > 0).mean()),
+            "profit_factor": profit_factor}
 
 
-def _wealth_drawdown(r: pd.Series) -> float:
-    """Max drawdown (positive fraction) of the wealth index ``cumprod(1 + r)``
-    started at 1 (the first bar counts as a peak)."""
-    r = r.replace([np.inf, -np.inf], np.nan).fillna(0.0).to_numpy()
-    wealth = np.concatenate([[1.0], np.cumprod(1.0 + r)])
-    peak = np.maximum.accumulate(wealth)
-    return float(np.max(1.0 - wealth / peak))
+class _Prepared(NamedTuple):
+    """What every per-asset and cross-asset number of a run is computed from."""
+
+    names: list
+    flows: Flows | None
+    port: pd.Series
+    ppy: float
+    sleeves: SleeveStats
+    moments: ReturnMoments
 
 
-def _time_weighted_return(r: pd.Series) -> float:
-    r = r.replace([np.inf, -np.inf], np.nan).dropna().to_numpy()
-    return float(np.prod(1.0 + r) - 1.0)
+def _prepare(equity: pd.DataFrame, names: list, flows, timer: PhaseTimer | None = None) -> _Prepared:
+    with phase(timer, "analysis.returns"):
+        f = _as_flows(flows, equity.index, names)
+        port = portfolio_equity(equity, names)
+        ppy = _m.periods_per_year(port)
+        sleeves = sleeve_pass(equity, names, f)
+    with phase(timer, "analysis.covariance"):
+        mom = return_moments(sleeves.returns, names)
+    return _Prepared(names, f, port, ppy, sleeves, mom)
+
+
+def _asset_table(prep: _Prepared, trades, weights, metrics, timer=None) -> pd.DataFrame:
+    names, st, mom = prep.names, prep.sleeves, prep.moments
+    with phase(timer, "analysis.attribution"):
+        avg_w = st.share / st.share.sum()
+        w = avg_w if weights is None else as_weight_series(weights, names).to_numpy(dtype=np.float64)
+        pnl = st.last - st.first - st.flow_total
+        contribution = pnl / float(prep.port.iloc[0])
+    with phase(timer, "analysis.risk_attribution"):
+        risk = _risk_shares(mom, avg_w)
+    with phase(timer, "analysis.asset_stats"):
+        vol, sharpe = _asset_vol_sharpe(st.returns, mom, prep.ppy)
+    with phase(timer, "analysis.trades"):
+        if trades is not None:
+            n_trades, win = _trade_counts(trades, names)
+        else:
+            am = (metrics or {}).get("assets", {}) if metrics else {}
+            n_trades = np.array([int(am.get(a, {}).get("n_trades", 0) or 0) for a in names], dtype=np.int64)
+            win = np.array([math.nan if am.get(a, {}).get("win_rate") is None
+                            else float(am[a]["win_rate"]) for a in names])
+    with phase(timer, "analysis.asset_table"):
+        table = pd.DataFrame({
+            "weight": w, "avg_weight": avg_w, "pnl": pnl, "return": st.total_return,
+            "contribution": contribution, "win_rate": win, "sharpe": sharpe,
+            "max_drawdown": st.max_drawdown, "annual_volatility": vol,
+            "n_trades": n_trades, "risk_share": risk,
+        }, index=pd.Index(names, name="asset"))
+    return table
 
 
 def asset_table(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weights=None,
@@ -88,47 +158,14 @@ def asset_table(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
     flow-adjusted (time-weighted) returns.
     """
     names = asset_columns(equity) if assets is None else list(assets)
-    port = portfolio_equity(equity, names)
-    ppy = _m.periods_per_year(port)
-    rets = sleeve_returns(equity, names, flows)
-    avg_w = equity_weights(equity, names)
-    w = avg_w if weights is None else as_weight_series(weights, names)
-    pnl = pnl_attribution(equity, names, flows)
-    contrib = return_contribution(equity, names, flows)
-    risk = risk_attribution(rets, avg_w)
-    tstats = _trade_stats_by_asset(trades, names) if trades is not None else None
-    asset_metrics = (metrics or {}).get("assets", {}) if metrics else {}
-    rows = []
-    for a in names:
-        start = float(equity[a].iloc[0])
-        if flows is None:
-            mdd = _m.max_drawdown(equity[a])
-        else:
-            mdd = _wealth_drawdown(rets[a])
-        if tstats is not None:
-            n_trades, win = tstats[a]["n_trades"], tstats[a]["win_rate"]
-        else:
-            am = asset_metrics.get(a, {})
-            n_trades = am.get("n_trades", 0) or 0
-            win = am.get("win_rate")
-            win = math.nan if win is None else win
-        rows.append({
-            "asset": a, "weight": float(w[a]), "avg_weight": float(avg_w[a]),
-            "pnl": float(pnl[a]),
-            "return": _time_weighted_return(rets[a]) if flows is not None
-            else (float(equity[a].iloc[-1] / start - 1.0) if start else math.nan),
-            "contribution": float(contrib[a]), "win_rate": float(win),
-            "sharpe": annualised_sharpe(rets[a], ppy), "max_drawdown": mdd,
-            "annual_volatility": annualised_volatility(rets[a], ppy),
-            "n_trades": int(n_trades), "risk_share": float(risk[a]),
-        })
-    return pd.DataFrame(rows).set_index("asset")
+    return _asset_table(_prepare(equity, names, flows), trades, weights, metrics)
 
 
 def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weights=None,
                 metrics: dict | None = None, *, flows: pd.DataFrame | None = None,
                 multipliers: pd.DataFrame | None = None, n_frontier: int = 40,
-                max_weight: float = 1.0, include_frontier: bool = True) -> dict:
+                max_weight: float = 1.0, include_frontier: bool = True,
+                timer: PhaseTimer | None = None) -> dict:
     """Everything in :mod:`raybt.analysis` for one run, for report writers.
 
     Arguments are the loaded run files: the ``portfolio_equity`` frame,
@@ -138,6 +175,17 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
     they are computed).  Capital flows: pass ``flows`` (see
     :func:`capital_flows`) or the ``multipliers.csv`` frame as
     ``multipliers``; without either, sleeve equity is taken at face value.
+    ``timer`` (a :class:`raybt.phases.PhaseTimer`) receives the seconds of
+    each step as ``analysis.<step>``: ``returns`` (flows, sleeve returns and
+    per-sleeve equity statistics), ``covariance`` (the means and covariance
+    every cross-asset number shares), ``attribution``, ``risk_attribution``,
+    ``asset_stats``, ``trades``, ``asset_table``, ``correlation``,
+    ``diversification``, ``portfolio``, ``frontier``.
+
+    Work and memory grow linearly in bars x assets (one pass over the
+    sleeve equity, one blocked pass over the returns; the only full-size
+    array made is the returns matrix, kept in ``frames["returns"]``), plus
+    assets² for the covariance and the critical line of the frontier.
 
     Returns a dict; every key except ``"frames"`` holds plain floats, ints,
     strings, lists or dicts of them (NaN possible; :func:`analysis_to_json`
@@ -156,6 +204,8 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
     * ``points``: ``{name: [volatility, return]}`` annualised, for
       ``portfolio`` (the actual equity curve), ``average_weights``,
       ``weights`` and ``equal_weight`` (fixed-weight mixes);
+    * ``asset_points``: ``{asset: [volatility, return]}``, each sleeve on the
+      frontier's axes (annualised std and mean over the clean rows);
     * ``frontier``: ``{"volatility": [...], "return": [...]}`` (empty lists
       when it cannot be built);
     * ``frames``: DataFrames ``returns`` (sleeve returns), ``correlation``,
@@ -164,57 +214,68 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
     """
     assets = asset_columns(equity)
     if flows is None and multipliers is not None:
-        flows = capital_flows(multipliers, equity.index, assets)
-    port = portfolio_equity(equity, assets)
-    ppy = _m.periods_per_year(port)
-    rets = sleeve_returns(equity, assets, flows)
-    avg_w = equity_weights(equity, assets)
-    w = avg_w if weights is None else as_weight_series(weights, assets)
-    table = asset_table(equity, trades, weights, metrics, flows, assets)
-    corr = correlation_matrix(rets)
-    benefits = diversification_benefits(equity, assets, flows)
+        flows = _flows_from_multipliers(multipliers, equity.index, assets)
+    prep = _prepare(equity, assets, flows, timer)
+    mom, ppy, port = prep.moments, prep.ppy, prep.port
+    rets = _returns_frame(prep.sleeves.returns, equity.index, assets)
+    table = _asset_table(prep, trades, weights, metrics, timer)
+    avg_w = table["avg_weight"].to_numpy()
+    w = table["weight"].to_numpy()
+    with phase(timer, "analysis.correlation"):
+        corr = pd.DataFrame(_correlation(mom), index=assets, columns=assets)
+        corr_lists = corr.to_numpy().tolist()
+    with phase(timer, "analysis.diversification"):
+        vol, sharpe = table["annual_volatility"].to_numpy(), table["sharpe"].to_numpy()
+        benefits = _benefits(port, vol, sharpe, _diversification_ratio(mom, avg_w), ppy)
 
-    if metrics and metrics.get("portfolio"):
-        pm = dict(metrics["portfolio"])
-    else:
-        pm = _m.compute_metrics(port, trades)
-    if trades is not None:
-        pm.update(_portfolio_trade_stats(trades))
-    keys = ["initial_equity", "final_equity", "pnl", "total_return", "cagr",
-            "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
-            "n_trades", "win_rate", "profit_factor"]
-    portfolio = {k: _num(pm.get(k)) for k in keys}
-    portfolio["n_trades"] = int(pm.get("n_trades") or 0)
-    portfolio["diversification_ratio"] = benefits["diversification_ratio"]
+    with phase(timer, "analysis.portfolio"):
+        if metrics and metrics.get("portfolio"):
+            pm = dict(metrics["portfolio"])
+        else:
+            pm = _m.compute_metrics(port, trades)
+        if trades is not None:
+            pm.update(_portfolio_trade_stats(trades))
+        keys = ["initial_equity", "final_equity", "pnl", "total_return", "cagr",
+                "annual_volatility", "sharpe", "sortino", "max_drawdown", "calmar",
+                "n_trades", "win_rate", "profit_factor"]
+        portfolio = {k: _num(pm.get(k)) for k in keys}
+        portfolio["n_trades"] = int(pm.get("n_trades") or 0)
+        portfolio["diversification_ratio"] = benefits["diversification_ratio"]
 
-    r_port = _m.returns_from_equity(port)
-    points = {"portfolio": [annualised_volatility(r_port, ppy), float(np.mean(r_port) * ppy)]}
-    points["average_weights"] = list(portfolio_point(rets, avg_w, ppy))
-    points["weights"] = list(portfolio_point(rets, w, ppy))
-    points["equal_weight"] = list(portfolio_point(rets, pd.Series(1.0, index=assets), ppy))
+        r_port = _m.returns_from_equity(port)
+        points = {"portfolio": [annualised_volatility(r_port, ppy), float(np.mean(r_port) * ppy)]}
+        points["average_weights"] = list(_point(mom, avg_w, ppy))
+        points["weights"] = list(_point(mom, w, ppy))
+        points["equal_weight"] = list(_point(mom, np.ones(len(assets)), ppy))
+        sd = np.sqrt(np.maximum(np.diag(mom.cov), 0.0)) * math.sqrt(ppy)
+        asset_points = {a: [float(v), float(m)] for a, v, m in zip(assets, sd, mom.mean * ppy)}
+        columns = {c: table[c].tolist() for c in table.columns}  # Python floats / ints
+        per_asset = {str(a): {c: values[i] for c, values in columns.items()}
+                     for i, a in enumerate(assets)}
+
     frontier = None
-    try:
-        if include_frontier:
-            frontier = efficient_frontier(rets, n_points=n_frontier, max_weight=max_weight,
-                                          periods_per_year=ppy)
-    except ValueError:
-        frontier = None
+    if include_frontier:
+        with phase(timer, "analysis.frontier"):
+            try:
+                frontier = _frontier(mom, n_frontier, max_weight, ppy)
+            except ValueError:  # too few clean rows, or max_weight * n < 1
+                frontier = None
 
     return {
         "assets": assets,
         "periods_per_year": float(ppy),
-        "flows_adjusted": flows is not None,
+        "flows_adjusted": prep.flows is not None,
         "portfolio": portfolio,
-        "per_asset": {a: {k: _num(v) for k, v in row.items()} for a, row in table.iterrows()},
+        "per_asset": per_asset,
         "pnl_attribution": _floats(table["pnl"]),
         "return_contribution": _floats(table["contribution"]),
         "risk_attribution": _floats(table["risk_share"]),
-        "average_weights": _floats(avg_w),
-        "weights": _floats(w),
-        "correlation": {"assets": list(corr.columns),
-                        "matrix": corr.to_numpy().tolist()},
+        "average_weights": _floats(table["avg_weight"]),
+        "weights": _floats(table["weight"]),
+        "correlation": {"assets": list(assets), "matrix": corr_lists},
         "diversification": benefits,
         "points": points,
+        "asset_points": asset_points,
         "frontier": ({"volatility": frontier["volatility"].tolist(),
                       "return": frontier["return"].tolist()} if frontier is not None
                      else {"volatility": [], "return": []}),
@@ -240,13 +301,38 @@ def _floats(s: pd.Series) -> dict:
     return {str(k): float(v) for k, v in s.items()}
 
 
+def _clean_float_list(x: list):
+    """A list (or list of equal-length lists) of Python floats with NaN/inf as
+    None, through one array; None when ``x`` is not such a list."""
+    first = x[0]
+    if not (type(first) is float or (type(first) is list and first and type(first[0]) is float)):
+        return None
+    try:
+        arr = np.array(x)
+    except ValueError:  # ragged
+        return None
+    if arr.dtype != np.float64 or arr.ndim > 2:
+        return None
+    finite = np.isfinite(arr)
+    if finite.all():
+        return arr.tolist()
+    return np.where(finite, arr, None).tolist()
+
+
 def analysis_to_json(result: dict) -> dict:
-    """:func:`analyse_run`'s dict without ``frames``, NaN/inf -> None (strict JSON)."""
+    """:func:`analyse_run`'s dict without ``frames``, NaN/inf -> None (strict JSON).
+
+    Every value becomes a plain ``dict``/``list``/``str``/``int``/``float``/
+    ``bool``/``None`` (numpy scalars converted, timestamps as ISO strings);
+    float lists and matrices (the correlation matrix: assets² values) are
+    converted as one array.
+    """
     def clean(x):
         if isinstance(x, dict):
             return {str(k): clean(v) for k, v in x.items() if k != "frames"}
         if isinstance(x, (list, tuple)):
-            return [clean(v) for v in x]
+            fast = _clean_float_list(x) if isinstance(x, list) and x else None
+            return fast if fast is not None else [clean(v) for v in x]
         if isinstance(x, (bool, np.bool_)):
             return bool(x)
         if isinstance(x, (int, np.integer)):
@@ -256,9 +342,7 @@ def analysis_to_json(result: dict) -> dict:
         if isinstance(x, pd.Timestamp):
             return x.isoformat()
         return x
-    out = clean(result)
-    json.dumps(out)  # raises if anything is left that JSON cannot hold
-    return out
+    return clean(result)
 
 
 # ---------------------------------------------------------------- text report
@@ -280,7 +364,8 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
                            flows: pd.DataFrame | None = None,
                            multipliers: pd.DataFrame | None = None,
                            analysis: dict | None = None,
-                           title: str = "Portfolio summary") -> str:
+                           title: str = "Portfolio summary",
+                           timer: PhaseTimer | None = None) -> str:
     """A plain-text report: header, per-asset table and portfolio totals.
 
     Per-asset columns: asset, weight %, PnL (currency), return % (the
@@ -291,14 +376,22 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
     with PnL, return, CAGR, Sharpe, max drawdown, trades, win rate and the
     diversification ratio.  Columns are fixed width and right-aligned (the
     asset column left-aligned); undefined values print as ``n/a``.
+
+    ``analysis`` (:func:`analyse_run`'s result for the same files) is used as
+    is; without it the analysis (less the frontier) is computed, its steps
+    timed into ``timer``.  Rendering itself is timed as ``analysis.summary``.
     """
     assets = asset_columns(equity)
     if analysis is not None:  # already computed for these files (the frontier, if any, is not used here)
         res = analysis
     else:
-        if flows is None and multipliers is not None:
-            flows = capital_flows(multipliers, equity.index, assets)
-        res = analyse_run(equity, trades, weights, metrics, flows=flows, include_frontier=False)
+        res = analyse_run(equity, trades, weights, metrics, flows=flows, multipliers=multipliers,
+                          include_frontier=False, timer=timer)
+    with phase(timer, "analysis.summary"):
+        return _summary_text(equity, assets, res, title)
+
+
+def _summary_text(equity: pd.DataFrame, assets: list, res: dict, title: str) -> str:
     table: pd.DataFrame = res["frames"]["asset_table"]
     p = res["portfolio"]
     port = portfolio_equity(equity, assets)
@@ -330,8 +423,8 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
              f"Final equity      : {p['final_equity']:,.2f}",
              f"Capital flows     : {'excluded from asset PnL' if res['flows_adjusted'] else 'not adjusted'}",
              "", header, rule]
-    for a, row in table.iterrows():
-        lines.append(line(a, row.to_dict()))
+    for a, row in table.to_dict("index").items():
+        lines.append(line(a, row))
     lines.append(rule)
     lines.append(line("TOTAL", {
         "weight": float(table["weight"].sum()), "pnl": p["pnl"],
@@ -351,10 +444,17 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
 
 
 def write_portfolio_summary(path, equity: pd.DataFrame, trades: pd.DataFrame | None = None,
-                            metrics: dict | None = None, weights=None, **kwargs) -> Path:
-    """Write :func:`portfolio_summary_text` to ``path`` (UTF-8); returns the path."""
+                            metrics: dict | None = None, weights=None, *,
+                            timer: PhaseTimer | None = None, **kwargs) -> Path:
+    """Write :func:`portfolio_summary_text` to ``path`` (UTF-8); returns the path.
+
+    ``kwargs`` go to :func:`portfolio_summary_text` (``flows``,
+    ``multipliers``, ``analysis``, ``title``).  Pass ``analysis`` (the
+    report's :func:`analyse_run` result) to render without recomputing;
+    ``timer`` gets ``analysis.summary`` (and the analysis steps when it has
+    to run them)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(portfolio_summary_text(equity, trades, metrics, weights, **kwargs),
+    path.write_text(portfolio_summary_text(equity, trades, metrics, weights, timer=timer, **kwargs),
                     encoding="utf-8")
     return path
