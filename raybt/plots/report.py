@@ -133,7 +133,10 @@ def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None
         out["attribution.png"] = F.plot_attribution(pnl, risk, run_dir / "attribution.png")
     with phase(timer, "figure.frontier.png"):
         ppy = analysis.get("periods_per_year", math.nan)
-        if returns is not None and ppy and math.isfinite(ppy):
+        if analysis.get("asset_points"):  # each sleeve on the frontier's axes, from the analysis' own moments
+            apts = pd.DataFrame.from_dict(analysis["asset_points"], orient="index",
+                                          columns=["volatility", "return"], dtype=float)
+        elif returns is not None and ppy and math.isfinite(ppy):
             apts = F.asset_frontier_points(returns, ppy)
         else:
             apts = pd.DataFrame(columns=["volatility", "return"], dtype=float)
@@ -438,22 +441,23 @@ def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
         with phase(timer, "report.load"):
             run = load_run(run_dir)
     out_dir = Path(out_dir or run["run_dir"])
-    with phase(timer, "analysis"):
-        analysis = analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"],
-                               multipliers=run["multipliers"], include_frontier=frontier)
+    analysis = analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"],
+                           multipliers=run["multipliers"], include_frontier=frontier, timer=timer)
     figures = write_figures(out_dir, analysis, equity=run["equity"], events=run["events"],
                             multipliers=run["multipliers"], config=run["config"],
                             frontier=frontier, timer=timer)
     title = run["config"].get("name") or Path(run.get("final_dir") or run["run_dir"]).name
-    with phase(timer, "report.summary"):
-        summary = out_dir / "portfolio_summary.txt"
-        write_portfolio_summary(summary, run["equity"], run["trades"], run["metrics"], run["weights"],
-                                multipliers=run["multipliers"], analysis=analysis, title=f"Portfolio summary: {title}")
+    summary = out_dir / "portfolio_summary.txt"
+    write_portfolio_summary(summary, run["equity"], run["trades"], run["metrics"], run["weights"],
+                            multipliers=run["multipliers"], analysis=analysis, title=f"Portfolio summary: {title}",
+                            timer=timer)
+    with phase(timer, "report.json"):
         warnings = (run.get("run_info") or {}).get("warnings") or []
         if warnings:  # degenerate data or results: said first, not buried
             summary.write_text("Warnings\n" + "".join(f"  - {w}\n" for w in warnings) + "\n" + summary.read_text())
+        # compact: at 1,000 assets the correlation matrix alone is a million numbers
         (out_dir / "analysis.json").write_text(
-            json.dumps(analysis_to_json(analysis), indent=2) + "\n", encoding="utf-8")
+            json.dumps(analysis_to_json(analysis), separators=(",", ":")) + "\n", encoding="utf-8")
     with phase(timer, "report.html"):
         out = out_dir / "report.html"
         out.write_text(render_html(run, analysis, figures), encoding="utf-8")
