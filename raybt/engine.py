@@ -108,7 +108,7 @@ class PortfolioBacktester:
 
         for asset in self.asset_configs:
             check_portfolio_asset(asset, f"asset {asset.name}")
-        self._take_bars(frames)
+        self._take_bars(frames, validated=not isinstance(assets, dict))
         from raybt.weights import WeightEstimator
 
         allocation = getattr(portfolio_config, "allocation", None)
@@ -121,13 +121,14 @@ class PortfolioBacktester:
 
     # --- set-up ---------------------------------------------------------------------
 
-    def _take_bars(self, frames) -> None:
+    def _take_bars(self, frames, validated: bool = False) -> None:
         """Keep each asset's bars; for the Ray engine, put them in the object store as they come.
 
         With ``engine="ray"`` every asset's OHLC goes to the object store
         once, as it is loaded, and ``self.bars`` holds frames *viewing* the
         stored arrays (no second copy in the driver; the loaded frame is
-        dropped unless the caller keeps it). ``self.bar_refs[i]`` is the
+        dropped unless the caller keeps it). Frames from the caller are
+        validated here (``validated``: they came from the loader, which did). ``self.bar_refs[i]`` is the
         stored object and ``self.bar_starts[i]`` the row of it where
         ``self.bars[i]`` begins (after an estimation window is cut off).
         """
@@ -140,7 +141,7 @@ class PortfolioBacktester:
                 ensure_ray(self.address)
             self._host = self._start_host()  # its process imports and loads the kernels while the bars load
         try:
-            self._store_bars(iter(frames))
+            self._store_bars(iter(frames), validated)
         except BaseException:
             if self._host is not None:  # nothing will run: do not leave the coordinator's process behind
                 import ray
@@ -149,7 +150,7 @@ class PortfolioBacktester:
                 self._host = None
             raise
 
-    def _store_bars(self, frames) -> None:
+    def _store_bars(self, frames, validated: bool) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         from raybt.checkpoints import bars_hash
@@ -163,8 +164,9 @@ class PortfolioBacktester:
 
         for name, asset in zip(self.names, self.asset_configs):
             with phase(self.timer, "load.bars"):
-                # every frame, loaded or the caller's, passes the loader's rules (caller's float64 columns not copied)
-                bars = validate_asset_bars(next(frames), name, getattr(asset, "params", None))
+                bars = next(frames)
+                if not validated:  # the caller's frames pass the loader's rules (float64 columns not copied)
+                    bars = validate_asset_bars(bars, name, getattr(asset, "params", None))
             ref = None
             if self.engine == "ray":
                 with phase(self.timer, "load.store"):
@@ -176,7 +178,8 @@ class PortfolioBacktester:
         hasher.shutdown(wait=False)
         self.bar_starts = [0] * len(self.bars)
         if self.engine == "ray":
-            release_free_memory()  # the loaded frames' pages go back to the OS now
+            with phase(self.timer, "load.store"):
+                release_free_memory()  # the loaded frames' pages go back to the OS now
 
     def _sleeve_params(self):
         capital = float(self.config.initial_capital)
@@ -231,9 +234,10 @@ class PortfolioBacktester:
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         with phase(self.timer, "setup.hash"):
             self._hash_inputs()
-        hashes = {"config": self.provenance["config_hash"], "data": self.provenance["data_hashes"]}
-        self.resume_snapshot = load_checkpoint(self.checkpoint_dir, hashes) if resume and checkpoint_dir else None
-        with threadpool_limits(limits=1, user_api="blas"):
+            hashes = {"config": self.provenance["config_hash"], "data": self.provenance["data_hashes"]}
+            self.resume_snapshot = load_checkpoint(self.checkpoint_dir, hashes) if resume and checkpoint_dir else None
+            blas = threadpool_limits(limits=1, user_api="blas")
+        with blas:
             return self._run()
 
     def _hash_inputs(self) -> None:

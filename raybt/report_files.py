@@ -40,7 +40,7 @@ def write_portfolio_run(result, out: Path, *, report: bool = True, reuse: bool =
     """
     check_format(format)
     timer = timer if timer is not None else PhaseTimer()
-    with atomic_run_dir(out, reuse=reuse) as tmp:
+    with atomic_run_dir(out, reuse=reuse, timer=timer) as tmp:
         # the large tables are written by a thread while this one builds the report: compressing and
         # writing Parquet releases the GIL, so on two cores the files cost almost no extra wall time
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="raybt-write") as pool:

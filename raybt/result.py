@@ -9,6 +9,7 @@ bars matrix: no Python loop per bar, per trade or per chunk-and-asset row
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,9 +156,14 @@ def asset_metrics(equity: np.ndarray, performance: np.ndarray, transfers, trades
 
     columns = TradeColumns.from_frame(trades)
     rows = rows_by_asset(asset_codes(trades, names), len(names))
-    out = {}
+
+    def one(a: int) -> dict:
+        return metrics_of(index, performance[a], None if columns is None else columns.take(rows[a]))
+
+    # two at a time: numpy's passes over a sleeve release the GIL, so two cores share the assets
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="raybt-metrics") as pool:
+        out = dict(zip(names, pool.map(one, range(len(names)))))
     for a, name in enumerate(names):
-        out[name] = metrics_of(index, performance[a], None if columns is None else columns.take(rows[a]))
         if transfers is not None:
             own = equity[a]
             out[name].update(pnl=float(own[-1] - own[0] - transfers[a, -1] + transfers[a, 0]),

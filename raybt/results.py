@@ -146,14 +146,15 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_run_dir(final: Path, *, reuse: bool = False, overwrite: bool = False):
+def atomic_run_dir(final: Path, *, reuse: bool = False, overwrite: bool = False, timer=None):
     """Yield a temporary folder; rename it to ``final`` when the block succeeds.
 
     ``reuse``: the run's ``.partial`` folder already exists (created when the
     run started, see :mod:`raybt.checkpoints`) and is written into; its
     ``INCOMPLETE`` marker and checkpoint are removed just before the rename.
     Otherwise an existing ``.partial`` (an unfinished earlier run) is an
-    error unless ``overwrite``. Every file is fsync'd before the rename.
+    error unless ``overwrite``. Every file is fsync'd before the rename
+    (``timer`` gets that as ``file.sync``).
     """
     final = Path(final)
     check_output_dir(final)
@@ -182,14 +183,17 @@ def atomic_run_dir(final: Path, *, reuse: bool = False, overwrite: bool = False)
         unlock_partial(tmp)
         raise
     try:
-        shutil.rmtree(tmp / "checkpoint", ignore_errors=True)
-        (tmp / "INCOMPLETE").unlink(missing_ok=True)
-        unlock_partial(tmp)
-        _fsync_tree(tmp)
-        if final.exists():
-            final.rmdir()
-        os.replace(tmp, final)
-        fsync_dir(final.parent)
+        from raybt.phases import phase
+
+        with phase(timer, "file.sync"):  # every byte on disk before the folder gets its final name
+            shutil.rmtree(tmp / "checkpoint", ignore_errors=True)
+            (tmp / "INCOMPLETE").unlink(missing_ok=True)
+            unlock_partial(tmp)
+            _fsync_tree(tmp)
+            if final.exists():
+                final.rmdir()
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
     except OSError as exc:
         _mark_incomplete(tmp, exc)
         raise ConfigError(f"{final}: cannot move the finished run into place ({os_error_text(exc)}); "
