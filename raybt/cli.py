@@ -116,7 +116,7 @@ def print_summary(title: str, metrics: dict) -> None:
 # --- raybt run --------------------------------------------------------------------
 
 RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every",
-                    "checkpoint_seconds", "format", "date_format")
+                    "checkpoint_seconds", "format", "date_format", "layout", "assets_per_actor")
 
 
 def _run(args) -> int:
@@ -125,7 +125,7 @@ def _run(args) -> int:
     from raybt.phases import PhaseTimer, phase
     from raybt.portfolio import (best_configs_provenance, check_chunk, check_chunk_timeframe, chunk_source,
                                  preference_ranking, resolve_portfolio)
-    from raybt.progress import DashboardMetrics, chunk_progress
+    from raybt.progress import chunk_progress
     from raybt.results import check_output_dir, new_run_dir, partial_path
     from raybt.timeline import chunk_bounds, union_timeline
 
@@ -153,6 +153,10 @@ def _run(args) -> int:
         overrides["checkpoint_seconds"] = args.checkpoint_seconds
     if args.format:
         overrides["format"] = args.format
+    if args.layout:
+        overrides["layout"] = args.layout
+    if args.assets_per_actor is not None:
+        overrides["assets_per_actor"] = args.assets_per_actor
     with phase(timer, "load.config"):
         configs, pconf, universe = resolve_portfolio(args.preference, args.config, max_assets=args.max_assets,
                                                      best_configs_dir=DEFAULT_RESULTS, **overrides)
@@ -171,14 +175,14 @@ def _run(args) -> int:
             raise ConfigError(f"{out}: an unfinished run is already there ({partial_path(out)}); "
                               f"resume it with --resume {out}, delete it, or pass --overwrite")
     if args.engine == "ray":
-        from raybt.ray_runtime import ensure_ray
+        from raybt.ray.runtime import ensure_ray
 
         with phase(timer, "ray.init"):
             ensure_ray(args.address)
     # the bars are loaded two files at a time and, for Ray, put in the object store as they come
     backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
-                                     ranking=ranking, timer=timer,
-                                     universe=universe, timeframe=args.timeframe, echo=_echo)
+                                     ranking=ranking, timer=timer, universe=universe, timeframe=args.timeframe,
+                                     echo=_echo, run_name=out.name)
     check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
@@ -191,12 +195,19 @@ def _run(args) -> int:
     print(f"parameters: {pconf.asset_config}"
           + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
              f"(sha256 {best['sha256'][:12]})" if best else " (no best_configs file applied)"), flush=True)
+    layout = backtester.execution.layout
+    print(f"layout: {layout.describe(backtester.names) if layout else 'local: this process (numba threads)'}",
+          flush=True)
     if args.engine == "ray":
-        from raybt.ray_runtime import dashboard_url
+        from raybt.ray.runtime import dashboard_url
 
         print(f"Ray dashboard: {dashboard_url() or 'not running'}", flush=True)
     n_chunks = len(chunk_bounds(union_timeline([b.index for b in backtester.bars]), pconf.engine.chunk)) - 1
-    dashboard = DashboardMetrics(out.name, lambda: backtester.names) if args.engine == "ray" else None
+    dashboard = None
+    if args.engine == "ray":
+        from raybt.ray.metrics import DashboardMetrics
+
+        dashboard = DashboardMetrics(out.name, lambda: backtester.names)
     show = sys.stderr.isatty() and not args.no_progress
     with chunk_progress(n_chunks, f"{pconf.name} ({n_assets} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
@@ -335,6 +346,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=("ray", "local"), default="ray")
     run.add_argument("--chunk", help="chunk duration (e.g. 1D, 4h)")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
+    run.add_argument("--layout", choices=("auto", "colocated", "actors"),
+                     help="on Ray: colocated (the coordinator's actor advances every asset; the default on one "
+                          "node) or actors (shard actors; the default on a cluster) (engine.layout)")
+    run.add_argument("--assets-per-actor", type=int, metavar="N",
+                     help="the actors layout: N assets per shard actor (engine.assets_per_actor; "
+                          "default: one shard per CPU)")
     run.add_argument("--out", help="output folder (default: a new results/<run>/)")
     run.add_argument("--overwrite", action="store_true",
                      help="replace an unfinished run left in the output folder's .partial (instead of --resume)")

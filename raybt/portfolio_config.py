@@ -14,7 +14,7 @@ Schema (every key optional; defaults in the dataclasses below)::
            max_portfolio_drawdown, breaker_flatten, resume, cooldown_chunks,
            resume_drawdown, max_asset_correlation, correlation_window,
            max_single_asset_weight}
-    engine: {chunk, assets_per_actor, checkpoint_every, checkpoint_seconds, transport}
+    engine: {chunk, layout, assets_per_actor, checkpoint_every, checkpoint_seconds, transport}
     output: {format}                            # parquet | csv (the large result tables)
 
 Fractions are fractions (0.2 = 20 %); drawdowns are positive. Unknown keys
@@ -42,6 +42,7 @@ PREFERENCES = ("balanced", "pnl", "drawdown")
 REBALANCE = ("none", "daily", "weekly", "monthly")
 RESUME = ("never", "cooldown", "recovery")
 TRANSPORTS = ("compiled", "tasks")
+LAYOUTS = ("auto", "colocated", "actors")
 OUTPUT_FORMATS = ("parquet", "csv")
 
 
@@ -73,7 +74,8 @@ class RiskConfig:
 @dataclass(frozen=True)
 class EngineConfig:
     chunk: str = "1D"
-    assets_per_actor: int | None = None
+    layout: str = "auto"  # on Ray: auto | colocated | actors (raybt.engine.plan)
+    assets_per_actor: int | None = None  # the actors layout: assets per shard actor (None: one shard per CPU)
     checkpoint_every: int = 0  # chunks between checkpoints on disk; 0 = off
     checkpoint_seconds: float = 60.0  # wall-clock seconds between checkpoints on disk; 0 = off
     transport: str = "tasks"  # Ray chunk fan-out to AssetActors: tasks (actor calls) | compiled (Ray Compiled Graph)
@@ -120,6 +122,7 @@ class PortfolioConfig:
         routes = {"allocation_model": ("allocation", "model"), "chunk": ("engine", "chunk"),
                   "max_assets": ("allocation", "max_assets"), "rebalance": (None, "rebalance"),
                   "preference": (None, "preference"), "assets_per_actor": ("engine", "assets_per_actor"),
+                  "layout": ("engine", "layout"),
                   "checkpoint_every": ("engine", "checkpoint_every"),
                   "checkpoint_seconds": ("engine", "checkpoint_seconds"), "format": ("output", "format")}
         for key, value in changes.items():
@@ -228,6 +231,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
     e = _section(doc, "engine", EngineConfig, where)
     engine = EngineConfig(
         chunk=_duration(e.get("chunk", "1D"), w("engine.chunk")),
+        layout=_choice(e.get("layout", "auto"), LAYOUTS, w("engine.layout")),
         assets_per_actor=_number(e.get("assets_per_actor"), w("engine.assets_per_actor"), 1, integer=True,
                                  optional=True),
         checkpoint_every=_number(e.get("checkpoint_every", 0), w("engine.checkpoint_every"), 0, integer=True),

@@ -1,11 +1,10 @@
-"""Live feedback while a portfolio runs: a terminal progress bar over chunks
-(portfolio equity and drawdown) and Ray dashboard metrics.
+"""Live feedback in the terminal: progress bars (rich).
 
-Dashboard metrics (``ray.util.metrics``, exported to Prometheus and shown in
-the Ray dashboard's Metrics view when Grafana/Prometheus are set up):
-``raybt_portfolio_equity``, ``raybt_portfolio_drawdown``,
-``raybt_chunks_done`` and ``raybt_breaker_tripped`` (per-asset equity gauges
-are not exported yet).
+:func:`chunk_progress` shows a portfolio run's chunks with its equity,
+drawdown and breaker state (and passes each batch of chunk summaries to a
+``dashboard`` callback: :class:`raybt.ray.metrics.DashboardMetrics` on Ray);
+:func:`task_progress` counts the units of work of ``raybt optimize`` and
+``raybt sweep``.
 """
 
 from __future__ import annotations
@@ -13,43 +12,8 @@ from __future__ import annotations
 import contextlib
 
 
-class DashboardMetrics:
-    """Ray gauges updated from chunk summaries (no-op when Ray is not running)."""
-
-    def __init__(self, run: str, assets=lambda: ()):
-        """``assets``: a callable giving the simulated asset names (known once the run starts)."""
-        import ray
-        from ray.util.metrics import Counter, Gauge
-
-        self.enabled = ray.is_initialized()
-        if not self.enabled:
-            return
-        tags = ("run",)
-        self.tags = {"run": run}
-        self.equity = Gauge("raybt_portfolio_equity", "portfolio equity (currency)", tag_keys=tags)
-        self.drawdown = Gauge("raybt_portfolio_drawdown", "portfolio drawdown (fraction)", tag_keys=tags)
-        self.breaker = Gauge("raybt_breaker_tripped", "1 while the breaker halts entries", tag_keys=tags)
-        self.chunks = Counter("raybt_chunks_done", "chunks simulated", tag_keys=tags)
-        self.assets = assets
-        self.asset_equity = Gauge("raybt_asset_equity", "sleeve equity per asset (currency)",
-                                  tag_keys=("run", "asset"))
-
-    def update(self, summaries) -> None:
-        if not self.enabled or not summaries:
-            return
-        last = summaries[-1]
-        self.equity.set(last.equity, tags=self.tags)
-        self.drawdown.set(last.drawdown, tags=self.tags)
-        self.breaker.set(1.0 if last.halted else 0.0, tags=self.tags)
-        self.chunks.inc(len(summaries), tags=self.tags)
-        names = list(self.assets())
-        if last.sleeves is not None and len(last.sleeves) == len(names):
-            for name, value in zip(names, last.sleeves):
-                self.asset_equity.set(float(value), tags={"run": self.tags["run"], "asset": name})
-
-
 @contextlib.contextmanager
-def chunk_progress(total: int, label: str, enabled: bool = True, dashboard: DashboardMetrics | None = None):
+def chunk_progress(total: int, label: str, enabled: bool = True, dashboard=None):
     """Yield a callback taking chunk summaries; shows a rich progress bar."""
     if not enabled:
         def update(summaries):
@@ -74,3 +38,17 @@ def chunk_progress(total: int, label: str, enabled: bool = True, dashboard: Dash
                 dashboard.update(summaries)
 
         yield update
+
+
+@contextlib.contextmanager
+def task_progress(total: int, label: str, enabled: bool = True):
+    """Yield ``advance(status="")``, called once per finished unit of work; shows a rich progress bar."""
+    if not enabled or total <= 0:
+        yield lambda status="": None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), transient=False) as bar:
+        task = bar.add_task(label, total=total, status="")
+        yield lambda status="": bar.update(task, advance=1, status=status)

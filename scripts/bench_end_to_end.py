@@ -81,7 +81,7 @@ def main():
 
     timer = PhaseTimer()
     if args.engine == "ray":
-        from raybt.ray_runtime import ensure_ray
+        from raybt.ray.runtime import ensure_ray
 
         t = time.perf_counter()
         ensure_ray()

@@ -46,7 +46,7 @@ from raybt.data.synth import iter_universe, write_universe
 from raybt.engine import PortfolioBacktester, pack_assets, release_free_memory
 from raybt.timeline import chunk_bounds, union_timeline
 from raybt.types import neutral_instructions
-from raybt.ray_runtime import warm_up_kernels
+from raybt.compile import warm_up_kernels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import PARAMS, PeakMemory, bench_config  # noqa: E402
@@ -69,7 +69,7 @@ def main():
 
     import ray
 
-    from raybt.ray_runtime import ensure_ray
+    from raybt.ray.runtime import ensure_ray
 
     t = time.perf_counter()
     ensure_ray()

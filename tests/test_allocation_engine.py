@@ -92,9 +92,11 @@ def test_max_assets_keeps_the_top_ranked(universe):
     assert res.equity.index[0] == next(iter(universe.values())).index[0]  # no window needed
 
 
-@pytest.mark.parametrize("n_actors", [None, 2])
-def test_ray_equals_local_with_reestimated_weights(ray_session, universe, result, n_actors):
-    ray_result = PortfolioBacktester(_assets(universe), _config(), engine="ray", n_actors=n_actors).run()
+@pytest.mark.parametrize("layout", ["colocated", "actors"])
+def test_ray_equals_local_with_reestimated_weights(ray_session, universe, result, layout):
+    config = _config().with_overrides(layout=layout, assets_per_actor=-(-len(universe) // 2) if layout == "actors"
+                                      else None)
+    ray_result = PortfolioBacktester(_assets(universe), config, engine="ray").run()
     pd.testing.assert_frame_equal(result.equity, ray_result.equity, check_exact=True)
     pd.testing.assert_frame_equal(result.trades, ray_result.trades, check_exact=True)
     pd.testing.assert_frame_equal(result.weight_history, ray_result.weight_history, check_exact=True)

@@ -63,9 +63,16 @@ def test_risk_rules_are_active(local_result):
     assert (local_result.events["event"] == "trip").any(), "breaker never tripped"
 
 
-@pytest.mark.parametrize("n_actors", [None, 1, 2, 15])  # None: colocated in the coordinator actor
-def test_ray_equals_local(ray_session, universe, local_result, n_actors):
-    result = PortfolioBacktester(_assets(universe), _config(), engine="ray", n_actors=n_actors).run()
+@pytest.mark.parametrize("assets_per_actor", [None, 15, 8, 1])  # None: colocated; 15, 8, 1: 1, 2 and 15 shard actors
+def test_ray_equals_local(ray_session, universe, local_result, assets_per_actor):
+    config = _config()
+    if assets_per_actor:
+        config = config.with_overrides(layout="actors", assets_per_actor=assets_per_actor)
+    bt = PortfolioBacktester(_assets(universe), config, engine="ray")
+    result = bt.run()
+    expected = ("actors", len(universe) // assets_per_actor + (len(universe) % assets_per_actor > 0)) \
+        if assets_per_actor else ("colocated", 1)
+    assert (bt.run_info.layout, bt.run_info.n_shards) == expected
     _assert_identical(local_result, result)
 
 
@@ -130,9 +137,10 @@ MULTI_NODE = textwrap.dedent("""
     cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address, log_to_driver=False)
     cluster.wait_for_nodes()
-    bt = PortfolioBacktester(_assets(universe), _config(), engine="ray", n_actors=3, spread_actors=True)
+    bt = PortfolioBacktester(_assets(universe), _config(), engine="ray")  # auto on 3 nodes: one shard per CPU
     remote = bt.run()
-    nodes = set(bt.actor_nodes)
+    assert bt.run_info.layout == "actors" and bt.run_info.n_shards == 3
+    nodes = set(bt.run_info.nodes)
     ray.shutdown(); cluster.shutdown()
     local = PortfolioBacktester(_assets(universe), _config(), engine="local").run()
     pd.testing.assert_frame_equal(remote.equity, local.equity, check_exact=True)

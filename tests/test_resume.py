@@ -123,13 +123,14 @@ def test_killed_actor_is_restarted_and_results_are_identical(ray_session, portfo
         if killed:
             return
         alive = [a["Pid"] for a in state.actors().values()
-                 if a["ActorClassName"] == "AssetShard" and a["State"] == "ALIVE"]
+                 if a["ActorClassName"] == "Shard" and a["State"] == "ALIVE"]
         os.kill(alive[0], signal.SIGKILL)
         killed.append(alive[0])
 
-    bt = PortfolioBacktester(assets, config, engine="ray", n_actors=2, progress=kill_one)
+    config = config.with_overrides(layout="actors", assets_per_actor=2)  # two shard actors
+    bt = PortfolioBacktester(assets, config, engine="ray", progress=kill_one)
     result = bt.run()
-    assert killed and bt.recoveries >= 1
+    assert killed and bt.run_info.recoveries >= 1
     pd.testing.assert_frame_equal(reference.equity, result.equity, check_exact=True)
     pd.testing.assert_frame_equal(reference.trades, result.trades, check_exact=True)
     pd.testing.assert_frame_equal(reference.multipliers, result.multipliers, check_exact=True)

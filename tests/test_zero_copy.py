@@ -151,7 +151,7 @@ def test_ray_driver_frames_view_the_object_store(ray_session):
         assets[name] = (AssetConfig(name=name, data=None, timeframe="5m", params=validate_params({})), frame)
     config = portfolio_config_from_dict({"name": "t", "engine": {"chunk": "1D"}}, "t")
     bt = PortfolioBacktester(assets, config, engine="ray")
-    for ref, frame, (_, original) in zip(bt.bar_refs, bt.bars, assets.values()):
+    for ref, frame, (_, original) in zip(bt.intake.refs, bt.bars, assets.values()):
         stored = ray.get(ref)
         assert np.shares_memory(frame["close"].to_numpy(), stored[3])
         assert np.array_equal(frame["close"].to_numpy(), original["close"].to_numpy())

@@ -76,6 +76,7 @@ from raybt.optimize.evaluate import (
 )
 from raybt.optimize.grid import GridSpec, candidate_params
 from raybt.optimize.select import PREFERENCES, select_candidate
+from raybt.progress import task_progress
 
 DEFAULT_BATCH = 128
 # metrics written to best_configs / summaries (subset of METRIC_COLUMNS)
@@ -162,31 +163,6 @@ def _batches(jobs: AssetJobs, batch: int):
         yield lo, hi
 
 
-def _progress(total: int, label: str, enabled: bool):
-    """A rich progress bar over tasks (or a no-op object)."""
-    if not enabled:
-        class _Null:
-            def __enter__(self):
-                return lambda n=1: None
-
-            def __exit__(self, *exc):
-                return False
-        return _Null()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    class _Bar:
-        def __enter__(self):
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), transient=False)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(label, total=total)
-            return lambda n=1: self.bar.update(self.task, advance=n)
-
-        def __exit__(self, *exc):
-            return self.bar.__exit__(*exc)
-    return _Bar()
-
-
 def run_jobs(asset_jobs: list[AssetJobs], *, engine: str = "ray", batch: int = DEFAULT_BATCH,
              address: str | None = None, progress: bool = False, label: str = "optimize",
              max_in_flight: int | None = None) -> dict[str, np.ndarray]:
@@ -203,34 +179,25 @@ def run_jobs(asset_jobs: list[AssetJobs], *, engine: str = "ray", batch: int = D
     tasks = [(j, lo, hi) for j in asset_jobs for lo, hi in _batches(j, batch)]
     if engine == "local":
         warm_up_evaluator(parallel=True)
-        with _progress(len(tasks), label, progress) as advance:
+        with task_progress(len(tasks), label, progress) as advance:
             for j, lo, hi in tasks:
                 parts[j.name][lo] = evaluate_jobs(j.ohlc, j.params[lo:hi], j.starts[lo:hi], j.ends[lo:hi],
                                                   parallel=True)
                 advance()
     else:
-        import ray
-
-        from raybt.ray_runtime import ensure_ray, one_cpu_task
+        from raybt.ray.runtime import ensure_ray
+        from raybt.ray.tasks import map_tasks, put
 
         ensure_ray(address)
         warm_up_evaluator(parallel=False)  # workers on this node then load the numba cache
-        remote = one_cpu_task(_evaluate_task)
-        refs = {j.name: ray.put(np.ascontiguousarray(j.ohlc, dtype=np.float64)) for j in asset_jobs}
-        limit = len(tasks) if not max_in_flight else max(1, int(max_in_flight))
-        pending: dict = {}
-        queue = list(tasks)
-        with _progress(len(tasks), label, progress) as advance:
-            while queue or pending:
-                while queue and len(pending) < limit:
-                    j, lo, hi = queue.pop(0)
-                    ref = remote.remote(refs[j.name], j.params[lo:hi], j.starts[lo:hi], j.ends[lo:hi])
-                    pending[ref] = (j.name, lo)
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    name, lo = pending.pop(ref)
-                    parts[name][lo] = ray.get(ref)
-                    advance()
+        refs = {j.name: put(np.ascontiguousarray(j.ohlc, dtype=np.float64)) for j in asset_jobs}
+        calls = [((j.name, lo), (refs[j.name], j.params[lo:hi], j.starts[lo:hi], j.ends[lo:hi]))
+                 for j, lo, hi in tasks]
+        with task_progress(len(tasks), label, progress) as advance:
+            def done(key, value):
+                parts[key[0]][key[1]] = value
+                advance()
+            map_tasks(_evaluate_task, calls, done, max_parallel=max_in_flight)
     for j in asset_jobs:
         chunks = [parts[j.name][lo] for lo in sorted(parts[j.name])]
         results[j.name] = np.vstack(chunks) if chunks else np.zeros((0, 13))

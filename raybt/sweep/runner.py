@@ -65,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from raybt.errors import ConfigError, RaybtError
+from raybt.progress import task_progress
 from raybt.sweep.spec import (
     RANK_METRICS,
     SweepPoint,
@@ -386,34 +387,6 @@ def default_sweep_dir(name: str, root="results") -> Path:
     return candidate
 
 
-class _Progress:
-    """A rich progress bar over points (or nothing)."""
-
-    def __init__(self, total: int, label: str, enabled: bool):
-        self.enabled = enabled and total > 0
-        self.total = total
-        self.label = label
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[status]}"), TimeElapsedColumn(), transient=False)
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.label, total=self.total, status="")
-        return self
-
-    def advance(self, status: str) -> None:
-        if self.enabled:
-            self.bar.update(self.task, advance=1, status=status)
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            return self.bar.__exit__(*exc)
-        return False
-
-
 def _ensure_data(points: list[SweepPoint], echo) -> None:
     """Generate the bundled synthetic universe once, in the driver, before tasks read it."""
     from raybt.config import load_asset_universe
@@ -477,7 +450,7 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     say(f"sweep {spec.name}: {len(points)} points ({n_reused} already done in {points_dir}), "
         f"{len(todo)} to run, engine {engine}")
 
-    def finish(point: SweepPoint, payload: dict, bar: _Progress) -> None:
+    def finish(point: SweepPoint, payload: dict, advance) -> None:
         entry = {"status": "failed", "error": payload.get("error", ""), "summary": {},
                  "elapsed_s": float(payload.get("elapsed_s", 0.0)), "reused": False}
         if payload.get("ok"):
@@ -489,19 +462,19 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
         state[point.point_id] = entry
         if entry["status"] == "ok":
             s = entry["summary"]
-            bar.advance(f"{point.label}: Sharpe {s['sharpe']:.2f}, return {s['total_return']:.1%}")
+            advance(f"{point.label}: Sharpe {s['sharpe']:.2f}, return {s['total_return']:.1%}")
         else:
-            bar.advance(f"{point.label}: FAILED")
+            advance(f"{point.label}: FAILED")
 
     t_run = time.perf_counter()
     if todo:
         _ensure_data(todo, echo)
-        with _Progress(len(todo), f"sweep {spec.name} ({engine})", progress) as bar:
+        with task_progress(len(todo), f"sweep {spec.name} ({engine})", progress) as advance:
             if engine == "local":
                 for p in todo:
-                    finish(p, _run_point(p.config_dict, best_dir), bar)
+                    finish(p, _run_point(p.config_dict, best_dir), advance)
             else:
-                _run_on_ray(todo, best_dir, address, max_parallel, lambda p, payload: finish(p, payload, bar))
+                _run_on_ray(todo, best_dir, address, max_parallel, lambda p, payload: finish(p, payload, advance))
     t_done = time.perf_counter()
 
     rows = []
@@ -534,31 +507,13 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
 
 
 def _run_on_ray(todo: list[SweepPoint], best_dir, address, max_parallel, finish) -> None:
-    import ray
-
-    from raybt.ray_runtime import ensure_ray
+    """One Ray task per point, at most ``max_parallel`` at once; a task that fails is a failed point."""
+    from raybt.ray.runtime import ensure_ray
+    from raybt.ray.tasks import map_tasks
 
     ensure_ray(address)
-    from raybt.ray_runtime import one_cpu_task
-
-    remote = one_cpu_task(_ray_point_task)
-    limit = len(todo) if not max_parallel else int(max_parallel)
-    queue = list(todo)
-    pending: dict = {}
-    while queue or pending:
-        while queue and len(pending) < limit:
-            point = queue.pop(0)
-            pending[remote.remote(point.config_dict, best_dir)] = point
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            point = pending.pop(ref)
-            try:
-                payload = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001 - worker died, task cancelled, ...
-                cause = getattr(exc, "cause", None)
-                payload = {"ok": False, "error": one_line(cause if isinstance(cause, BaseException) else exc)}
-            finish(point, payload)
-            del payload
+    map_tasks(_ray_point_task, [(p, (p.config_dict, best_dir)) for p in todo], finish, max_parallel=max_parallel,
+              on_error=lambda p, exc: finish(p, {"ok": False, "error": one_line(exc)}))
 
 
 def write_outputs(result: SweepResult, spec: SweepSpec, state: dict, engine: str) -> None:

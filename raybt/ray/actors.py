@@ -1,20 +1,27 @@
-"""Ray shells over the plain engine objects (the only module importing ray).
+"""Ray shells over the plain engine objects.
 
-* :class:`AssetShard` (made remote as ``AssetActor``) owns a shard of assets:
-  its bars arrive as object-store references (put once by the driver, so
-  they reach actors on any node), it builds an :class:`~raybt.asset.AssetGroup`
+* :class:`Shard` (made remote as ``ShardActor``) owns a shard of assets: its
+  bars arrive as object-store references (put once by the driver, so they
+  reach actors on any node), it builds an :class:`~raybt.asset.AssetGroup`
   and advances it one chunk per call.
 * :class:`RayGroupSet` is the coordinator's group set over those actors: one
   fan-out and one ``ray.get`` per chunk, never a get per actor in a loop.
-* ``CoordinatorActor`` is the plain :class:`~raybt.coordinator.Coordinator`
-  made remote; the driver asks it to advance a few chunks at a time (for the
-  progress display) and fetches the output at the end.
+* :class:`ColocatedShards` is the group set living inside the coordinator's
+  own actor (the ``colocated`` layout).
+* :class:`CoordinatorHost` (made remote as ``CoordinatorActor``) is the
+  plain :class:`~raybt.coordinator.Coordinator` in an actor; the driver asks
+  it to advance a few chunks at a time (for the progress display) and
+  fetches the output at the end.
+
+Actors are named after what they hold (``raybt coordinator of <run>``,
+``raybt shard EURUSD..GOLD of <run>``), as the Ray dashboard lists them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,11 +33,11 @@ from raybt.portfolio_config import TRANSPORTS
 from raybt.types import INSTR_DT, neutral_instructions
 
 
-class AssetShard:
+class Shard:
     """Plain class hosted by an actor: a shard's AssetGroup (serial kernel)."""
 
     def __init__(self, assets, params):
-        from raybt.ray_runtime import warm_up_kernels
+        from raybt.compile import warm_up_kernels
 
         warm_up_kernels()  # load the compiled kernel now, not inside the first chunk
         self.group = group_from_refs(assets, params, parallel=False)
@@ -57,7 +64,7 @@ class AssetShard:
         return os.getpid()
 
 
-class CoordinatorShell(Coordinator):
+class CoordinatorHost(Coordinator):
     """The Coordinator as hosted by an actor: BLAS limited to one thread, equity in shared memory.
 
     Started in two steps, so that its process gets ready while the driver is
@@ -74,7 +81,7 @@ class CoordinatorShell(Coordinator):
     def __init__(self):  # noqa: D107 - the Coordinator is built by start()
         from threadpoolctl import threadpool_limits
 
-        from raybt.ray_runtime import warm_up_kernels
+        from raybt.compile import warm_up_kernels
 
         self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         logging.getLogger("ray.dag").setLevel(logging.WARNING)  # no compile/teardown chatter
@@ -97,7 +104,7 @@ class CoordinatorShell(Coordinator):
 
     def prepare(self) -> None:
         """Build every shard (actors started, bars fetched, kernels loaded) before the clock starts."""
-        from raybt.ray_runtime import warm_up_kernels
+        from raybt.compile import warm_up_kernels
 
         warm_up_kernels()
         self._group_states()
@@ -120,8 +127,8 @@ def fetch_output(coordinator):
     return output
 
 
-AssetActor = ray.remote(AssetShard)
-CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorShell)
+ShardActor = ray.remote(Shard)
+CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorHost)
 
 
 #: Errors meaning "a worker (actor process, node or channel) is gone".
@@ -130,7 +137,7 @@ _LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray
 
 
 class RayGroupSet:
-    """Group set over AssetActors: one fan-out and one gather per chunk.
+    """Group set over shard actors: one fan-out and one gather per chunk.
 
     ``transport="tasks"`` (default) uses plain actor tasks (one ``.remote()``
     per actor, one ``ray.get``): 1.5-3 ms per chunk here. ``transport=
@@ -148,14 +155,20 @@ class RayGroupSet:
     every shard's state from its last checkpoint and replays.
     """
 
-    def __init__(self, shard_args, options, transport: str = "tasks"):
+    def __init__(self, shard_args, options, transport: str = "tasks", labels=None):
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.shard_args = list(shard_args)
         self.options = dict(options)
         self.transport = transport
+        self.labels = list(labels) if labels is not None else [f"shard {k}" for k in range(len(self.shard_args))]
         self._dag = None
-        self.actors = [AssetActor.options(**self.options).remote(*args) for args in self.shard_args]
+        self.actors = [self._start(i) for i in range(len(self.shard_args))]
+
+    def _start(self, i: int):
+        """Shard i's actor (again, after its process died), named after what it holds."""
+        name = f"raybt {self.labels[i]} #{secrets.token_hex(3)}"  # unique: a restart must not wait for the name
+        return ShardActor.options(name=name, **self.options).remote(*self.shard_args[i])
 
     def _compiled_dag(self):
         if self._dag is None:
@@ -210,7 +223,7 @@ class RayGroupSet:
                 ray.get(actor.pid.remote(), timeout=30)
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
                     ray.exceptions.GetTimeoutError):
-                self.actors[i] = AssetActor.options(**self.options).remote(*self.shard_args[i])
+                self.actors[i] = self._start(i)
 
     def pids(self):
         self.teardown()
@@ -242,8 +255,8 @@ class ColocatedShards:
 
     def _groups(self):
         if self._local is None:
+            from raybt.compile import warm_up_kernels
             from raybt.coordinator import LocalGroupSet
-            from raybt.ray_runtime import warm_up_kernels
 
             warm_up_kernels()
             groups = []
@@ -319,6 +332,15 @@ def group_from_refs(assets, params, *, parallel: bool) -> AssetGroup:
 def shard_arguments(stored, layout, params_per_shard) -> list:
     """Constructor arguments per shard: its assets' :class:`StoredBars` and parameters."""
     return [([stored[i] for i in idx], params) for idx, params in zip(layout, params_per_shard)]
+
+
+def shard_labels(names, layout, run: str) -> list[str]:
+    """``shard EURUSD..GOLD of <run>`` for each shard: what a user sees in the dashboard's Actors view."""
+    labels = []
+    for idx in layout:
+        first, last = names[int(idx[0])], names[int(idx[-1])]
+        labels.append(f"shard {first}..{last} of {run}" if len(idx) > 1 else f"shard {first} of {run}")
+    return labels
 
 
 def actor_options(cpus_per_actor: float, spread: bool = False) -> dict:

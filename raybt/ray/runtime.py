@@ -1,21 +1,15 @@
-"""Starting or joining Ray, and compiling the kernels before actors start.
+"""Starting or joining Ray; the dashboard's address; one-CPU tasks.
 
 * ``address=None``: join the cluster named by ``RAY_ADDRESS`` if set, else
   start an embedded local Ray with this machine's CPUs (the default).
 * ``address="auto"`` or ``"ray://host:10001"`` or ``"host:6379"``: join that
   cluster; failure is a :class:`~raybt.errors.ClusterError` (one line).
-
-Numba caches compiled kernels next to the sources; compiling once in the
-driver before any actor starts means actors on this node load the cache
-instead of compiling concurrently into it.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-
-import numpy as np
 
 from raybt.errors import ClusterError
 
@@ -91,22 +85,3 @@ def one_cpu_task(fn):
     if fn not in _ONE_CPU_TASKS:
         _ONE_CPU_TASKS[fn] = ray.remote(num_cpus=1, max_retries=0)(fn)
     return _ONE_CPU_TASKS[fn]
-
-
-def warm_up_kernels() -> None:
-    """Compile (or load from cache) the serial shard kernel and the coordinator's kernels in this process."""
-    from raybt.asset import AssetGroup, shard_bars
-    from raybt.broker import param_records, validate_params
-    from raybt.types import neutral_instructions
-
-    close = np.linspace(1.0, 1.1, 64)
-    group = AssetGroup(shard_bars([close], [close * 1.001], [close * 0.999], [close],
-                                 [np.arange(64, dtype=np.int64)]),
-                       param_records([validate_params({})]))
-    group.step(0, 64, neutral_instructions(1))
-    from raybt.risk import RollingBlockMoments
-
-    moments = RollingBlockMoments(36, 2, block=4)
-    equity = np.ascontiguousarray(np.vstack([close, close[::-1]]) * 1e5)
-    moments.append_chunk(equity, equity[:, 0], 0)
-    moments.factors(0.5)

@@ -1,0 +1,30 @@
+"""Compile (or load from numba's cache) every kernel a run uses, before the clock starts.
+
+Numba caches compiled kernels next to their sources. Compiling once in one
+process before others start means the others load the cache instead of
+compiling concurrently into it (which can crash); on the Ray engine the
+coordinator's actor does it first, while the driver is still loading bars.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def warm_up_kernels() -> None:
+    """Compile (or load from cache) the serial shard kernel and the coordinator's kernels in this process."""
+    from raybt.asset import AssetGroup, shard_bars
+    from raybt.broker import param_records, validate_params
+    from raybt.types import neutral_instructions
+
+    close = np.linspace(1.0, 1.1, 64)
+    group = AssetGroup(shard_bars([close], [close * 1.001], [close * 0.999], [close],
+                                 [np.arange(64, dtype=np.int64)]),
+                       param_records([validate_params({})]))
+    group.step(0, 64, neutral_instructions(1))
+    from raybt.risk import RollingBlockMoments
+
+    moments = RollingBlockMoments(36, 2, block=4)
+    equity = np.ascontiguousarray(np.vstack([close, close[::-1]]) * 1e5)
+    moments.append_chunk(equity, equity[:, 0], 0)
+    moments.factors(0.5)
