@@ -35,7 +35,7 @@ import numpy as np
 
 from raybt import risk
 from raybt.portfolio_config import RiskConfig
-from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
+from raybt.types import INSTR_DT
 
 
 class WorkerLost(Exception):
@@ -376,107 +376,18 @@ class Coordinator:
     # --- checkpoints on disk ---------------------------------------------------------
 
     def checkpoint_delta(self) -> CheckpointDelta:
-        """The state at this chunk boundary and the outputs since the previous call, as plain arrays.
+        """The state at this chunk boundary and the outputs since the previous call, as plain arrays
+        (:func:`raybt.checkpoint_state.checkpoint_delta`)."""
+        from raybt.checkpoint_state import checkpoint_delta
 
-        Appending every delta's outputs in order rebuilds the whole run so
-        far (:meth:`restore_checkpoint`), so a checkpoint costs the work done
-        since the last one, not the run's whole history.
-        """
-        marker, done = self._disk_marker, int(self.bounds[self.chunk])
-        breaker = self.breaker
-        state = {
-            "chunk": np.int64(self.chunk),
-            "sleeves": self.sleeves, "initial_sleeves": self.initial_sleeves, "margins": self.margins,
-            "target_weights": self.target_weights, "instructions": self.instructions,
-            "scalars": np.array([self.peak, self.drawdown, breaker.peak], dtype=np.float64),
-            "breaker": np.array([int(breaker.tripped), breaker.chunks_since_trip], dtype=np.int64),
-            "bounds": self.bounds,
-            **{f"returns.{k}": v for k, v in self.returns.to_arrays().items()},
-            **{f"group_state.{g}": st for g, st in enumerate(self._group_states())},
-        }
-        decisions = self.decisions[marker.decisions:]
-        events = self.events[marker.events:]
-        weights = self.weight_history[marker.weights:]
-        moved = sorted(c for c in self.adjustments if c >= marker.chunk)
-        trades = self._trade_parts[marker.trade_parts:]
-        outputs = {
-            "equity": self.equity[:, marker.bars:done].copy(),
-            "trades": np.concatenate(trades) if trades else np.zeros(0, dtype=TRADE_DT),
-            "decision.chunk": np.array([d.chunk for d in decisions], dtype=np.int64),
-            "decision.decided_at": np.array([d.decided_at for d in decisions], dtype=np.int64),
-            "decision.chunk_start": np.array([d.chunk_start for d in decisions], dtype=np.int64),
-            "decision.instructions": (np.stack([d.instructions for d in decisions]) if decisions
-                                      else np.zeros((0, self.n_assets), dtype=INSTR_DT)),
-            "decision.factors": (np.stack([d.factors for d in decisions]) if decisions
-                                 else np.zeros((0, len(FACTORS), self.n_assets))),
-            "decision.reason": np.array([d.reason for d in decisions], dtype="U16"),
-            "event.chunk": np.array([e["chunk"] for e in events], dtype=np.int64),
-            "event.decided_at": np.array([e["decided_at"] for e in events], dtype=np.int64),
-            "event.kind": np.array([e["event"] for e in events], dtype="U16"),
-            "event.drawdown": np.array([e["drawdown"] for e in events], dtype=np.float64),
-            "event.equity": np.array([e["equity"] for e in events], dtype=np.float64),
-            "weights.chunk": np.array([w[0] for w in weights], dtype=np.int64),
-            "weights.decided_at": np.array([w[1] for w in weights], dtype=np.int64),
-            "weights.values": (np.stack([w[2] for w in weights]) if weights else np.zeros((0, self.n_assets))),
-            "adjust.chunk": np.array(moved, dtype=np.int64),
-            "adjust.amount": (np.stack([self.adjustments[c] for c in moved]) if moved
-                              else np.zeros((0, self.n_assets))),
-        }
-        self._disk_marker = _Marker(done, self.chunk, len(self._trade_parts), len(self.decisions), len(self.events),
-                                    len(self.weight_history))
-        return CheckpointDelta(self.chunk, marker.bars, {k: np.array(v) for k, v in state.items()}, outputs)
+        return checkpoint_delta(self)
 
     def restore_checkpoint(self, state: dict, outputs: dict) -> None:
-        """Continue from the last :meth:`checkpoint_delta` of a coordinator of the same run.
+        """Continue from the last :meth:`checkpoint_delta` of a coordinator of the same run
+        (:func:`raybt.checkpoint_state.restore_checkpoint`)."""
+        from raybt.checkpoint_state import restore_checkpoint
 
-        ``outputs``: every delta's outputs appended in order (equity along
-        the bar axis, the rest along the first axis); ``state``: the last
-        delta's state. The results then equal an uninterrupted run's, bit for bit.
-        """
-        chunk = int(state["chunk"])
-        if len(state["sleeves"]) != self.n_assets or not np.array_equal(state["bounds"], self.bounds):
-            raise ValueError("the checkpoint belongs to a run with other assets or chunks")
-        done = int(self.bounds[chunk])
-        if outputs["equity"].shape != (self.n_assets, done):
-            raise ValueError("the checkpoint's equity does not cover the run up to its chunk")
-        self.equity[:, :done] = outputs["equity"]
-        self._trade_parts = [np.ascontiguousarray(outputs["trades"], dtype=TRADE_DT)] if len(outputs["trades"]) else []
-        self.decisions = [
-            Decision(int(c), int(t), int(t0), np.ascontiguousarray(instr, dtype=INSTR_DT),
-                     np.array(factors, dtype=np.float64), str(reason))
-            for c, t, t0, instr, factors, reason in zip(
-                outputs["decision.chunk"], outputs["decision.decided_at"], outputs["decision.chunk_start"],
-                outputs["decision.instructions"], outputs["decision.factors"], outputs["decision.reason"])]
-        self.events = [{"chunk": int(c), "decided_at": int(t), "event": str(kind), "drawdown": float(dd),
-                        "equity": float(eq)}
-                       for c, t, kind, dd, eq in zip(outputs["event.chunk"], outputs["event.decided_at"],
-                                                     outputs["event.kind"], outputs["event.drawdown"],
-                                                     outputs["event.equity"])]
-        self.weight_history = [(int(c), int(t), np.array(w, dtype=np.float64)) for c, t, w in
-                               zip(outputs["weights.chunk"], outputs["weights.decided_at"], outputs["weights.values"])]
-        self.adjustments = {int(c): np.array(a, dtype=np.float64)
-                            for c, a in zip(outputs["adjust.chunk"], outputs["adjust.amount"])}
-        self.initial_sleeves = np.array(state["initial_sleeves"], dtype=np.float64)
-        peak, drawdown, breaker_peak = (float(v) for v in state["scalars"])
-        tripped, since_trip = (int(v) for v in state["breaker"])
-        n_groups = len(self.layout)
-        group_states = [np.ascontiguousarray(state[f"group_state.{g}"], dtype=STATE_DT) for g in range(n_groups)]
-        if any(len(st) != len(idx) for st, idx in zip(group_states, self.layout)):
-            raise ValueError("the checkpoint's kernel states do not match the layout")
-        self.restore({
-            "chunk": chunk, "sleeves": np.array(state["sleeves"], dtype=np.float64), "peak": peak,
-            "drawdown": drawdown, "breaker": risk.BreakerState(bool(tripped), since_trip, breaker_peak),
-            "returns": risk.RollingBlockMoments.from_arrays(
-                {k.removeprefix("returns."): v for k, v in state.items() if k.startswith("returns.")}),
-            "margins": np.array(state["margins"], dtype=np.float64),
-            "instructions": np.ascontiguousarray(state["instructions"], dtype=INSTR_DT),
-            "target_weights": np.array(state["target_weights"], dtype=np.float64),
-            "n_weight_history": len(self.weight_history), "n_trade_parts": len(self._trade_parts),
-            "n_decisions": len(self.decisions), "n_events": len(self.events), "group_states": group_states,
-        })
-        self._disk_marker = _Marker(done, chunk, len(self._trade_parts), len(self.decisions), len(self.events),
-                                    len(self.weight_history))
-        self.last_checkpoint = self.checkpoint()
+        restore_checkpoint(self, state, outputs)
 
     # --- the chunk loop --------------------------------------------------------------
 

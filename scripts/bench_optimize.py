@@ -38,7 +38,7 @@ def build_jobs(n_assets: int, n_bars: int | None):
     from raybt.broker import param_records
     from raybt.config import load_asset_universe
     from raybt.optimize.grid import candidate_params, parse_grid
-    from raybt.optimize.runner import AssetJobs
+    from raybt.optimize.jobs import AssetJobs
     from raybt.universe import load_asset_bars
 
     universe = load_asset_universe(REPO / "configs" / "assets_config_highperf.json")
@@ -67,7 +67,7 @@ def run_ray(workers: int, n_assets: int, n_bars: int | None, batch: int) -> dict
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     import ray
 
-    from raybt.optimize.runner import run_jobs, warm_up_evaluator
+    from raybt.optimize.jobs import run_jobs, warm_up_evaluator
 
     jobs, work, _ = build_jobs(n_assets, n_bars)
     warm_up_evaluator(parallel=False)  # fill the numba cache before workers start

@@ -16,7 +16,8 @@ from raybt.data.synth import generate_universe
 from raybt.errors import ConfigError
 from raybt.optimize.evaluate import evaluate_params
 from raybt.optimize.grid import SelectionRules, candidate_params, load_grid, parse_grid
-from raybt.optimize.runner import run_optimization, walk_forward_windows, write_outputs
+from raybt.optimize.outputs import write_outputs
+from raybt.optimize.runner import run_optimization, walk_forward_windows
 from raybt.optimize.select import select_candidate
 from raybt.portfolio import load_best_configs
 

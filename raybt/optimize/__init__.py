@@ -7,8 +7,8 @@
 * :mod:`raybt.optimize.select`: the ``balanced`` / ``pnl`` / ``drawdown``
   preferences (:func:`select_candidate`);
 * :mod:`raybt.optimize.runner`: Ray (or in-process) distribution, train/test
-  split, walk-forward, output files (:func:`run_optimization`,
-  :func:`write_outputs`);
+  split, walk-forward (:func:`run_optimization`);
+* :mod:`raybt.optimize.outputs`: ``best_configs_*.json`` and the tables (:func:`write_outputs`);
 * :mod:`raybt.optimize.command`: argparse options and the command
   (:func:`add_optimize_arguments`, :func:`optimize_command`).
 
@@ -20,7 +20,7 @@ _EXPORTS = {
     "expand_grid": "grid", "candidate_params": "grid",
     "evaluate_jobs": "evaluate", "evaluate_params": "evaluate",
     "PREFERENCES": "select", "select_candidate": "select",
-    "run_optimization": "runner", "write_outputs": "runner", "walk_forward_windows": "runner",
+    "run_optimization": "runner", "write_outputs": "outputs", "walk_forward_windows": "runner",
     "train_split": "runner", "OptimizeResult": "runner",
     "add_optimize_arguments": "command", "optimize_command": "command",
 }

@@ -60,7 +60,7 @@ def print_optimize_table(result) -> None:
     """Print the per-asset, per-preference choices as a rich table."""
     from rich.table import Table
 
-    from raybt.optimize.runner import summary_rows
+    from raybt.optimize.outputs import summary_rows
     from raybt.terminal import print_table
 
     rows = summary_rows(result)
@@ -80,7 +80,9 @@ def optimize_command(args) -> int:
     """Run ``raybt optimize`` from parsed arguments; print the table and the output folder."""
     from raybt.config import load_asset_universe
     from raybt.optimize.grid import load_grid
-    from raybt.optimize.runner import new_optimize_dir, run_optimization, write_outputs
+    from raybt.optimize.outputs import write_outputs
+    from raybt.optimize.runner import run_optimization
+    from raybt.results import new_run_dir
     from raybt.universe import load_asset_bars
 
     train = getattr(args, "train", None)
@@ -97,7 +99,7 @@ def optimize_command(args) -> int:
     grid = load_grid(getattr(args, "grid", None) or DEFAULT_GRID)
     universe = load_asset_universe(getattr(args, "config", None) or DEFAULT_ASSET_CONFIG)
     names = _asset_names(getattr(args, "assets", None), universe)
-    out = Path(args.out) if getattr(args, "out", None) else new_optimize_dir(DEFAULT_RESULTS)
+    out = Path(args.out) if getattr(args, "out", None) else new_run_dir(DEFAULT_RESULTS, "optimize")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: output folder already exists and is not empty")
     assets = {}

@@ -26,7 +26,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--engine", choices=("ray", "local"), default="ray",
                         help="ray: one Ray task per point, in parallel (default); local: in-process, sequential")
     parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
-    parser.add_argument("--out", help="output folder (default: results/sweep-<name>-<timestamp>/); "
+    parser.add_argument("--out", help="output folder (default: results/<UTC time>-sweep-<name>/); "
                                       "an existing sweep folder is resumed (complete points are skipped)")
     parser.add_argument("--rank-by", choices=tuple(RANK_METRICS),
                         help="metric ranking the points (default: the file's rank_by, else sharpe)")

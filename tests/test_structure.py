@@ -1,0 +1,32 @@
+"""The package's structure, as issue 13 set it: Ray at one boundary, small modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "raybt"
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level module names imported anywhere in ``path`` (absolute imports only)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_ray_package_imports_ray():
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if "ray" in _imports(p) and p.parent.name != "ray"]
+    assert offenders == [], f"modules importing ray outside raybt/ray/: {offenders}"
+    assert any("ray" in _imports(p) for p in (PACKAGE / "ray").glob("*.py"))  # the check can see imports
+
+
+def test_no_module_over_500_lines_outside_the_kernels():
+    long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
+            if "kernels" not in p.parts and (n := len(p.read_text().splitlines())) > 500}
+    assert long == {}, f"modules over 500 lines: {long}"
