@@ -25,8 +25,8 @@ def _echo(message: str) -> None:
 
 def _backtest(args) -> int:
     from raybt.backtest import run_backtest
-    from raybt.broker import parse_set_options, validate_params
-    from raybt.config import load_asset_universe
+    from raybt.config.params import parse_set_options, validate_params
+    from raybt.config.universe import load_asset_universe
     from raybt.data.loader import load_bars
     from raybt.data.resample import resample_bars
     from raybt.data.timeframes import infer_timeframe, parse_timeframe
@@ -63,7 +63,7 @@ def _backtest(args) -> int:
 
 def _date_format(args) -> str | None:
     """``--date-format``, checked (a strptime format for the bars files' time column)."""
-    from raybt.config import check_timestamp_format
+    from raybt.config.universe import check_timestamp_format
 
     value = getattr(args, "date_format", None)
     return None if value is None else check_timestamp_format(value, "--date-format")

@@ -14,7 +14,8 @@ import numpy as np
 def warm_up_kernels() -> None:
     """Compile (or load from cache) the serial shard kernel and the coordinator's kernels in this process."""
     from raybt.asset import AssetGroup, shard_bars
-    from raybt.broker import param_records, validate_params
+    from raybt.broker import param_records
+    from raybt.config.params import validate_params
     from raybt.types import neutral_instructions
 
     close = np.linspace(1.0, 1.1, 64)

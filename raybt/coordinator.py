@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from raybt import risk
-from raybt.portfolio_config import RiskConfig
+from raybt.config.portfolio import RiskConfig
 from raybt.types import INSTR_DT
 
 

@@ -12,12 +12,12 @@ import dataclasses
 import json
 from pathlib import Path
 
-from raybt.broker import closest_name, validate_params
-from raybt.config import load_asset_universe
+from raybt.config.common import closest_name
+from raybt.config.params import validate_params
+from raybt.config.universe import load_asset_universe
 from raybt.errors import ConfigError
 
 DEFAULT_PORTFOLIO_CONFIG = Path("configs/portfolio_balanced.yaml")
-PREFERENCES = ("balanced", "pnl", "drawdown")
 
 
 def best_configs_path(preference: str, directory: Path | str = "results") -> Path:
@@ -179,7 +179,7 @@ def resolve_portfolio(preference: str | None = None, config=None, *, max_assets:
     """``(asset configs, portfolio config, universe)``: the validated config, its assets in
     portfolio order with the optimiser's ``best_configs_<preference>.json`` parameters applied
     (no bars read yet; see :func:`raybt.universe.iter_asset_bars`)."""
-    from raybt.portfolio_config import load_portfolio_config
+    from raybt.config.portfolio import load_portfolio_config
 
     pconf = load_portfolio_config(config or DEFAULT_PORTFOLIO_CONFIG)
     changes = {k: v for k, v in overrides.items() if v is not None}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from raybt.config import AssetConfig, AssetUniverse, SyntheticSpec
+from raybt.config.universe import AssetConfig, AssetUniverse, SyntheticSpec
 from raybt.errors import DataError
 
 
@@ -90,7 +90,7 @@ def check_enough_bars(bars: pd.DataFrame, params, name: str, source=None) -> Non
     ``source``: the asset's file named in the error; None for bars given as
     a DataFrame (the error then starts ``asset NAME:``).
     """
-    from raybt.broker import min_bars
+    from raybt.config.params import min_bars
 
     if not params or "bb_period" not in params or "atr_period" not in params:
         return

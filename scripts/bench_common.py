@@ -11,7 +11,7 @@ import psutil
 from raybt.broker import initial_state, param_records
 from raybt.engine import pack_assets
 from raybt.kernels import advance_shard_nb
-from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.config.portfolio import portfolio_config_from_dict
 from raybt.compile import warm_up_kernels
 from raybt.timeline import chunk_bounds, union_timeline
 from raybt.types import TRADE_DT, neutral_instructions

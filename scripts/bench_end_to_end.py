@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import PARAMS, PeakMemory, bare_kernel_seconds, bench_config  # noqa: E402
 
-from raybt.broker import validate_params  # noqa: E402
-from raybt.config import AssetConfig  # noqa: E402
+from raybt.config.params import validate_params
+from raybt.config.universe import AssetConfig
 from raybt.data.loader import load_bars  # noqa: E402
 from raybt.data.synth import write_universe  # noqa: E402
 from raybt.engine import PortfolioBacktester, release_free_memory  # noqa: E402

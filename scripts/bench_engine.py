@@ -38,10 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from raybt.broker import initial_state, param_records, validate_params
+from raybt.broker import initial_state, param_records
+from raybt.config.params import validate_params
 from raybt.kernels import advance_shard_nb
 from raybt.types import TRADE_DT
-from raybt.config import AssetConfig
+from raybt.config.universe import AssetConfig
 from raybt.data.synth import iter_universe, write_universe
 from raybt.engine import PortfolioBacktester, pack_assets, release_free_memory
 from raybt.timeline import chunk_bounds, union_timeline

@@ -20,10 +20,11 @@ import numpy as np
 from numba import njit, prange
 
 from raybt.asset import AssetGroup, shard_bars
-from raybt.broker import initial_state, param_records, validate_params
+from raybt.broker import initial_state, param_records
+from raybt.config.params import validate_params
 from raybt.kernels import advance_shard_nb, advance_shard_parallel_nb
 from raybt.types import TRADE_DT
-from raybt.config import load_asset_universe
+from raybt.config.universe import load_asset_universe
 from raybt.data.synth import iter_universe
 from raybt.types import neutral_instructions
 

@@ -36,8 +36,8 @@ GRID = {"bb_period": [20, 30, 50], "entry_z": [1.8, 2.2, 2.6], "exit_z": [0.0, 0
 
 def build_jobs(n_assets: int, n_bars: int | None):
     from raybt.broker import param_records
-    from raybt.config import load_asset_universe
-    from raybt.optimize.grid import candidate_params, parse_grid
+    from raybt.config.universe import load_asset_universe
+    from raybt.config.grid import candidate_params, parse_grid
     from raybt.optimize.jobs import AssetJobs
     from raybt.universe import load_asset_bars
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from raybt.asset import AssetGroup, shard_bars
-from raybt.broker import param_records, validate_params
+from raybt.broker import param_records
+from raybt.config.params import validate_params
 from raybt.types import EXIT_REASON_NAMES, LONG, TRADE_DT, neutral_instructions
 
 

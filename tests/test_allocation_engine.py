@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raybt.config import AssetConfig
-from raybt.broker import validate_params
+from raybt.config.universe import AssetConfig
+from raybt.config.params import validate_params
 from raybt.data.synth import generate_universe
 from raybt.engine import PortfolioBacktester
-from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.config.portfolio import portfolio_config_from_dict
 
 N_BARS = 20 * 288  # twenty days of 5-minute bars
 PARAMS = {"sizing": "risk", "risk_per_trade": 0.01, "lot_size": 0.0, "leverage": 10, "bb_period": 20,

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raybt.broker import validate_params
+from raybt.config.params import validate_params
 from raybt.checkpoints import FOLDER, MANIFEST, load_checkpoint
-from raybt.config import AssetConfig
+from raybt.config.universe import AssetConfig
 from raybt.data.synth import generate_universe
 from raybt.engine import PortfolioBacktester
 from raybt.errors import ConfigError
-from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.config.portfolio import portfolio_config_from_dict
 
 EVERY = 5
 

@@ -9,7 +9,7 @@ import pytest
 
 from raybt.cli import main
 from raybt.data.synth import write_universe
-from raybt.portfolio_config import load_portfolio_config, portfolio_config_from_dict
+from raybt.config.portfolio import load_portfolio_config, portfolio_config_from_dict
 from raybt.errors import ConfigError
 
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from raybt.backtest import run_backtest
-from raybt.config import AssetConfig
+from raybt.config.universe import AssetConfig
 from raybt.engine import PortfolioBacktester
-from raybt.portfolio_config import portfolio_config_from_dict
-from raybt.broker import validate_params
+from raybt.config.portfolio import portfolio_config_from_dict
+from raybt.config.params import validate_params
 from raybt.data.synth import generate_universe
 
 N_BARS = 6 * 288  # six days of 5-minute bars on the 24/7 calendar

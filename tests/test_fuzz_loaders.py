@@ -25,11 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raybt.broker import param_record
-from raybt.config import load_asset_universe
+from raybt.config.universe import load_asset_universe
 from raybt.data.timeframes import parse_timeframe
 from raybt.data.loader import load_bars
 from raybt.errors import RaybtError
-from raybt.portfolio_config import PortfolioConfig, load_portfolio_config
+from raybt.config.portfolio import PortfolioConfig, load_portfolio_config
 
 # RAYBT_FUZZ_EXAMPLES=2000 for a longer hunt; 150 per test keeps the suite quick
 FUZZ = settings(max_examples=int(os.environ.get("RAYBT_FUZZ_EXAMPLES", "150")), deadline=None, database=None,

@@ -162,7 +162,8 @@ def test_every_bar_chunks_equal_one_chunk_long_series():
 
 def test_parallel_shard_equals_serial():
     from raybt.asset import AssetGroup, shard_bars
-    from raybt.broker import param_records, validate_params
+    from raybt.broker import param_records
+    from raybt.config.params import validate_params
     from raybt.types import neutral_instructions
 
     rng = np.random.default_rng(3)

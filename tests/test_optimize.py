@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from raybt.backtest import run_backtest
-from raybt.broker import validate_params
+from raybt.config.params import validate_params
 from raybt.data.synth import generate_universe
 from raybt.errors import ConfigError
 from raybt.optimize.evaluate import evaluate_params
-from raybt.optimize.grid import SelectionRules, candidate_params, load_grid, parse_grid
+from raybt.config.grid import SelectionRules, candidate_params, load_grid, parse_grid
 from raybt.optimize.outputs import write_outputs
 from raybt.optimize.runner import run_optimization, walk_forward_windows
 from raybt.optimize.select import select_candidate

@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raybt.broker import validate_params
-from raybt.config import AssetConfig
+from raybt.config.params import validate_params
+from raybt.config.universe import AssetConfig
 from raybt.data.synth import generate_universe
 from raybt.engine import PortfolioBacktester
 from raybt.phases import PhaseTimer
 from raybt.plots.report import build_report, load_run
-from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.config.portfolio import portfolio_config_from_dict
 from raybt.result import PortfolioResult
 from raybt.tables import find_table, read_table
 

@@ -256,11 +256,11 @@ def test_engine_min_variance_keeps_trading_sleeves_beside_an_idle_one():
     """A sleeve that never trades in the estimation window has zero-variance strategy returns.
     min_variance used to give it 100%, so the engine dropped every other sleeve and the
     portfolio held one idle asset. Now every sleeve keeps a positive weight."""
-    from raybt.broker import validate_params
-    from raybt.config import AssetConfig
+    from raybt.config.params import validate_params
+    from raybt.config.universe import AssetConfig
     from raybt.data.synth import generate_universe
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio_config import portfolio_config_from_dict
+    from raybt.config.portfolio import portfolio_config_from_dict
 
     universe = generate_universe(n_assets=3, n_bars=12 * 288, timeframe="5m", seed=3, calendar="24x7")
     base = {"sizing": "risk", "risk_per_trade": 0.01, "lot_size": 0.0, "leverage": 10, "bb_period": 20}

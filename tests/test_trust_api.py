@@ -26,11 +26,12 @@ import pandas as pd
 import pytest
 
 from raybt.asset import AssetGroup, ShardError, compact_positions, shard_bars
-from raybt.broker import param_records, validate_params
-from raybt.config import AssetConfig
+from raybt.broker import param_records
+from raybt.config.params import validate_params
+from raybt.config.universe import AssetConfig
 from raybt.engine import PortfolioBacktester
 from raybt.errors import DataError, RaybtError
-from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.config.portfolio import portfolio_config_from_dict
 from raybt.types import neutral_instructions
 
 PARAMS = {"bb_period": 5, "atr_period": 3, "entry_z": 1.0}

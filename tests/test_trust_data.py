@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raybt.broker import validate_params
+from raybt.config.params import validate_params
 from raybt.cli import main
-from raybt.config import load_asset_universe
+from raybt.config.universe import load_asset_universe
 from raybt.data import degenerate_warnings, load_bars, result_warnings
 from raybt.errors import ConfigError, DataError
 from raybt.universe import load_asset_bars

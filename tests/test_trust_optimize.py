@@ -219,8 +219,8 @@ def test_null_metric_ranks_last(world, tmp_path, capsys):
 
 def test_walk_forward_summary_is_the_stitched_equity(world, tmp_path, capsys):
     from raybt.backtest import run_backtest
-    from raybt.broker import validate_params
-    from raybt.config import load_asset_universe
+    from raybt.config.params import validate_params
+    from raybt.config.universe import load_asset_universe
     from raybt.metrics import compute_metrics
 
     out = tmp_path / "opt"

@@ -5,7 +5,6 @@ and --resume that cannot silently change the run."""
 from __future__ import annotations
 
 import json
-import os
 import resource
 import signal
 import subprocess

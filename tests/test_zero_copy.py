@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raybt.asset import AssetGroup, compact_positions, shard_bars
-from raybt.broker import initial_state, param_records, validate_params
+from raybt.broker import initial_state, param_records
+from raybt.config.params import validate_params
 from raybt.kernels import advance_shard_nb
 from raybt.shared_memory import SharedHandle, attach_shared, create_shared
 from raybt.timeline import asset_positions, union_positions, union_timeline
@@ -138,9 +139,9 @@ def test_attach_refuses_a_descriptor_that_is_not_ours():
 def test_ray_driver_frames_view_the_object_store(ray_session):
     import ray
 
-    from raybt.config import AssetConfig
+    from raybt.config.universe import AssetConfig
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio_config import portfolio_config_from_dict
+    from raybt.config.portfolio import portfolio_config_from_dict
 
     rng = np.random.default_rng(9)
     index = pd.date_range("2024-01-01", periods=400, freq="5min", tz="UTC")
@@ -165,10 +166,10 @@ def test_ray_driver_frames_view_the_object_store(ray_session):
 @pytest.mark.parametrize("broken, needle", [("no_close", "no column 'close'"), ("int_index", "a RangeIndex, not a DatetimeIndex")])
 def test_api_bars_without_prices_or_timestamps_one_clear_error(broken, needle):
     """Frames handed to the Python API are checked before any use: a DataError naming the asset."""
-    from raybt.config import AssetConfig
+    from raybt.config.universe import AssetConfig
     from raybt.engine import PortfolioBacktester
     from raybt.errors import DataError
-    from raybt.portfolio_config import portfolio_config_from_dict
+    from raybt.config.portfolio import portfolio_config_from_dict
 
     rng = np.random.default_rng(4)
     o, h, lo, c = _prices(rng, 200)

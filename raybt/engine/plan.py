@@ -33,7 +33,7 @@ from raybt.broker import param_records
 from raybt.engine.intake import Intake, pack_assets
 from raybt.errors import ConfigError
 from raybt.phases import PhaseTimer, phase
-from raybt.portfolio_config import LAYOUTS
+from raybt.config.portfolio import LAYOUTS
 from raybt.timeline import chunk_bounds, union_timeline
 
 

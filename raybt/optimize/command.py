@@ -78,8 +78,8 @@ def print_optimize_table(result) -> None:
 
 def optimize_command(args) -> int:
     """Run ``raybt optimize`` from parsed arguments; print the table and the output folder."""
-    from raybt.config import load_asset_universe
-    from raybt.optimize.grid import load_grid
+    from raybt.config.universe import load_asset_universe
+    from raybt.config.grid import load_grid
     from raybt.optimize.outputs import write_outputs
     from raybt.optimize.runner import run_optimization
     from raybt.results import new_run_dir

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raybt.broker import param_records, validate_params
+from raybt.broker import param_records
+from raybt.config.params import validate_params
 from raybt.errors import ConfigError
 from raybt.optimize.evaluate import evaluate_jobs
 from raybt.progress import task_progress

@@ -56,7 +56,7 @@ import pandas as pd
 from raybt.broker import param_records
 from raybt.errors import ConfigError
 from raybt.optimize.evaluate import METRIC_COLUMNS, metrics_from_raw, span_periods_per_year
-from raybt.optimize.grid import GridSpec, candidate_params
+from raybt.config.grid import GridSpec, candidate_params
 from raybt.optimize.jobs import DEFAULT_BATCH, AssetJobs, run_jobs
 from raybt.optimize.select import PREFERENCES, select_candidate
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from raybt.config.common import PREFERENCES
+from raybt.config.grid import SelectionRules
 from raybt.errors import ConfigError
-from raybt.optimize.grid import SelectionRules
 
-PREFERENCES = ("balanced", "pnl", "drawdown")
 
 
 def _col(frame: pd.DataFrame, prefix: str, name: str) -> np.ndarray:

@@ -29,7 +29,7 @@ import ray
 
 from raybt.asset import AssetGroup, ChunkReport, shard_bars
 from raybt.coordinator import Coordinator, WorkerLost
-from raybt.portfolio_config import TRANSPORTS
+from raybt.config.portfolio import TRANSPORTS
 from raybt.types import INSTR_DT, neutral_instructions
 
 

@@ -9,13 +9,7 @@
 """
 
 from raybt.sweep.runner import SweepResult, execute_point, point_summary, rank_table, run_sweep
-from raybt.sweep.spec import (
-    SweepPoint,
-    SweepSpec,
-    load_sweep_spec,
-    resolve_points,
-    sweep_spec_from_dict,
-)
+from raybt.config.sweep import SweepPoint, SweepSpec, load_sweep_spec, resolve_points, sweep_spec_from_dict
 
 __all__ = ["SweepPoint", "SweepResult", "SweepSpec", "execute_point", "load_sweep_spec", "point_summary",
            "rank_table", "resolve_points", "run_sweep", "sweep_spec_from_dict"]

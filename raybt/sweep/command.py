@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from raybt.errors import ConfigError
-from raybt.sweep.spec import RANK_METRICS
+from raybt.config.sweep import RANK_METRICS
 
 DEFAULT_SWEEP = Path("configs/sweep.yaml")
 DEFAULT_RESULTS = Path("results")
@@ -77,7 +77,7 @@ def print_sweep_table(result) -> None:
 def sweep_command(args) -> int:
     """Run ``raybt sweep`` from parsed arguments; 0 when every point succeeded, 1 otherwise."""
     from raybt.sweep.runner import run_sweep
-    from raybt.sweep.spec import load_sweep_spec
+    from raybt.config.sweep import load_sweep_spec
 
     max_parallel = getattr(args, "max_parallel", None)
     if max_parallel is not None and max_parallel < 1:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from raybt.errors import ConfigError
-from raybt.sweep.spec import RANK_METRICS, SweepPoint, SweepSpec, format_value, label_legend
+from raybt.config.sweep import RANK_METRICS, SweepPoint, SweepSpec, format_value, label_legend
 
 
 METRIC_COLUMNS = ("total_return", "cagr", "sharpe", "max_drawdown", "calmar", "diversification_ratio", "n_trades")

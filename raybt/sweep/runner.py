@@ -62,12 +62,7 @@ import pandas as pd
 
 from raybt.errors import ConfigError, RaybtError
 from raybt.progress import task_progress
-from raybt.sweep.spec import (
-    RANK_METRICS,
-    SweepPoint,
-    SweepSpec,
-    resolve_points,
-)
+from raybt.config.sweep import RANK_METRICS, SweepPoint, SweepSpec, resolve_points
 from raybt.results import new_run_dir
 from raybt.sweep.outputs import METRIC_COLUMNS, SweepResult, _cell, rank_table, table_columns, write_outputs
 from raybt.sweep.validate import validate_points
@@ -220,7 +215,7 @@ def load_point_summary(points_dir: Path, point_id: str) -> tuple[dict, float]:
 
 def _ensure_data(points: list[SweepPoint], echo) -> None:
     """Generate the bundled synthetic universe once, in the driver, before tasks read it."""
-    from raybt.config import load_asset_universe
+    from raybt.config.universe import load_asset_universe
     from raybt.universe import ensure_synthetic
 
     for path in sorted({p.config_dict["asset_config"] for p in points}):

@@ -49,7 +49,7 @@ class _Cache:
         self.indexes: dict = {}
 
     def universe(self, path: Path):
-        from raybt.config import load_asset_universe
+        from raybt.config.universe import load_asset_universe
 
         key = str(path)
         if key not in self.universes:
@@ -81,7 +81,8 @@ class _Cache:
 
 def validate_point(point, cache: _Cache) -> None:
     """Raise the first problem of one point (message not yet prefixed)."""
-    from raybt.broker import closest_name, validate_params
+    from raybt.config.common import closest_name
+    from raybt.config.params import validate_params
     from raybt.portfolio import check_chunk, check_chunk_timeframe, check_weight_cap, preference_ranking
     from raybt.timeline import union_timeline
     from raybt.universe import check_enough_bars

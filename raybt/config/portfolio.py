@@ -32,13 +32,11 @@ from typing import Any
 
 import pandas as pd
 
-from raybt.broker import closest_name
-from raybt.config import check_keys, load_document, resolve_path
+from raybt.config.common import PREFERENCES, check_keys, closest_name, load_document, resolve_path
 from raybt.errors import ConfigError
 
 ALLOCATION_MODELS = ("equal_weight", "inverse_volatility", "risk_parity", "performance_weighted",
                      "min_variance", "max_sharpe")
-PREFERENCES = ("balanced", "pnl", "drawdown")
 REBALANCE = ("none", "daily", "weekly", "monthly")
 RESUME = ("never", "cooldown", "recovery")
 TRANSPORTS = ("compiled", "tasks")

@@ -32,8 +32,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from raybt.broker import PARAMETERS, closest_name, validate_params
-from raybt.config import check_keys, load_document
+from raybt.config.params import PARAMETERS, validate_params
+from raybt.config.common import closest_name
+from raybt.config.common import check_keys, load_document
 from raybt.errors import ConfigError
 
 TOP_KEYS = ("grid", "selection", "max_candidates", "seed", "description")

@@ -38,7 +38,6 @@ are not hashed.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import itertools
 import json
@@ -46,9 +45,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from raybt.config import load_document
+from raybt.config.common import closest_name, load_document
+from raybt.config.portfolio import PortfolioConfig, portfolio_config_from_dict
 from raybt.errors import ConfigError
-from raybt.portfolio_config import PortfolioConfig, portfolio_config_from_dict
 
 SPEC_KEYS = ("name", "description", "base", "mode", "parameters", "points", "rank_by")
 MODES = ("product", "list")
@@ -58,11 +57,6 @@ ALIASES = {"max_assets": "allocation.max_assets", "allocation_model": "allocatio
 RANK_METRICS = {"sharpe": True, "total_return": True, "cagr": True, "calmar": True,
                 "diversification_ratio": True, "max_drawdown": False, "n_trades": True}
 ID_LENGTH = 10
-
-
-def _suggest(name: str, valid) -> str:
-    match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
-    return f" (did you mean '{match[0]}'?)" if match else ""
 
 
 # --- dotted paths ------------------------------------------------------------------------
@@ -91,11 +85,9 @@ def normalise_path(path: Any, where: str, valid: Mapping[str, bool] | None = Non
         return path
     head, _, tail = path.partition(".")
     if tail and head in valid and valid[head]:
-        keys = [p.split(".", 1)[1] for p in valid if p.startswith(head + ".")]
-        match = difflib.get_close_matches(tail, keys, n=1, cutoff=0.6)
-        hint = f" (did you mean '{head}.{match[0]}'?)" if match else ""
-        raise ConfigError(f"{where}: unknown config path '{path}'{hint}")
-    raise ConfigError(f"{where}: unknown config path '{path}'" + _suggest(path, list(valid) + list(ALIASES)))
+        keys = [p for p in valid if p.startswith(head + ".")]
+        raise ConfigError(f"{where}: unknown config path '{path}'" + closest_name(path, keys))
+    raise ConfigError(f"{where}: unknown config path '{path}'" + closest_name(path, list(valid) + list(ALIASES)))
 
 
 def get_path(doc: Mapping, path: str) -> Any:
@@ -182,7 +174,7 @@ def sweep_spec_from_dict(doc: Any, where: str, folder: Path) -> SweepSpec:
         raise ConfigError(f"{where}: expected a mapping, got {type(doc).__name__}")
     for key in doc:
         if key not in SPEC_KEYS:
-            raise ConfigError(f"{where}: unknown key '{key}'" + _suggest(str(key), SPEC_KEYS))
+            raise ConfigError(f"{where}: unknown key '{key}'" + closest_name(str(key), SPEC_KEYS))
     if "base" not in doc or not isinstance(doc["base"], str) or not doc["base"].strip():
         raise ConfigError(f"{where}: base: required, the path of a portfolio config (relative to this file)")
     base = Path(doc["base"])
@@ -191,11 +183,11 @@ def sweep_spec_from_dict(doc: Any, where: str, folder: Path) -> SweepSpec:
         raise ConfigError(f"{where}: base: portfolio config not found: {base}")
     mode = doc.get("mode", "product")
     if mode not in MODES:
-        raise ConfigError(f"{where}: mode: must be one of {', '.join(MODES)}, got {mode!r}" + _suggest(str(mode), MODES))
+        raise ConfigError(f"{where}: mode: must be one of {', '.join(MODES)}, got {mode!r}" + closest_name(str(mode), MODES))
     rank_by = doc.get("rank_by", "sharpe")
     if rank_by not in RANK_METRICS:
         raise ConfigError(f"{where}: rank_by: must be one of {', '.join(RANK_METRICS)}, got {rank_by!r}"
-                          + _suggest(str(rank_by), RANK_METRICS))
+                          + closest_name(str(rank_by), RANK_METRICS))
     name = doc.get("name", Path(where).stem)
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: name: must be a non-empty string, got {name!r}")
@@ -324,7 +316,7 @@ def label_legend(points: list[dict]) -> str:
 
 def resolve_points(spec: SweepSpec, best_configs_dir="results") -> list[SweepPoint]:
     """Build and validate every point's config (no point runs); ConfigError names the point."""
-    from raybt.portfolio_config import load_portfolio_config
+    from raybt.config.portfolio import load_portfolio_config
 
     load_portfolio_config(spec.base)  # the base itself must be valid: errors name the base file
     base_doc = load_document(spec.base) or {}
