@@ -18,7 +18,7 @@ end of chunk k only:
   (and optionally flattens); it resumes as the policy says;
 * size multiplier = base size x portfolio risk x correlation x drawdown,
   each factor recorded;
-* exposure cap: a new entry's margin <= ``max_single_asset_weight`` x
+* exposure cap: a new entry's margin <= ``risk.max_entry_margin`` x
   portfolio equity (``max_margin`` instruction);
 * rebalancing: cash moved between sleeves back to the target weights at the
   first chunk of each day / week / month.
@@ -243,12 +243,12 @@ class Coordinator:
             instr["flatten"] = int(decision.flatten)
             dd_factor = risk.drawdown_scale(self.drawdown, s.dd_scale_start,
                                             s.max_portfolio_drawdown, s.dd_scale_floor)
-            if s.max_asset_correlation is not None:
-                correlation = self.returns.factors(s.max_asset_correlation)
+            if s.cluster_correlation is not None:
+                correlation = self.returns.factors(s.cluster_correlation)
             else:
                 correlation = np.ones(self.n_assets)
-            if s.max_single_asset_weight is not None:
-                instr["max_margin"] = risk.exposure_max_margin(float(path_last), s.max_single_asset_weight)
+            if s.max_entry_margin is not None:
+                instr["max_margin"] = risk.exposure_max_margin(float(path_last), s.max_entry_margin)
             reason = "breaker" if decision.halted else ""
         else:
             dd_factor, correlation = 1.0, np.ones(self.n_assets)

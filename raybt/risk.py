@@ -242,11 +242,11 @@ class RollingBlockMoments:
 
 # --- exposure, multipliers, rebalancing -------------------------------------------------
 
-def exposure_max_margin(portfolio_equity: float, max_single_asset_weight: float | None) -> float:
+def exposure_max_margin(portfolio_equity: float, max_entry_margin: float | None) -> float:
     """Margin cap (currency) of any single asset's new entry; +inf when off."""
-    if max_single_asset_weight is None:
+    if max_entry_margin is None:
         return float("inf")
-    return float(max_single_asset_weight) * max(float(portfolio_equity), 0.0)
+    return float(max_entry_margin) * max(float(portfolio_equity), 0.0)
 
 
 def combine_multipliers(base_size, portfolio_risk, correlation, drawdown) -> np.ndarray:

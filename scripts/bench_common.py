@@ -25,7 +25,7 @@ def bench_config(chunk: str = "1D", **engine):
     """The bench portfolio: breaker at 15 %, correlation scaling above 0.7, ``chunk`` chunks."""
     return portfolio_config_from_dict({
         "name": "bench", "initial_capital": 1_000_000, "engine": {"chunk": chunk, **engine},
-        "risk": {"max_portfolio_drawdown": 0.15, "max_asset_correlation": 0.7, "correlation_window": 2000},
+        "risk": {"max_portfolio_drawdown": 0.15, "cluster_correlation": 0.7, "correlation_window": 2000},
     }, "bench")
 
 

@@ -25,7 +25,7 @@ def _assets(universe):
 def _config(model="risk_parity", rebalance="daily", **allocation):
     doc = {"name": "alloc", "initial_capital": 1_000_000, "rebalance": rebalance, "engine": {"chunk": "1D"},
            "allocation": {"model": model, "lookback": "5D", **allocation},
-           "risk": {"max_portfolio_drawdown": 0.3, "max_asset_correlation": None}}
+           "risk": {"max_portfolio_drawdown": 0.3, "cluster_correlation": None}}
     return portfolio_config_from_dict(doc, "test")
 
 

@@ -33,7 +33,7 @@ def _config(**engine):
     return portfolio_config_from_dict({
         "name": "ckpt", "rebalance": "daily", "allocation": {"model": "risk_parity", "lookback": "2D"},
         "engine": {"chunk": "1h", "checkpoint_every": EVERY, "checkpoint_seconds": 0, **engine},
-        "risk": {"max_portfolio_drawdown": 0.03, "dd_scale_start": 0.01, "max_asset_correlation": 0.4,
+        "risk": {"max_portfolio_drawdown": 0.03, "dd_scale_start": 0.01, "cluster_correlation": 0.4,
                  "correlation_window": 300, "cooldown_chunks": 3}}, "test")
 
 

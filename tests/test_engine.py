@@ -32,7 +32,7 @@ def _assets(universe, params=None):
 def _config(**risk):
     doc = {"name": "test", "initial_capital": 1_000_000, "engine": {"chunk": "4h"},
            "risk": {"max_portfolio_drawdown": 0.02, "dd_scale_start": 0.005, "dd_scale_floor": 0.5,
-                    "max_asset_correlation": 0.3, "correlation_window": 200, "resume": "cooldown",
+                    "cluster_correlation": 0.3, "correlation_window": 200, "resume": "cooldown",
                     "cooldown_chunks": 2, "resume_drawdown": 0.01, **risk}}
     return portfolio_config_from_dict(doc, "test")
 

@@ -155,7 +155,7 @@ def test_fuzz_bars_csv(tmp_path_factory, data):
 KEYS = st.sampled_from([
     "name", "description", "asset_config", "assets", "preference", "initial_capital", "allocation",
     "rebalance", "risk", "engine", "model", "lookback", "max_assets", "max_single_asset_weight",
-    "max_asset_correlation", "enabled", "portfolio_risk", "max_portfolio_drawdown", "resume", "chunk",
+    "max_asset_correlation", "cluster_correlation", "max_entry_margin", "enabled", "portfolio_risk", "max_portfolio_drawdown", "resume", "chunk",
     "cooldown_chunks", "resume_drawdown", "correlation_window", "transport", "checkpoint_every",
     "defaults", "synthetic", "strategy", "broker", "data", "timeframe", "timestamp_format", "class", "bb_period",
     "sl_atr", "leverage", "weight", "sizing", "dir", "n_assets", "seed", "format", "A", "B",

@@ -34,7 +34,7 @@ def result():
     assets = {n: (AssetConfig(name=n, data=None, timeframe="5m", params=params), b) for n, b in universe.items()}
     config = portfolio_config_from_dict({
         "name": "outputs", "rebalance": "daily", "engine": {"chunk": "4h"},
-        "risk": {"max_portfolio_drawdown": 0.02, "dd_scale_start": 0.005, "max_asset_correlation": 0.3,
+        "risk": {"max_portfolio_drawdown": 0.02, "dd_scale_start": 0.005, "cluster_correlation": 0.3,
                  "correlation_window": 200}}, "test")
     return PortfolioBacktester(assets, config, engine="local").run()
 

@@ -36,7 +36,7 @@ def portfolio_yaml(tmp_path_factory):
     (root / "p.yaml").write_text(
         "name: resume\nasset_config: assets.json\nrebalance: weekly\n"
         "allocation: {model: risk_parity, lookback: 5D}\n"
-        "risk: {max_portfolio_drawdown: 0.05, dd_scale_start: 0.01, max_asset_correlation: 0.5}\n"
+        "risk: {max_portfolio_drawdown: 0.05, dd_scale_start: 0.01, cluster_correlation: 0.5}\n"
         "engine: {chunk: 4h, checkpoint_every: 3}\n")
     return root / "p.yaml"
 

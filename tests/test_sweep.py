@@ -38,7 +38,7 @@ def universe_dir(tmp_path_factory):
     base = {"name": "tiny", "asset_config": "assets.json", "initial_capital": 1_000_000,
             "allocation": {"model": "equal_weight", "lookback": "1D"}, "rebalance": "none",
             "risk": {"max_portfolio_drawdown": 0.05, "dd_scale_start": 0.01, "resume_drawdown": 0.02,
-                     "max_asset_correlation": 0.8, "correlation_window": 200, "cooldown_chunks": 2},
+                     "cluster_correlation": 0.8, "correlation_window": 200, "cooldown_chunks": 2},
             "engine": {"chunk": "4h"}}
     (root / "base.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
     return root

@@ -272,7 +272,7 @@ def test_engine_min_variance_keeps_trading_sleeves_beside_an_idle_one():
                         universe[name])
     doc = {"name": "mv", "initial_capital": 1_000_000, "rebalance": "none", "engine": {"chunk": "1D"},
            "allocation": {"model": "min_variance", "lookback": "4D"},
-           "risk": {"max_portfolio_drawdown": 0.5, "max_asset_correlation": None}}
+           "risk": {"max_portfolio_drawdown": 0.5, "cluster_correlation": None}}
     result = PortfolioBacktester(assets, portfolio_config_from_dict(doc, "test"), engine="local").run()
     assert list(result.weights.index) == names
     assert (result.weights > 0.05).all() and result.weights[names[0]] < 0.9

@@ -72,7 +72,7 @@ def write_portfolio(path, world, assets, **allocation) -> None:
     doc = {"name": "trust", "asset_config": str(world / "assets.json"), "assets": list(assets),
            "initial_capital": 1_000_000, "rebalance": "none",
            "allocation": {"model": "equal_weight", "lookback": "2D", **allocation},
-           "risk": {"max_portfolio_drawdown": 0.5, "max_asset_correlation": None}, "engine": {"chunk": "1D"}}
+           "risk": {"max_portfolio_drawdown": 0.5, "cluster_correlation": None}, "engine": {"chunk": "1D"}}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 

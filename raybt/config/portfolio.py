@@ -12,8 +12,8 @@ Schema (every key optional; defaults in the dataclasses below)::
     rebalance: none                             # none | daily | weekly | monthly
     risk: {enabled, portfolio_risk, dd_scale_start, dd_scale_floor,
            max_portfolio_drawdown, breaker_flatten, resume, cooldown_chunks,
-           resume_drawdown, max_asset_correlation, correlation_window,
-           max_single_asset_weight}
+           resume_drawdown, cluster_correlation, correlation_window,
+           max_entry_margin}
     engine: {chunk, layout, assets_per_actor, checkpoint_every, checkpoint_seconds, transport}
     output: {format}                            # parquet | csv (the large result tables)
 
@@ -64,9 +64,9 @@ class RiskConfig:
     resume: str = "cooldown"
     cooldown_chunks: int = 5
     resume_drawdown: float = 0.1
-    max_asset_correlation: float | None = 0.8
+    cluster_correlation: float | None = 0.8  # assets correlating above it share one position budget
     correlation_window: int = 2000  # bars of the union timeline
-    max_single_asset_weight: float | None = None  # margin / portfolio equity
+    max_entry_margin: float | None = None  # a new entry's margin <= this fraction of portfolio equity
 
 
 @dataclass(frozen=True)
@@ -178,8 +178,21 @@ def _duration(value, where):
     return str(value)
 
 
+#: settings renamed because one name meant two things: old key -> (new key, what it is)
+RENAMED = {
+    "risk": {"max_single_asset_weight": ("max_entry_margin", "the margin of a new entry as a fraction of "
+                                         "portfolio equity; allocation.max_single_asset_weight caps weights"),
+             "max_asset_correlation": ("cluster_correlation", "assets correlating above it share one position "
+                                       "budget; allocation.max_asset_correlation drops the worse of a pair")},
+}
+
+
 def _section(doc, key, cls, where):
     raw = doc.get(key) or {}
+    if isinstance(raw, dict):
+        for old, (new, meaning) in RENAMED.get(key, {}).items():
+            if old in raw:
+                raise ConfigError(f"{where}: {key}.{old} was renamed {key}.{new} ({meaning})")
     names = [f.name for f in fields(cls)]
     check_keys(raw, names, f"{where}: {key}")
     return raw
@@ -219,11 +232,11 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
                                 integer=True),
         resume_drawdown=_number(r.get("resume_drawdown", min(d.resume_drawdown, max_dd)), w("risk.resume_drawdown"),
                                 0, max_dd, lo_open=True),
-        max_asset_correlation=_number(r.get("max_asset_correlation", d.max_asset_correlation),
-                                      w("risk.max_asset_correlation"), 0, 1, lo_open=True, optional=True),
+        cluster_correlation=_number(r.get("cluster_correlation", d.cluster_correlation),
+                                    w("risk.cluster_correlation"), 0, 1, lo_open=True, optional=True),
         correlation_window=_number(r.get("correlation_window", d.correlation_window), w("risk.correlation_window"),
                                    10, integer=True),
-        max_single_asset_weight=_number(r.get("max_single_asset_weight"), w("risk.max_single_asset_weight"),
+        max_entry_margin=_number(r.get("max_entry_margin"), w("risk.max_entry_margin"),
                                         0, 1, lo_open=True, optional=True),
     )
     e = _section(doc, "engine", EngineConfig, where)
