@@ -13,7 +13,7 @@ from pathlib import Path
 
 from raybt.errors import ConfigError, RaybtError
 
-DEFAULT_ASSET_CONFIG = Path("configs/assets_config_highperf.json")
+DEFAULT_ASSET_CONFIG = "assets_config_highperf.json"  # in ./configs, written from the packaged defaults if absent
 DEFAULT_RESULTS = Path("results")
 
 
@@ -45,7 +45,9 @@ def _backtest(args) -> int:
         params = validate_params(overrides, "--set")
         check_enough_bars(bars, params, name, args.data)
     else:
-        universe = load_asset_universe(args.config)
+        from raybt.config.defaults import default_config
+
+        universe = load_asset_universe(args.config or default_config(DEFAULT_ASSET_CONFIG, _echo))
         name = args.asset or next(iter(universe.assets))
         asset = universe.get(name)
         if date_format:
@@ -159,7 +161,7 @@ def _run(args) -> int:
         overrides["assets_per_actor"] = args.assets_per_actor
     with phase(timer, "load.config"):
         configs, pconf, universe = resolve_portfolio(args.preference, args.config, max_assets=args.max_assets,
-                                                     best_configs_dir=DEFAULT_RESULTS, **overrides)
+                                                     best_configs_dir=DEFAULT_RESULTS, echo=_echo, **overrides)
         check_chunk_timeframe(pconf, configs, args.timeframe, chunk_source(pconf, overrides))
         best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS)
         # the --max-assets order from the optimiser's results (the same function ranks every sweep point)
@@ -277,6 +279,19 @@ def _report(args) -> int:
     return 0
 
 
+# --- raybt init ---------------------------------------------------------------------
+
+def _init(args) -> int:
+    """Write an editable copy of raybt's default configs into ``DIR/configs``."""
+    from raybt.config.defaults import write_defaults
+
+    target = Path(args.dir) / "configs"
+    written = write_defaults(target, overwrite=args.overwrite)
+    print(f"wrote {len(written)} configs to {target}: {', '.join(p.name for p in written)}")
+    print(f"run the default portfolio from {args.dir}: raybt run (or raybt run {target / 'portfolio_balanced.yaml'})")
+    return 0
+
+
 # --- raybt data synth --------------------------------------------------------------
 
 def _data_synth(args) -> int:
@@ -323,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bt = sub.add_parser("backtest", help="backtest one asset")
     bt.add_argument("--asset", help="asset name from the asset config (default: its first asset)")
-    bt.add_argument("--config", default=str(DEFAULT_ASSET_CONFIG), help="asset config file (JSON/YAML)")
+    bt.add_argument("--config", help="asset config file (JSON/YAML; default configs/assets_config_highperf.json)")
     bt.add_argument("--data", help="bars file (CSV/Parquet) instead of --asset")
     bt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a strategy/broker parameter")
     bt.add_argument("--timeframe", help="resample bars to this timeframe first (e.g. 15m, 1h)")
@@ -383,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", help="a results/<run>/ folder written by raybt run")
     rep.add_argument("--no-frontier", action="store_true", help="skip the efficient frontier")
     rep.set_defaults(handler=_report)
+
+    init = sub.add_parser("init", help="write an editable copy of the default configs into DIR/configs")
+    init.add_argument("dir", nargs="?", default=".", help="where to put configs/ (default: this folder)")
+    init.add_argument("--overwrite", action="store_true", help="replace config files already there")
+    init.set_defaults(handler=_init)
 
     data = sub.add_parser("data", help="data utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True)

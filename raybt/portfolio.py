@@ -17,7 +17,7 @@ from raybt.config.params import validate_params
 from raybt.config.universe import load_asset_universe
 from raybt.errors import ConfigError
 
-DEFAULT_PORTFOLIO_CONFIG = Path("configs/portfolio_balanced.yaml")
+DEFAULT_PORTFOLIO_CONFIG = "portfolio_balanced.yaml"  # in ./configs, written from the packaged defaults if absent
 
 
 def best_configs_path(preference: str, directory: Path | str = "results") -> Path:
@@ -175,13 +175,15 @@ def chunk_source(pconf, overrides: dict) -> str:
 
 
 def resolve_portfolio(preference: str | None = None, config=None, *, max_assets: int | None = None,
-                      best_configs_dir="results", **overrides):
+                      best_configs_dir="results", echo=None, **overrides):
     """``(asset configs, portfolio config, universe)``: the validated config, its assets in
     portfolio order with the optimiser's ``best_configs_<preference>.json`` parameters applied
     (no bars read yet; see :func:`raybt.universe.iter_asset_bars`)."""
     from raybt.config.portfolio import load_portfolio_config
 
-    pconf = load_portfolio_config(config or DEFAULT_PORTFOLIO_CONFIG)
+    from raybt.config.defaults import default_config
+
+    pconf = load_portfolio_config(config or default_config(DEFAULT_PORTFOLIO_CONFIG, echo))
     changes = {k: v for k, v in overrides.items() if v is not None}
     if preference is not None:
         changes["preference"] = preference

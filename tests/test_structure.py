@@ -30,3 +30,13 @@ def test_no_module_over_500_lines_outside_the_kernels():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if "kernels" not in p.parts and (n := len(p.read_text().splitlines())) > 500}
     assert long == {}, f"modules over 500 lines: {long}"
+
+
+def test_pyproject_lists_every_package():
+    import tomllib
+
+    doc = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(doc["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
+    assert listed - found == {"raybt.default_configs"}  # the repository's configs/, shipped as package data

@@ -123,11 +123,17 @@ class PortfolioConfig:
                   "layout": ("engine", "layout"),
                   "checkpoint_every": ("engine", "checkpoint_every"),
                   "checkpoint_seconds": ("engine", "checkpoint_seconds"), "format": ("output", "format")}
+        changed = []
         for key, value in changes.items():
             if key not in routes:
                 raise ConfigError(f"unknown override '{key}'" + closest_name(key, routes))
             section, name = routes[key]
-            (doc[section] if section else doc)[name] = value
+            target = doc[section] if section else doc
+            if target.get(name) != value and key in RESULT_OVERRIDES:
+                changed.append(f"{section + '.' if section else ''}{name}={value}")
+            target[name] = value
+        if changed and doc.get("description"):  # the file's description no longer says it all
+            doc["description"] = f"{doc['description']} [changed here: {', '.join(changed)}]"
         doc["asset_config"] = str(self.asset_config)
         return portfolio_config_from_dict(doc, self.source, base=Path("/"))
 
@@ -177,6 +183,9 @@ def _duration(value, where):
         raise ConfigError(f"{where}: must be a positive duration, got {value!r}")
     return str(value)
 
+
+#: overrides that change the results (the others change how a run runs, not what it computes)
+RESULT_OVERRIDES = ("allocation_model", "chunk", "max_assets", "rebalance", "preference")
 
 #: settings renamed because one name meant two things: old key -> (new key, what it is)
 RENAMED = {

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from raybt.errors import ConfigError
 
-DEFAULT_ASSET_CONFIG = Path("configs/assets_config_highperf.json")
-DEFAULT_GRID = Path("configs/grid.yaml")
+DEFAULT_ASSET_CONFIG = "assets_config_highperf.json"  # in ./configs (raybt.config.defaults)
+DEFAULT_GRID = "grid.yaml"
 DEFAULT_RESULTS = Path("results")
 
 
@@ -19,11 +19,11 @@ def _echo(message: str) -> None:
 
 def add_optimize_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``raybt optimize`` options to ``parser``; returns it."""
-    parser.add_argument("--config", default=str(DEFAULT_ASSET_CONFIG),
-                        help="asset config file (JSON/YAML); its parameters are the base of every candidate")
+    parser.add_argument("--config", help="asset config file (JSON/YAML; default configs/assets_config_highperf.json);"
+                                          " its parameters are the base of every candidate")
     parser.add_argument("--assets", nargs="+", metavar="NAME",
                         help="assets to optimise (default: all of the asset config; comma lists allowed)")
-    parser.add_argument("--grid", default=str(DEFAULT_GRID), help="parameter grid file (YAML/JSON)")
+    parser.add_argument("--grid", help="parameter grid file (YAML/JSON; default configs/grid.yaml)")
     parser.add_argument("--train", type=float, metavar="FRACTION",
                         help="select on the first FRACTION of each asset's bars, report out-of-sample on the "
                              "rest (with --walk-forward: the train fraction of each window, default 0.7)")
@@ -96,8 +96,10 @@ def optimize_command(args) -> int:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     engine = getattr(args, "engine", "ray") or "ray"
 
-    grid = load_grid(getattr(args, "grid", None) or DEFAULT_GRID)
-    universe = load_asset_universe(getattr(args, "config", None) or DEFAULT_ASSET_CONFIG)
+    from raybt.config.defaults import default_config
+
+    grid = load_grid(getattr(args, "grid", None) or default_config(DEFAULT_GRID, _echo))
+    universe = load_asset_universe(getattr(args, "config", None) or default_config(DEFAULT_ASSET_CONFIG, _echo))
     names = _asset_names(getattr(args, "assets", None), universe)
     out = Path(args.out) if getattr(args, "out", None) else new_run_dir(DEFAULT_RESULTS, "optimize")
     if out.exists() and any(out.iterdir()):

@@ -10,7 +10,7 @@ from pathlib import Path
 from raybt.errors import ConfigError
 from raybt.config.sweep import RANK_METRICS
 
-DEFAULT_SWEEP = Path("configs/sweep.yaml")
+DEFAULT_SWEEP = "sweep.yaml"  # in ./configs (raybt.config.defaults)
 DEFAULT_RESULTS = Path("results")
 
 
@@ -20,7 +20,7 @@ def _echo(message: str) -> None:
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``raybt sweep`` options to ``parser``; returns it."""
-    parser.add_argument("sweep_config", nargs="?", default=str(DEFAULT_SWEEP),
+    parser.add_argument("sweep_config", nargs="?",
                         help="sweep file (YAML/JSON): base portfolio config + parameters to vary "
                              "(default configs/sweep.yaml)")
     parser.add_argument("--engine", choices=("ray", "local"), default="ray",
@@ -82,7 +82,9 @@ def sweep_command(args) -> int:
     max_parallel = getattr(args, "max_parallel", None)
     if max_parallel is not None and max_parallel < 1:
         raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}")
-    spec = load_sweep_spec(getattr(args, "sweep_config", None) or DEFAULT_SWEEP)
+    from raybt.config.defaults import default_config
+
+    spec = load_sweep_spec(getattr(args, "sweep_config", None) or default_config(DEFAULT_SWEEP, _echo))
     show = sys.stderr.isatty() and not getattr(args, "no_progress", False)
     result = run_sweep(spec, getattr(args, "out", None), engine=getattr(args, "engine", "ray") or "ray",
                        address=getattr(args, "address", None), rank_by=getattr(args, "rank_by", None),
