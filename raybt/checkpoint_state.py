@@ -55,6 +55,7 @@ def checkpoint_delta(self: Coordinator) -> CheckpointDelta:
         "event.decided_at": np.array([e["decided_at"] for e in events], dtype=np.int64),
         "event.kind": np.array([e["event"] for e in events], dtype="U16"),
         "event.drawdown": np.array([e["drawdown"] for e in events], dtype=np.float64),
+        "event.breaker_drawdown": np.array([e["breaker_drawdown"] for e in events], dtype=np.float64),
         "event.equity": np.array([e["equity"] for e in events], dtype=np.float64),
         "weights.chunk": np.array([w[0] for w in weights], dtype=np.int64),
         "weights.decided_at": np.array([w[1] for w in weights], dtype=np.int64),
@@ -89,10 +90,11 @@ def restore_checkpoint(self: Coordinator, state: dict, outputs: dict) -> None:
             outputs["decision.chunk"], outputs["decision.decided_at"], outputs["decision.chunk_start"],
             outputs["decision.instructions"], outputs["decision.factors"], outputs["decision.reason"])]
     self.events = [{"chunk": int(c), "decided_at": int(t), "event": str(kind), "drawdown": float(dd),
+                    "breaker_drawdown": float(bdd),
                     "equity": float(eq)}
-                   for c, t, kind, dd, eq in zip(outputs["event.chunk"], outputs["event.decided_at"],
-                                                 outputs["event.kind"], outputs["event.drawdown"],
-                                                 outputs["event.equity"])]
+                   for c, t, kind, dd, bdd, eq in zip(outputs["event.chunk"], outputs["event.decided_at"],
+                                                      outputs["event.kind"], outputs["event.drawdown"],
+                                                      outputs["event.breaker_drawdown"], outputs["event.equity"])]
     self.weight_history = [(int(c), int(t), np.array(w, dtype=np.float64)) for c, t, w in
                            zip(outputs["weights.chunk"], outputs["weights.decided_at"], outputs["weights.values"])]
     self.adjustments = {int(c): np.array(a, dtype=np.float64)

@@ -47,7 +47,7 @@ FORMAT = 1
 _RECORD_DTYPES = {"instructions": INSTR_DT, "decision.instructions": INSTR_DT, "trades": TRADE_DT}
 _SEGMENT_KEYS = ("equity", "trades", "decision.chunk", "decision.decided_at", "decision.chunk_start",
                  "decision.instructions", "decision.factors", "decision.reason", "event.chunk", "event.decided_at",
-                 "event.kind", "event.drawdown", "event.equity", "weights.chunk", "weights.decided_at",
+                 "event.kind", "event.drawdown", "event.breaker_drawdown", "event.equity", "weights.chunk", "weights.decided_at",
                  "weights.values", "adjust.chunk", "adjust.amount")
 
 

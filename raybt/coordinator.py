@@ -85,6 +85,11 @@ class ChunkSummary:
     sleeves: np.ndarray | None = None  # each asset's equity at the end of the chunk (global order)
 
 
+#: the columns of ``events``: ``drawdown`` from the portfolio's all-time peak (positive fraction);
+#: ``breaker_drawdown`` the drawdown the breaker measured (from its own peak, reset at each resume) on
+#: ``trip``/``resume`` rows, NaN on ``rebalance`` rows; ``equity`` the portfolio's at the decision
+EVENT_COLUMNS = ("chunk", "decided_at", "event", "drawdown", "breaker_drawdown", "equity")
+
 #: the factors of a size multiplier, in the order :class:`Decision` stores them
 FACTORS = ("base", "portfolio_risk", "correlation", "drawdown", "multiplier")
 
@@ -237,7 +242,7 @@ class Coordinator:
             self.breaker, decision = risk.step_breaker(self.breaker, path_max, path_last, breaker_policy(s))
             if decision.event:
                 self.events.append({"chunk": k_next, "decided_at": decided_at, "event": decision.event,
-                                    "drawdown": float(decision.drawdown),
+                                    "drawdown": float(self.drawdown), "breaker_drawdown": float(decision.drawdown),
                                     "equity": float(path_last)})
             instr["halted"] = int(decision.halted)
             instr["flatten"] = int(decision.flatten)
@@ -264,7 +269,8 @@ class Coordinator:
                 adjust = risk.rebalance_adjustments(self.sleeves, self.target_weights)
                 instr["capital_adjustment"] = adjust
                 self.events.append({"chunk": k_next, "decided_at": decided_at, "event": "rebalance",
-                                    "drawdown": float(self.drawdown), "equity": float(self.sleeves.sum())})
+                                    "drawdown": float(self.drawdown), "breaker_drawdown": float("nan"),
+                                    "equity": float(self.sleeves.sum())})
         self.instructions = instr
         if k_next < self.n_chunks:
             self._record(k_next, decided_at, instr, factors, reason)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raybt.coordinator import EVENT_COLUMNS
 from raybt.phases import PhaseTimer, phase
 from raybt.records import drawdown, trades_frame
 
@@ -148,9 +149,14 @@ def asset_metrics(equity: np.ndarray, performance: np.ndarray, transfers, trades
 
     Metrics are on the sleeve's time-weighted index (``performance``), so a
     sleeve's return, volatility and drawdown are its own whatever rebalancing
-    moved in or out; with transfers, ``pnl`` is in currency net of them and
-    ``initial_equity``/``final_equity``/``net_transfers`` are the sleeve's
-    raw cash figures. Each asset's trades are one slice of a stable sort.
+    moved in or out, and ``final_equity / initial_equity - 1 == total_return``
+    (time-weighted). With rebalancing transfers, ``pnl`` is money-weighted: the
+    currency the sleeve made, net of the cash moved in and out (so asset PnLs
+    add up to the portfolio's), and ``sleeve_initial_equity``,
+    ``sleeve_final_equity`` and ``net_transfers`` are the sleeve's raw cash
+    figures (``sleeve_final - sleeve_initial = pnl + net_transfers``). A sleeve
+    that received cash can show a positive PnL and a negative return, or the
+    reverse. Each asset's trades are one slice of a stable sort.
     """
     from raybt.metrics import TradeColumns, metrics_of
 
@@ -167,7 +173,7 @@ def asset_metrics(equity: np.ndarray, performance: np.ndarray, transfers, trades
         if transfers is not None:
             own = equity[a]
             out[name].update(pnl=float(own[-1] - own[0] - transfers[a, -1] + transfers[a, 0]),
-                             initial_equity=float(own[0]), final_equity=float(own[-1]),
+                             sleeve_initial_equity=float(own[0]), sleeve_final_equity=float(own[-1]),
                              net_transfers=float(transfers[a, -1]))
     return out
 
@@ -199,7 +205,7 @@ def assemble_result(output, names, bars_index, timeline: pd.DatetimeIndex, bound
         output.trades = []  # the records are in the table now; free them before the metrics
     with phase(timer, "assemble.tables"):
         multipliers = multipliers_frame(output.multipliers, names)
-        events = pd.DataFrame(output.events, columns=["chunk", "decided_at", "event", "drawdown", "equity"])
+        events = pd.DataFrame(output.events, columns=list(EVENT_COLUMNS))
         events["decided_at"] = pd.to_datetime(events["decided_at"], utc=True)
         weight_history = weight_history_frame(output.weight_history, names, weights, index)
     with phase(timer, "metrics.portfolio"):

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raybt.coordinator import EVENT_COLUMNS
 from raybt.errors import ConfigError
 from raybt.tables import find_table, read_table
 
@@ -136,7 +137,7 @@ def load_run(run_dir) -> dict[str, Any]:
                                                            times=("decided_at", "chunk_start")))
     events = _read_csv_optional(run_dir / "events.csv")
     if events is None or "event" not in events.columns or "decided_at" not in events.columns:
-        events = pd.DataFrame(columns=["chunk", "decided_at", "event", "drawdown", "equity"])
+        events = pd.DataFrame(columns=list(EVENT_COLUMNS))
 
     config_text, config = None, {}
     cpath = run_dir / "config.yaml"

@@ -161,3 +161,26 @@ def test_cli_run_format_csv_and_phase_line(tmp_path, repo_root):
     assert done.returncode == 0, done.stderr
     assert (out2 / "multipliers.csv").is_file()
     pd.testing.assert_frame_equal(pd.read_csv(out / "portfolio_equity.csv"), pd.read_csv(out2 / "portfolio_equity.csv"))
+
+
+def test_events_say_which_drawdown(result):
+    """``drawdown`` is from the all-time peak on every row; ``breaker_drawdown`` what the breaker measured."""
+    events = result.events
+    assert list(events.columns) == ["chunk", "decided_at", "event", "drawdown", "breaker_drawdown", "equity"]
+    trips = events[events["event"] == "trip"]
+    assert len(trips) >= 1 and (trips["breaker_drawdown"] >= 0.02).all()  # the config's breaker level
+    curve = result.equity["drawdown"]
+    for _, row in events.iterrows():
+        assert row["drawdown"] == curve.loc[:row["decided_at"]].iloc[-1]  # the all-time drawdown at the decision
+    assert events.loc[events["event"] == "rebalance", "breaker_drawdown"].isna().all()
+
+
+def test_per_asset_metrics_add_up(result):
+    """``final/initial - 1 == total_return`` (time-weighted); ``pnl`` money-weighted, net of transfers."""
+    assert (result.multipliers["capital_adjustment"] != 0).any()
+    for name, m in result.metrics["assets"].items():
+        assert m["final_equity"] / m["initial_equity"] - 1 == pytest.approx(m["total_return"], rel=1e-12, abs=1e-15)
+        assert m["sleeve_final_equity"] - m["sleeve_initial_equity"] == pytest.approx(
+            m["pnl"] + m["net_transfers"], abs=1e-6)
+    total = sum(m["pnl"] for m in result.metrics["assets"].values())
+    assert total == pytest.approx(result.metrics["portfolio"]["pnl"], abs=1e-6)
