@@ -3,18 +3,19 @@
 Work unit
 ---------
 One point = one full portfolio backtest with the in-process engine
-(``PortfolioBacktester(..., engine="local")``). With ``engine="ray"`` every
-point is one Ray task (``num_cpus=1``, numba limited to one thread, so a
-sweep never nests actors); the task gets only the point's resolved config
-dict and loads the bars itself through
-:func:`raybt.portfolio.load_portfolio_from_config`, so the data (and the asset
-config) need only a path every node can read. No bars travel through the
-object store. The task returns the :class:`~raybt.engine.PortfolioResult` to
-the driver, which writes the point folder, so the output folder needs to
-exist only on the driver. ``ray.wait`` collects the points as they finish
-under a progress bar; ``max_parallel`` caps the tasks in flight.
-``engine="local"`` runs the same function for every point, one after the
-other, in this process. Both give identical tables.
+(``PortfolioBacktester(..., engine="local")``). The driver checks every
+point (:mod:`raybt.sweep.validate`, which loads each distinct asset's bars
+once), then resolves each into a :class:`PointJob` (the validated configs,
+the optimiser's parameters and ranking). With ``engine="ray"`` every point is
+one Ray task (one CPU, numba limited to one thread, so a sweep never nests
+actors); each asset's bars go into the object store once and reach the tasks
+as arguments, so workers on any node read no file (neither data nor config).
+The task returns the :class:`~raybt.result.PortfolioResult` to the driver,
+which writes the point folder, so the output folder needs to exist only on
+the driver; points are collected as they finish under a progress bar
+(:func:`raybt.ray.tasks.map_tasks`; ``max_parallel`` caps the tasks in
+flight). ``engine="local"`` runs the same jobs one after the other in this
+process. Both give identical tables.
 
 A point runs exactly as ``raybt run <its config>`` would: the same per-asset
 parameters from ``best_configs_<preference>.json`` and the same asset
@@ -56,13 +57,14 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from raybt.config.sweep import RANK_METRICS, SweepPoint, SweepSpec, resolve_points
 from raybt.errors import ConfigError, RaybtError
 from raybt.progress import task_progress
-from raybt.config.sweep import RANK_METRICS, SweepPoint, SweepSpec, resolve_points
 from raybt.results import new_run_dir
 from raybt.sweep.outputs import METRIC_COLUMNS, SweepResult, _cell, rank_table, table_columns, write_outputs
 from raybt.sweep.validate import validate_points
@@ -82,30 +84,59 @@ def one_line(exc: BaseException) -> str:
     return line if len(line) <= ERROR_CHARS else line[:ERROR_CHARS - 3] + "..."
 
 
-def execute_point(config_dict: dict, best_configs_dir="results"):
-    """Run one point: its resolved config -> :class:`~raybt.engine.PortfolioResult` (engine local).
+@dataclass(frozen=True)
+class PointJob:
+    """One point, resolved in the driver exactly as ``raybt run`` of its config would resolve it.
 
-    The config is written to a temporary YAML file and loaded with
-    :func:`raybt.portfolio.load_portfolio_from_config` exactly as ``raybt run
-    <file>`` would: per-asset parameters from ``best_configs_dir``'s
-    ``best_configs_<preference>.json`` and, for ``allocation.max_assets`` /
-    ``max_asset_correlation``, the same asset ranking
-    (:func:`raybt.portfolio.preference_ranking`). ``best_configs_dir=None``:
-    no optimiser results (configured parameters, window-Sharpe ranking).
+    ``config``: the validated portfolio config; ``assets``: the asset configs
+    with the optimiser's parameters applied; ``ranking``: the ``max_assets`` /
+    ``max_asset_correlation`` ranking from ``best_configs_<preference>.json``
+    (:func:`raybt.portfolio.preference_ranking`); ``bars``: each asset's key
+    into the bars the driver loaded once (:func:`raybt.sweep.validate.bars_key`).
+    A job reads no file: its bars come with it (through the object store on Ray).
     """
+
+    config: object
+    assets: tuple
+    ranking: dict | None
+    bars: tuple
+
+
+def resolve_job(config_dict: dict, best_configs_dir="results") -> PointJob:
+    """A point's :class:`PointJob` (its config written to a temporary YAML file and resolved as
+    ``raybt run <file>`` would). ``best_configs_dir=None``: no optimiser results."""
     import yaml
 
-    from raybt.engine import PortfolioBacktester
-    from raybt.portfolio import load_portfolio_from_config, preference_ranking
+    from raybt.portfolio import preference_ranking, resolve_portfolio
+    from raybt.sweep.validate import bars_key
 
     with tempfile.TemporaryDirectory(prefix="raybt-sweep-") as tmp:
         path = Path(tmp) / "point.yaml"
         path.write_text(yaml.safe_dump(config_dict, sort_keys=False))
         best_dir = Path(tmp) / "no-results" if best_configs_dir is None else best_configs_dir
-        assets, pconf = load_portfolio_from_config(None, path, best_configs_dir=best_dir)
+        configs, pconf, _ = resolve_portfolio(None, path, best_configs_dir=best_dir)
     ranking = preference_ranking(pconf.preference, best_configs_dir, allocation=pconf.allocation,
-                                 assets=list(assets))
-    return PortfolioBacktester(assets, pconf, engine="local", ranking=ranking).run()
+                                 assets=[a.name for a in configs])
+    return PointJob(pconf, tuple(configs), ranking, tuple(bars_key(a) for a in configs))
+
+
+def execute_job(job: PointJob, frames):
+    """Run one point on its bars (one frame per asset, in order) with the in-process engine: its
+    :class:`~raybt.result.PortfolioResult`."""
+    from raybt.engine import PortfolioBacktester
+    from raybt.portfolio import check_chunk
+
+    assets = {a.name: (a, frame) for a, frame in zip(job.assets, frames)}
+    check_chunk(job.config, [frame.index for frame in frames], f"{job.config.source}: engine.chunk")
+    return PortfolioBacktester(assets, job.config, engine="local", ranking=job.ranking).run()
+
+
+def execute_point(config_dict: dict, best_configs_dir="results"):
+    """Run one point from its config (resolved and loaded here): the result ``raybt run`` would give."""
+    from raybt.universe import load_asset_bars
+
+    job = resolve_job(config_dict, best_configs_dir)
+    return execute_job(job, [load_asset_bars(a) for a in job.assets])
 
 
 def diversification_of(result) -> float:
@@ -145,24 +176,37 @@ def point_summary(result) -> dict:
             "n_trades": int(p.get("n_trades") or len(result.trades))}
 
 
-def _run_point(config_dict: dict, best_configs_dir) -> dict:
+def _run_point(job: PointJob, frames) -> dict:
     """Run + summarise one point; never raises (an error is returned as one line)."""
     t0 = time.perf_counter()
     try:
-        result = execute_point(config_dict, best_configs_dir)
+        result = execute_job(job, frames)
         summary = point_summary(result)
     except Exception as exc:  # noqa: BLE001 - a failed point is recorded, the sweep goes on
         return {"ok": False, "error": one_line(exc), "elapsed_s": time.perf_counter() - t0}
     return {"ok": True, "result": result, "summary": summary, "elapsed_s": time.perf_counter() - t0}
 
 
-def _ray_point_task(config_dict: dict, best_configs_dir) -> dict:
-    """Ray task body: one point with the in-process engine on the task's one CPU."""
+def stored_bars(frame) -> tuple:
+    """What the object store keeps of an asset's bars: UTC ns timestamps and the OHLC columns."""
+    return (frame.index.as_unit("ns").asi8, *(frame[c].to_numpy() for c in ("open", "high", "low", "close")))
+
+
+def frame_of(stored) -> pd.DataFrame:
+    """The bars frame viewing a :func:`stored_bars` tuple (no copy)."""
+    ns, *ohlc = stored
+    index = pd.DatetimeIndex(ns.view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
+    return pd.DataFrame(dict(zip(("open", "high", "low", "close"), ohlc)), index=index, copy=False)
+
+
+def _ray_point_task(job: PointJob, *bars) -> dict:
+    """Ray task body: one point with the in-process engine on the task's one CPU; its bars arrive as
+    task arguments (Ray maps them from the object store), so the worker needs no data file."""
     with contextlib.suppress(Exception):
         import numba
 
         numba.set_num_threads(1)
-    return _run_point(config_dict, best_configs_dir)
+    return _run_point(job, [frame_of(stored) for stored in bars])
 
 
 # --- point folders -----------------------------------------------------------------------
@@ -213,22 +257,6 @@ def load_point_summary(points_dir: Path, point_id: str) -> tuple[dict, float]:
 # --- the sweep -----------------------------------------------------------------------------
 
 
-def _ensure_data(points: list[SweepPoint], echo) -> None:
-    """Generate the bundled synthetic universe once, in the driver, before tasks read it."""
-    from raybt.config.universe import load_asset_universe
-    from raybt.universe import ensure_synthetic
-
-    for path in sorted({p.config_dict["asset_config"] for p in points}):
-        try:
-            universe = load_asset_universe(path)
-            if universe.synthetic is not None and any(
-                    not a.data.is_file() and Path(universe.synthetic.dir) in a.data.parents
-                    for a in universe.assets.values()):
-                ensure_synthetic(universe.synthetic, echo)
-        except RaybtError:
-            continue  # the points report it
-
-
 def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | None = None,
               rank_by: str | None = None, progress: bool = False, max_parallel: int | None = None,
               best_configs_dir="results", echo=None) -> SweepResult:
@@ -252,7 +280,7 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     t0 = time.perf_counter()
     best_dir = Path(best_configs_dir).resolve() if best_configs_dir is not None else None
     points = resolve_points(spec, best_dir)  # every point's config valid before any runs
-    validate_points(points, best_dir)  # ... and its assets, optimiser results, chunk and bars
+    bars = validate_points(points, best_dir)  # ... and its assets, optimiser results, chunk and bars (loaded once)
     t_resolved = time.perf_counter()
     out = Path(out) if out is not None else new_run_dir("results", f"sweep-{spec.name}")
     points_dir = out / "points"
@@ -294,13 +322,21 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
 
     t_run = time.perf_counter()
     if todo:
-        _ensure_data(todo, echo)
         with task_progress(len(todo), f"sweep {spec.name} ({engine})", progress) as advance:
+            jobs = {}
+            for p in todo:  # every point resolved here, in the driver, as raybt run would
+                try:
+                    jobs[p.point_id] = resolve_job(p.config_dict, best_dir)
+                except Exception as exc:  # noqa: BLE001 - a failed point is recorded, the sweep goes on
+                    finish(p, {"ok": False, "error": one_line(exc)}, advance)
+            runnable = [p for p in todo if p.point_id in jobs]
             if engine == "local":
-                for p in todo:
-                    finish(p, _run_point(p.config_dict, best_dir), advance)
-            else:
-                _run_on_ray(todo, best_dir, address, max_parallel, lambda p, payload: finish(p, payload, advance))
+                for p in runnable:
+                    job = jobs[p.point_id]
+                    finish(p, _run_point(job, [bars[key] for key in job.bars]), advance)
+            elif runnable:
+                _run_on_ray(runnable, jobs, bars, address, max_parallel,
+                            lambda p, payload: finish(p, payload, advance))
     t_done = time.perf_counter()
 
     rows = []
@@ -332,13 +368,20 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     return result
 
 
-def _run_on_ray(todo: list[SweepPoint], best_dir, address, max_parallel, finish) -> None:
-    """One Ray task per point, at most ``max_parallel`` at once; a task that fails is a failed point."""
+def _run_on_ray(todo: list[SweepPoint], jobs: dict, bars: dict, address, max_parallel, finish) -> None:
+    """One Ray task per point, at most ``max_parallel`` at once; a task that fails is a failed point.
+
+    Each distinct asset's bars go into the object store once and reach the
+    tasks as arguments: the workers (on any node) read no data file.
+    """
     from raybt.ray.runtime import ensure_ray
-    from raybt.ray.tasks import map_tasks
+    from raybt.ray.tasks import map_tasks, put
 
     ensure_ray(address)
-    map_tasks(_ray_point_task, [(p, (p.config_dict, best_dir)) for p in todo], finish, max_parallel=max_parallel,
+    needed = {key for p in todo for key in jobs[p.point_id].bars}
+    refs = {key: put(stored_bars(bars[key])) for key in sorted(needed)}
+    calls = [(p, (jobs[p.point_id], *(refs[key] for key in jobs[p.point_id].bars))) for p in todo]
+    map_tasks(_ray_point_task, calls, finish, max_parallel=max_parallel,
               on_error=lambda p, exc: finish(p, {"ok": False, "error": one_line(exc)}))
 
 

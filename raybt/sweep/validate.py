@@ -18,7 +18,7 @@ assets: unknown asset 'NOPE' ...``):
 * the ``allocation.lookback`` estimation window (when the point needs one)
   leaves at least 3 bars and some bars to backtest.
 
-Bars are read once per (file, timeframe) and only their timestamps are kept.
+Bars are read once per (file, timeframe, time format) and returned: the sweep runs on them.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class _Cache:
         self.best_dir = best_configs_dir
         self.universes: dict = {}
         self.best: dict = {}
-        self.indexes: dict = {}
+        self.bars: dict = {}  # bars_key(asset) -> the asset's validated bars (kept: the sweep runs on them)
 
     def universe(self, path: Path):
         from raybt.config.universe import load_asset_universe
@@ -68,15 +68,19 @@ class _Cache:
         return path, self.best[preference]
 
     def index(self, asset, universe) -> pd.DatetimeIndex:
-        """The timestamps of an asset's bars (read once per file and timeframe)."""
+        """The timestamps of an asset's bars (read once per file, timeframe and time format)."""
         from raybt.universe import load_asset_bars
 
-        key = (str(asset.data), asset.timeframe)
-        if key not in self.indexes:
+        key = bars_key(asset)
+        if key not in self.bars:
             # parameters are checked per point below (check_enough_bars), not with this load
-            bars = load_asset_bars(dataclasses.replace(asset, params={}), universe)
-            self.indexes[key] = bars.index
-        return self.indexes[key]
+            self.bars[key] = load_asset_bars(dataclasses.replace(asset, params={}), universe)
+        return self.bars[key].index
+
+
+def bars_key(asset) -> tuple:
+    """What makes two assets' bars the same: file, timeframe and time format."""
+    return (str(asset.data), asset.timeframe, getattr(asset, "timestamp_format", None))
 
 
 def validate_point(point, cache: _Cache) -> None:
@@ -117,8 +121,11 @@ def validate_point(point, cache: _Cache) -> None:
         window_end(union_timeline(indexes), pconf.allocation.lookback)
 
 
-def validate_points(points, best_configs_dir=None) -> None:
-    """Check every point (see the module docstring); RaybtError naming the sweep file and the point."""
+def validate_points(points, best_configs_dir=None) -> dict:
+    """Check every point (see the module docstring); RaybtError naming the sweep file and the point.
+
+    Returns the bars it loaded, ``{bars_key(asset): validated frame}``, which the sweep then runs on.
+    """
     cache = _Cache(best_configs_dir)
     for point in points:
         where = point.config.source
@@ -126,6 +133,7 @@ def validate_points(points, best_configs_dir=None) -> None:
             validate_point(point, cache)
         except RaybtError as exc:
             raise _prefixed(exc, where) from None
+    return cache.bars
 
 
 __all__ = ["validate_point", "validate_points"]
