@@ -15,7 +15,7 @@ def __getattr__(name):
 
         return PortfolioBacktester
     if name == "load_portfolio_from_config":
-        from raybt.portfolio import load_portfolio_from_config
+        from raybt.universe import load_portfolio_from_config
 
         return load_portfolio_from_config
     if name == "run_backtest":

@@ -125,7 +125,7 @@ def _run(args) -> int:
     from raybt.checkpoints import find_resumable, start_run_dir
     from raybt.engine import PortfolioBacktester
     from raybt.phases import PhaseTimer, phase
-    from raybt.portfolio import (best_configs_provenance, check_chunk, check_chunk_timeframe, chunk_source,
+    from raybt.config.resolve import (best_configs_provenance, check_chunk, check_chunk_timeframe, chunk_source,
                                  preference_ranking, resolve_portfolio)
     from raybt.progress import chunk_progress
     from raybt.results import check_output_dir, new_run_dir, partial_path
@@ -144,6 +144,8 @@ def _run(args) -> int:
         out, tmp, request = find_resumable(Path(args.resume))
         for key in RUN_REQUEST_KEYS:
             setattr(args, key, request.get(key))
+    if args.max_assets is not None and args.max_assets < 1:
+        raise ConfigError(f"--max-assets must be >= 1, got {args.max_assets}")
     overrides = {}
     if args.allocation:
         overrides["allocation_model"] = args.allocation

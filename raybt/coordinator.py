@@ -168,7 +168,7 @@ class Coordinator:
         self.chunk = 0
         self.sleeves = np.asarray(initial_sleeves, dtype=np.float64).copy()
         self.initial_sleeves = self.sleeves.copy()
-        self.estimator = estimator  # raybt.weights.WeightEstimator: re-estimates targets at rebalances
+        self.estimator = estimator  # raybt.allocation.estimator.WeightEstimator: re-estimates targets at rebalances
         self.lookback_ns = int(lookback_ns)
         self.names = list(names) if names is not None else [str(a) for a in range(self.n_assets)]
         self.adjustments: dict = {}  # chunk -> cash moved into each sleeve at its first bar
@@ -277,7 +277,7 @@ class Coordinator:
 
     def _reestimate(self, decided_at: int) -> np.ndarray:
         """Model weights from the sleeves' returns over the trailing lookback (no look-ahead)."""
-        from raybt.weights import flow_adjusted_returns
+        from raybt.allocation.estimator import flow_adjusted_returns
 
         last = int(self.bounds[self.chunk + 1])
         first = int(np.searchsorted(self.timeline_ns[:last], decided_at - self.lookback_ns, side="right"))

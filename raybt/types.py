@@ -40,7 +40,6 @@ EXIT_STOPOUT = 4
 EXIT_BREAKER = 5
 EXIT_REASON_NAMES = ("sl", "tp", "signal", "end", "stopout", "breaker")
 
-SIDE_NAMES = {LONG: "long", SHORT: "short"}
 
 # Tolerance on z-score comparisons (spec: "z within 1e-9 of the threshold").
 Z_TOLERANCE = 1e-9

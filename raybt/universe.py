@@ -118,3 +118,26 @@ def validate_asset_bars(bars, name: str, params=None) -> pd.DataFrame:
         raise DataError(f"asset {name}: only {len(bars)} bar(s); a backtest needs at least 2")
     check_enough_bars(bars, params, name)
     return bars
+
+
+def load_portfolio_from_config(preference: str | None = None, config=None, *, timeframe: str | None = None,
+                               max_assets: int | None = None, best_configs_dir="results", echo=None,
+                               timer=None, **overrides):
+    """Return ``(assets, portfolio_config)``; ``assets`` = {name: (AssetConfig, bars)}.
+
+    ``max_assets`` sets ``allocation.max_assets``: the engine keeps the top N
+    by :func:`preference_ranking` when optimisation results exist, else by
+    Sharpe over the allocation lookback window. ``timer`` (a
+    :class:`~raybt.phases.PhaseTimer`) gets ``load.config`` and ``load.bars``.
+    """
+    from raybt.config.resolve import check_chunk, chunk_source, resolve_portfolio
+    from raybt.phases import phase
+
+    with phase(timer, "load.config"):
+        configs, pconf, universe = resolve_portfolio(preference, config, max_assets=max_assets,
+                                                     best_configs_dir=best_configs_dir, **overrides)
+    with phase(timer, "load.bars"):
+        frames = iter_asset_bars(configs, universe, timeframe, echo=echo)
+        assets = {asset.name: (asset, bars) for asset, bars in zip(configs, frames)}
+    check_chunk(pconf, [bars.index for _, bars in assets.values()], chunk_source(pconf, overrides))
+    return assets, pconf

@@ -19,7 +19,7 @@ from raybt.config.grid import SelectionRules, candidate_params, load_grid, parse
 from raybt.optimize.outputs import write_outputs
 from raybt.optimize.runner import run_optimization, walk_forward_windows
 from raybt.optimize.select import select_candidate
-from raybt.portfolio import load_best_configs
+from raybt.config.resolve import load_best_configs
 
 N_BARS = 4000
 

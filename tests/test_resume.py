@@ -96,7 +96,7 @@ def test_resume_of_a_finished_run_is_refused(uninterrupted):
 def test_resume_refuses_changed_data(portfolio_yaml, tmp_path):
     from raybt.engine import PortfolioBacktester
     from raybt.errors import ConfigError
-    from raybt.portfolio import load_portfolio_from_config
+    from raybt.universe import load_portfolio_from_config
 
     assets, config = load_portfolio_from_config(None, portfolio_yaml)
     PortfolioBacktester(assets, config, engine="local").run(checkpoint_dir=tmp_path)  # a checkpoint every 3 chunks
@@ -113,7 +113,7 @@ def test_killed_actor_is_restarted_and_results_are_identical(ray_session, portfo
     from ray._private import state
 
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio import load_portfolio_from_config
+    from raybt.universe import load_portfolio_from_config
 
     assets, config = load_portfolio_from_config(None, portfolio_yaml)
     reference = PortfolioBacktester(assets, config, engine="local").run()

@@ -14,7 +14,7 @@ from raybt.data.synth import write_universe
 from raybt.engine import PortfolioBacktester
 from raybt.errors import ConfigError
 from raybt.metrics import json_safe
-from raybt.portfolio import load_portfolio_from_config
+from raybt.universe import load_portfolio_from_config
 from raybt.config.portfolio import load_portfolio_config
 from raybt.sweep import load_sweep_spec, resolve_points, run_sweep
 from raybt.sweep.command import add_sweep_arguments, sweep_command

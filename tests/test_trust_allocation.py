@@ -238,7 +238,7 @@ def test_bad_inputs_are_one_line_config_errors(model, case, frame, kwargs, needl
 def test_minus_inf_ranking_ranks_last_in_both_selection_paths():
     """-inf = "no score, rank last" (e.g. an asset whose optimisation Sharpe is undefined); the
     equal-weight path without an estimation window and compute_weights agree."""
-    from raybt.weights import WeightEstimator
+    from raybt.allocation.estimator import WeightEstimator
 
     r = _r()
     ranking = (2.0, -np.inf, 1.0)

@@ -104,7 +104,7 @@ def span(index, start, end) -> dict:
 @pytest.mark.parametrize("mode", ["full", "train", "walk_forward"])
 def test_max_assets_ranking_after_every_optimize_mode(world, tmp_path, capsys, mode):
     from raybt.optimize.runner import train_split, walk_forward_windows
-    from raybt.portfolio import preference_ranking
+    from raybt.config.resolve import preference_ranking
     from raybt.result import PortfolioResult
 
     assert optimize(world, tmp_path / "opt", *MODE_ARGS[mode]) == 0
@@ -271,7 +271,7 @@ def test_sweep_point_with_max_assets_equals_raybt_run(world, tmp_path, capsys):
     """With results/best_configs_balanced.json present, the sweep ranks assets for max_assets exactly as
     raybt run does (before: the sweep ranked by the estimation window's Sharpe, run by the file)."""
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio import load_portfolio_from_config
+    from raybt.universe import load_portfolio_from_config
     from raybt.result import PortfolioResult
 
     names = names_of(world)
@@ -385,14 +385,14 @@ def test_sweep_is_refused_whole_before_any_point_runs(world, tmp_path, capsys, c
 def test_stitched_equity_stays_flat_after_ruin():
     """A window that ends at or below zero equity leaves nothing to trade with: the later windows are
     flat at that level (not a later window's curve scaled by a negative factor)."""
-    from raybt.optimize.runner import Window, stitch_test_spans
+    from raybt.optimize.runner import PreparedAsset, Window, stitch_test_spans
     from raybt.records import trades_frame
     from raybt.types import TRADE_DT
 
     index = pd.date_range("2024-01-01", periods=10, freq="5min", tz="UTC")
     none = trades_frame(np.zeros(0, dtype=TRADE_DT), ["a"], [index])
     windows = [(Window(0, 0, 2, 2, 5), 0), (Window(1, 3, 5, 5, 10), 0)]
-    p = {"index": index}
+    p = PreparedAsset(base={}, params=[], records=None, ohlc=None, ns=None, index=index, spans={}, windows=[])
     runs = {(0, 0): (np.array([100.0, 50.0, -10.0]), none),
             (1, 0): (np.array([100.0, 110.0, 120.0, 130.0, 140.0]), none)}
     equity, metrics = stitch_test_spans("a", p, windows, runs)

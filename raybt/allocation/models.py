@@ -37,7 +37,6 @@ MODELS: tuple[str, ...] = (
     "max_sharpe",
 )
 
-_RC_TOL = 1e-10  # target max |RC_i - 1/n| for risk parity after polishing
 
 
 def _series(w: np.ndarray, returns: pd.DataFrame, model: str = "allocation") -> pd.Series:

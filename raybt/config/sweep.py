@@ -265,7 +265,7 @@ def _file_digest(path: Path) -> str | None:
 
 def point_id_of(config_dict: Mapping, best_configs_dir=None) -> str:
     """Short stable hash of a resolved config (+ the files that set its per-asset parameters)."""
-    from raybt.portfolio import best_configs_path
+    from raybt.config.resolve import best_configs_path
 
     payload = {"config": config_dict,
                "asset_config": _file_digest(Path(config_dict["asset_config"]))}

@@ -73,7 +73,7 @@ class PortfolioBacktester:
                  timer: PhaseTimer | None = None, universe=None, timeframe: str | None = None, echo=None,
                  run_name: str | None = None):
         if engine not in ("ray", "local"):
-            raise ConfigError(f"--engine must be ray or local, got {engine!r}")
+            raise ConfigError(f"engine: must be ray or local, got {engine!r}")
         self.config = portfolio_config
         self.engine = engine
         self.progress = progress
@@ -96,7 +96,7 @@ class PortfolioBacktester:
         except BaseException:
             self.execution.abort()  # nothing will run: do not leave the coordinator's process behind
             raise
-        from raybt.weights import WeightEstimator
+        from raybt.allocation.estimator import WeightEstimator
 
         allocation = getattr(portfolio_config, "allocation", None)
         ranks = None if ranking is None else [float(ranking.get(n, -np.inf)) for n in self.intake.names]

@@ -88,7 +88,7 @@ def take_bars(assets, *, store=None, universe=None, timeframe: str | None = None
     resamples every asset read from a file.
     """
     from raybt.checkpoints import bars_hash
-    from raybt.portfolio import check_portfolio_asset
+    from raybt.config.resolve import check_portfolio_asset
     from raybt.universe import iter_asset_bars, validate_asset_bars
 
     if isinstance(assets, dict):

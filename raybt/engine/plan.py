@@ -122,7 +122,7 @@ def estimate_start(intake: Intake, config, estimator):
     from raybt.asset import AssetGroup
     from raybt.compile import warm_up_kernels
     from raybt.types import neutral_instructions
-    from raybt.weights import strategy_returns, window_end
+    from raybt.allocation.estimator import strategy_returns, window_end
 
     names = list(intake.names)
     returns, start = None, None
@@ -160,7 +160,7 @@ def make_plan(intake: Intake, config, *, estimator=None, fixed_weights: pd.Serie
               timer: PhaseTimer | None = None) -> Plan:
     """The :class:`Plan` (phases ``setup.estimate`` and ``setup.timeline``).
 
-    ``estimator``: a :class:`~raybt.weights.WeightEstimator` (None: equal or
+    ``estimator``: a :class:`~raybt.allocation.estimator.WeightEstimator` (None: equal or
     ``fixed_weights``).
     """
     start = estimated = None

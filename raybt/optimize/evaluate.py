@@ -51,7 +51,6 @@ RAW_COLUMNS = (
     "max_drawdown", "n_trades", "wins", "gross_profit", "gross_loss", "total_commission",
 )
 N_RAW = len(RAW_COLUMNS)
-_COL = {name: i for i, name in enumerate(RAW_COLUMNS)}
 
 
 @njit(cache=True)

@@ -64,9 +64,9 @@ def run_jobs(asset_jobs: list[AssetJobs], *, engine: str = "ray", batch: int = D
     ``max_in_flight`` caps the Ray tasks submitted at once (default: all).
     """
     if engine not in ("ray", "local"):
-        raise ConfigError(f"--engine must be ray or local, got {engine!r}")
+        raise ConfigError(f"engine: must be ray or local, got {engine!r}")
     if batch < 1:
-        raise ConfigError(f"--batch must be >= 1, got {batch}")
+        raise ConfigError(f"batch: must be >= 1, got {batch}")
     results = {j.name: np.empty((len(j.params), 0)) for j in asset_jobs}
     parts: dict[str, dict[int, np.ndarray]] = {j.name: {} for j in asset_jobs}
     tasks = [(j, lo, hi) for j in asset_jobs for lo, hi in _batches(j, batch)]

@@ -32,7 +32,7 @@ def _span(index: pd.DatetimeIndex, start: int, end: int) -> dict:
 
 
 def best_configs_document(result: OptimizeResult, preference: str, source: Path | str) -> dict:
-    """The ``best_configs_<preference>.json`` payload (loads with ``raybt.portfolio.load_best_configs``).
+    """The ``best_configs_<preference>.json`` payload (loads with ``raybt.config.resolve.load_best_configs``).
 
     Besides each asset's ``params``, ``candidate``, ``qualified`` and
     ``metrics``, it records what the pick rests on: top-level ``mode``,
@@ -43,7 +43,7 @@ def best_configs_document(result: OptimizeResult, preference: str, source: Path 
     pick, ``trained_on`` being the last window's train span) and
     ``metrics_on`` (the bars the metrics describe).
     """
-    from raybt.portfolio import RANKING_METRIC, RANKING_PREFIX
+    from raybt.config.resolve import RANKING_METRIC, RANKING_PREFIX
 
     assets = {}
     for name, choice in result.choices[preference].items():

@@ -34,7 +34,7 @@ Every ``best_configs_<preference>.json`` records ``mode``, ``train``,
 ``walk_forward``, the metric ``raybt run --max-assets`` ranks assets by
 (``ranking``: ``sharpe`` / ``pnl`` / ``max_drawdown`` for a full-sample
 optimisation, the out-of-sample ``oos_*`` metric after ``--train`` or
-``--walk-forward``; see :func:`raybt.portfolio.preference_ranking`) and, per
+``--walk-forward``; see :func:`raybt.config.resolve.preference_ranking`) and, per
 asset, the bars (timestamps) the pick was trained on (``trained_on``), the
 split (``split``, with ``--train``) or the windows (``windows``, with
 ``--walk-forward``).
@@ -81,10 +81,10 @@ class Window:
 def train_split(n_bars: int, train: float) -> int:
     """First out-of-sample bar: ``floor(train * n_bars)``; both parts need >= 2 bars."""
     if not (0.0 < train < 1.0):
-        raise ConfigError(f"--train must be a fraction in (0, 1), got {train!r}")
+        raise ConfigError(f"train: must be a fraction in (0, 1), got {train!r}")
     split = int(math.floor(train * n_bars))
     if split < 2 or n_bars - split < 2:
-        raise ConfigError(f"--train {train}: {n_bars} bars leave {split} in-sample and "
+        raise ConfigError(f"train {train}: {n_bars} bars leave {split} in-sample and "
                           f"{n_bars - split} out-of-sample bars (need >= 2 each)")
     return split
 
@@ -92,15 +92,15 @@ def train_split(n_bars: int, train: float) -> int:
 def walk_forward_windows(n_bars: int, n_windows: int, train: float = 0.7) -> list[Window]:
     """Rolling windows (see the module docstring); consecutive, non-overlapping test spans."""
     if isinstance(n_windows, bool) or int(n_windows) != n_windows or n_windows < 1:
-        raise ConfigError(f"--walk-forward must be an integer >= 1, got {n_windows!r}")
+        raise ConfigError(f"walk_forward: must be an integer >= 1, got {n_windows!r}")
     if not (0.0 < train < 1.0):
-        raise ConfigError(f"--train must be a fraction in (0, 1), got {train!r}")
+        raise ConfigError(f"train: must be a fraction in (0, 1), got {train!r}")
     n_windows = int(n_windows)
     ratio = train / (1.0 - train)
     test_len = int(math.floor(n_bars / (n_windows + ratio)))
     train_len = n_bars - n_windows * test_len
     if test_len < 2 or train_len < 2:
-        raise ConfigError(f"--walk-forward {n_windows}: {n_bars} bars are too few "
+        raise ConfigError(f"walk_forward {n_windows}: {n_bars} bars are too few "
                           f"(train {train_len}, test {test_len} bars per window; need >= 2)")
     windows = []
     for k in range(n_windows):
@@ -114,6 +114,20 @@ def walk_forward_windows(n_bars: int, n_windows: int, train: float = 0.7) -> lis
 
 
 # --- the optimisation ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PreparedAsset:
+    """One asset ready to optimise: its candidates, bars and the spans they are evaluated on."""
+
+    base: dict  # the asset's configured parameters
+    params: list  # candidate parameter dicts (the configured ones last)
+    records: object  # their PARAM_DT records
+    ohlc: object  # 4 x bars float64
+    ns: object  # UTC ns timestamps of the bars
+    index: object  # the bars' DatetimeIndex
+    spans: dict  # label ("full", "is"/"oos", "train<k>"/"test<k>") -> (start, end) bar positions
+    windows: list  # walk-forward windows (empty otherwise)
+
 
 @dataclass
 class Choice:
@@ -185,28 +199,28 @@ def run_optimization(assets: Mapping, grid: GridSpec, *, train: float | None = N
             for w in windows:
                 spans[f"train{w.index}"] = (w.train_start, w.train_end)
                 spans[f"test{w.index}"] = (w.test_start, w.test_end)
-        prepared[name] = dict(base=dict(base), params=params, records=param_records(params), ohlc=ohlc,
-                              ns=ns, index=bars.index, spans=spans, windows=windows)
+        prepared[name] = PreparedAsset(dict(base), params, param_records(params), ohlc, ns, bars.index, spans,
+                                       windows)
 
     # round 1: every candidate (and the configured params) on the selection spans;
     # the configured params also on the test spans (fallback metrics)
     def selection_spans(p):
         if mode == "walk_forward":
-            return [k for k in p["spans"] if k.startswith("train")]
-        return list(p["spans"])
+            return [k for k in p.spans if k.startswith("train")]
+        return list(p.spans)
 
     jobs, layout = [], {}
     for name, p in prepared.items():
         idx, st, en, keys = [], [], [], []
         for label in selection_spans(p):
-            s, e = p["spans"][label]
+            s, e = p.spans[label]
             for c in range(n_cand + 1):
                 idx.append(c), st.append(s), en.append(e), keys.append((label, c))
         if mode == "walk_forward":
-            for label in (k for k in p["spans"] if k.startswith("test")):
-                s, e = p["spans"][label]
+            for label in (k for k in p.spans if k.startswith("test")):
+                s, e = p.spans[label]
                 idx.append(n_cand), st.append(s), en.append(e), keys.append((label, n_cand))
-        jobs.append(AssetJobs(name, p["ohlc"], p["records"][np.asarray(idx, dtype=np.int64)],
+        jobs.append(AssetJobs(name, p.ohlc, p.records[np.asarray(idx, dtype=np.int64)],
                               np.asarray(st, dtype=np.int64), np.asarray(en, dtype=np.int64)))
         layout[name] = keys
     raw = run_jobs(jobs, label=f"optimize ({len(prepared)} assets x {n_cand} candidates)", **run_kw)
@@ -215,7 +229,7 @@ def run_optimization(assets: Mapping, grid: GridSpec, *, train: float | None = N
     metrics: dict[str, dict] = {}
     for name, p in prepared.items():
         keys = layout[name]
-        ppy = np.array([span_periods_per_year(p["ns"], *p["spans"][label]) for label, _ in keys])
+        ppy = np.array([span_periods_per_year(p.ns, *p.spans[label]) for label, _ in keys])
         cols = metrics_from_raw(raw[name], ppy)
         metrics[name] = {key: _metric_dict(cols, i) for i, key in enumerate(keys)}
 
@@ -242,14 +256,14 @@ def run_optimization(assets: Mapping, grid: GridSpec, *, train: float | None = N
             m = {}
             for label, prefix in prefixes.items():
                 m.update({f"{prefix}{k}": v for k, v in metrics[name][(label, n_cand if c is None else c)].items()})
-            choices[pref][name] = Choice(c, p["params"][n_cand if c is None else c], c is not None,
+            choices[pref][name] = Choice(c, p.params[n_cand if c is None else c], c is not None,
                                          _report(m, tuple(prefixes.values())))
-    spans = {name: p["spans"] for name, p in prepared.items()}
+    spans = {name: p.spans for name, p in prepared.items()}
     settings = {"mode": mode, "train": train, "walk_forward": walk_forward, "engine": engine, "batch": batch,
                 "n_candidates": n_cand, "grid": grid.values, "max_candidates": grid.max_candidates,
                 "seed": grid.seed, "selection": vars(grid.selection)}
     return OptimizeResult(mode, grid, table, choices, None, {}, spans, settings,
-                          indexes={name: p["index"] for name, p in prepared.items()}, n_candidates=n_cand)
+                          indexes={name: p.index for name, p in prepared.items()}, n_candidates=n_cand)
 
 
 def _frame(rows, names) -> pd.DataFrame:
@@ -264,7 +278,7 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
     n_cand = len(candidates)
     rows = []
     for name, p in prepared.items():
-        for w in p["windows"]:
+        for w in p.windows:
             for c in range(n_cand):
                 row = {"asset": name, "window": w.index, "candidate": c, **candidates[c]}
                 row.update({f"is_{k}": v for k, v in metrics[name][(f"train{w.index}", c)].items()})
@@ -276,7 +290,7 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
     jobs, layout = [], {}
     for name, p in prepared.items():
         wanted = set()
-        for w in p["windows"]:
+        for w in p.windows:
             sub = table[(table["asset"] == name) & (table["window"] == w.index)]
             for pref in PREFERENCES:
                 label_idx = select_candidate(sub, pref, grid.selection, "is_")
@@ -287,16 +301,16 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
         keys = sorted(wanted, key=lambda k: (int(k[0][4:]), k[1]))
         layout[name] = keys
         if keys:
-            jobs.append(AssetJobs(name, p["ohlc"], p["records"][np.array([c for _, c in keys], dtype=np.int64)],
-                                  np.array([p["spans"][lab][0] for lab, _ in keys], dtype=np.int64),
-                                  np.array([p["spans"][lab][1] for lab, _ in keys], dtype=np.int64)))
+            jobs.append(AssetJobs(name, p.ohlc, p.records[np.array([c for _, c in keys], dtype=np.int64)],
+                                  np.array([p.spans[lab][0] for lab, _ in keys], dtype=np.int64),
+                                  np.array([p.spans[lab][1] for lab, _ in keys], dtype=np.int64)))
     if jobs:
         raw = run_jobs(jobs, label="walk-forward test spans", **run_kw)
         for name, keys in layout.items():
             if not keys:
                 continue
             p = prepared[name]
-            ppy = np.array([span_periods_per_year(p["ns"], *p["spans"][lab]) for lab, _ in keys])
+            ppy = np.array([span_periods_per_year(p.ns, *p.spans[lab]) for lab, _ in keys])
             cols = metrics_from_raw(raw[name], ppy)
             for i, key in enumerate(keys):
                 metrics[name][key] = _metric_dict(cols, i)
@@ -304,15 +318,15 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
     wf_rows, choices = [], {pref: {} for pref in PREFERENCES}
     stitched_equity = []
     for name, p in prepared.items():
-        idx = p["index"]
+        idx = p.index
         runs: dict = {}  # (window, candidate) -> (equity values, trades frame) of that test span
         for pref in PREFERENCES:
             parts, window_picks = [], []
-            for w in p["windows"]:
+            for w in p.windows:
                 c = picks[(name, pref, w.index)]
                 test = metrics[name][(f"test{w.index}", c)]
                 train_m = metrics[name][(f"train{w.index}", c)]
-                chosen = {k: p["params"][c][k] for k in names}
+                chosen = {k: p.params[c][k] for k in names}
                 parts.append(chosen)
                 window_picks.append((w, c))
                 wf_rows.append({
@@ -332,20 +346,20 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
             stitched_equity.append(pd.DataFrame({"asset": name, "preference": pref,
                                                  "window": equity["window"].to_numpy(),
                                                  "timestamp": equity.index, "equity": equity["equity"].to_numpy()}))
-            first, last = p["windows"][0], p["windows"][-1]
+            first, last = p.windows[0], p.windows[-1]
             wf_rows.append({
                 "asset": name, "preference": pref, "window": "stitched",
                 "train_start": idx[first.train_start], "train_end": idx[last.train_end - 1],
                 "test_start": idx[first.test_start], "test_end": idx[last.test_end - 1],
                 "train_bars": None, "test_bars": last.test_end - first.test_start,
-                "candidate": None, "qualified": all(picks[(name, pref, w.index)] != n_cand for w in p["windows"]),
+                "candidate": None, "qualified": all(picks[(name, pref, w.index)] != n_cand for w in p.windows),
                 "chosen_params": json.dumps(parts),
                 **{f"oos_{k}": stitched_m[k] for k in STITCHED_COLUMNS},
             })
             c_last = picks[(name, pref, last.index)]
             report = {f"oos_{k}": stitched_m[k] for k in REPORT_METRICS}
-            report["windows"] = len(p["windows"])
-            choices[pref][name] = Choice(None if c_last == n_cand else c_last, p["params"][c_last],
+            report["windows"] = len(p.windows)
+            choices[pref][name] = Choice(None if c_last == n_cand else c_last, p.params[c_last],
                                          c_last != n_cand, report)
     wf = pd.DataFrame(wf_rows)
     integer_params = [k for k in names if all(isinstance(r[k], (int, np.integer)) and not isinstance(r[k], bool)
@@ -354,18 +368,18 @@ def _walk_forward(prepared, metrics, candidates, names, grid, run_kw, mode, trai
                 *integer_params):
         if col in wf:
             wf[col] = wf[col].astype("Int64")
-    spans = {name: p["spans"] for name, p in prepared.items()}
-    windows = {name: p["windows"] for name, p in prepared.items()}
+    spans = {name: p.spans for name, p in prepared.items()}
+    windows = {name: p.windows for name, p in prepared.items()}
     settings = {"mode": mode, "train": 0.7 if train is None else train, "walk_forward": walk_forward,
                 "engine": run_kw["engine"], "batch": run_kw["batch"], "n_candidates": n_cand,
                 "grid": grid.values, "max_candidates": grid.max_candidates, "seed": grid.seed,
                 "selection": vars(grid.selection), "windows": "rolling"}
     picked = {(name, pref): [(picks[(name, pref, w.index)],
-                              {k: prepared[name]["params"][picks[(name, pref, w.index)]][k] for k in names})
-                             for w in prepared[name]["windows"]]
+                              {k: prepared[name].params[picks[(name, pref, w.index)]][k] for k in names})
+                             for w in prepared[name].windows]
               for name in prepared for pref in PREFERENCES}
     return OptimizeResult(mode, grid, table, choices, wf, windows, spans, settings,
-                          indexes={name: p["index"] for name, p in prepared.items()},
+                          indexes={name: p.index for name, p in prepared.items()},
                           equity=pd.concat(stitched_equity, ignore_index=True),
                           window_picks=picked, n_candidates=n_cand)
 
@@ -375,7 +389,7 @@ STITCHED_COLUMNS = ("pnl", "total_return", "sharpe", "max_drawdown", "n_trades",
                     "initial_equity", "final_equity", "n_bars")
 
 
-def stitch_test_spans(name: str, p: dict, window_picks, runs: dict) -> tuple[pd.DataFrame, dict]:
+def stitch_test_spans(name: str, p: PreparedAsset, window_picks, runs: dict) -> tuple[pd.DataFrame, dict]:
     """The stitched out-of-sample equity of one asset under one preference, and its metrics.
 
     ``window_picks``: ``[(Window, candidate index)]`` in time order; ``runs``
@@ -392,16 +406,16 @@ def stitch_test_spans(name: str, p: dict, window_picks, runs: dict) -> tuple[pd.
     from raybt.metrics import compute_metrics
     from raybt.records import trades_frame
 
-    idx = p["index"]
+    idx = p.index
     values, window_ids, stamps, trades = [], [], [], []
     level = None
     for w, c in window_picks:
         key = (w.index, c)
         if key not in runs:
             sl = slice(w.test_start, w.test_end)
-            bars = pd.DataFrame({col: p["ohlc"][i, sl] for i, col in enumerate(("open", "high", "low", "close"))},
+            bars = pd.DataFrame({col: p.ohlc[i, sl] for i, col in enumerate(("open", "high", "low", "close"))},
                                 index=idx[sl])
-            records, eq = simulate_bars(bars, p["params"][c])
+            records, eq = simulate_bars(bars, p.params[c])
             runs[key] = (eq, trades_frame(records, [name], [bars.index]))
         eq, tr = runs[key]
         if level is not None and not level > 0:  # ruined: no capital left to trade the later windows

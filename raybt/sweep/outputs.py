@@ -29,7 +29,7 @@ def _cell(value: Any) -> Any:
 def rank_table(rows: list[dict], rank_by: str = "sharpe") -> pd.DataFrame:
     """Rows ranked best first: ok points by ``rank_by`` (NaN last, ties in point order), failed last."""
     if rank_by not in RANK_METRICS:
-        raise ConfigError(f"--rank-by must be one of {', '.join(RANK_METRICS)}, got {rank_by!r}")
+        raise ConfigError(f"rank_by: must be one of {', '.join(RANK_METRICS)}, got {rank_by!r}")
     higher = RANK_METRICS[rank_by]
 
     def key(item):

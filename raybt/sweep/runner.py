@@ -19,7 +19,7 @@ process. Both give identical tables.
 
 A point runs exactly as ``raybt run <its config>`` would: the same per-asset
 parameters from ``best_configs_<preference>.json`` and the same asset
-ranking for ``allocation.max_assets`` (:func:`raybt.portfolio.preference_ranking`).
+ranking for ``allocation.max_assets`` (:func:`raybt.config.resolve.preference_ranking`).
 Before the first point runs, and before ``out`` is created, every point is
 checked against its asset config, the optimiser's results and the bars'
 timestamps (:mod:`raybt.sweep.validate`): one bad point stops the sweep with
@@ -91,7 +91,7 @@ class PointJob:
     ``config``: the validated portfolio config; ``assets``: the asset configs
     with the optimiser's parameters applied; ``ranking``: the ``max_assets`` /
     ``max_asset_correlation`` ranking from ``best_configs_<preference>.json``
-    (:func:`raybt.portfolio.preference_ranking`); ``bars``: each asset's key
+    (:func:`raybt.config.resolve.preference_ranking`); ``bars``: each asset's key
     into the bars the driver loaded once (:func:`raybt.sweep.validate.bars_key`).
     A job reads no file: its bars come with it (through the object store on Ray).
     """
@@ -107,7 +107,7 @@ def resolve_job(config_dict: dict, best_configs_dir="results") -> PointJob:
     ``raybt run <file>`` would). ``best_configs_dir=None``: no optimiser results."""
     import yaml
 
-    from raybt.portfolio import preference_ranking, resolve_portfolio
+    from raybt.config.resolve import preference_ranking, resolve_portfolio
     from raybt.sweep.validate import bars_key
 
     with tempfile.TemporaryDirectory(prefix="raybt-sweep-") as tmp:
@@ -124,7 +124,7 @@ def execute_job(job: PointJob, frames):
     """Run one point on its bars (one frame per asset, in order) with the in-process engine: its
     :class:`~raybt.result.PortfolioResult`."""
     from raybt.engine import PortfolioBacktester
-    from raybt.portfolio import check_chunk
+    from raybt.config.resolve import check_chunk
 
     assets = {a.name: (a, frame) for a, frame in zip(job.assets, frames)}
     check_chunk(job.config, [frame.index for frame in frames], f"{job.config.source}: engine.chunk")
@@ -270,12 +270,12 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     ``failed`` with its error and the others go on; check ``SweepResult.n_failed``.
     """
     if engine not in ("ray", "local"):
-        raise ConfigError(f"--engine must be ray or local, got {engine!r}")
+        raise ConfigError(f"engine: must be ray or local, got {engine!r}")
     rank_by = rank_by or spec.rank_by
     if rank_by not in RANK_METRICS:
-        raise ConfigError(f"--rank-by must be one of {', '.join(RANK_METRICS)}, got {rank_by!r}")
+        raise ConfigError(f"rank_by: must be one of {', '.join(RANK_METRICS)}, got {rank_by!r}")
     if max_parallel is not None and max_parallel < 1:
-        raise ConfigError(f"--max-parallel must be >= 1, got {max_parallel}")
+        raise ConfigError(f"max_parallel: must be >= 1, got {max_parallel}")
     say = echo or (lambda message: None)
     t0 = time.perf_counter()
     best_dir = Path(best_configs_dir).resolve() if best_configs_dir is not None else None

@@ -11,7 +11,7 @@ assets: unknown asset 'NOPE' ...``):
 * the optimiser's ``best_configs_<preference>.json`` (when present) loads and
   its parameters are valid for each asset; the ``max_assets`` /
   ``max_asset_correlation`` ranking can be read from it
-  (:func:`raybt.portfolio.preference_ranking`);
+  (:func:`raybt.config.resolve.preference_ranking`);
 * ``engine.chunk`` is not shorter than an asset's declared timeframe nor
   than the bar spacing of the point's union timeline;
 * every asset's bars load and are enough for its indicator windows;
@@ -58,7 +58,7 @@ class _Cache:
 
     def best_configs(self, preference: str):
         """``(path, {asset: params})`` of the point's best_configs file, or ``(None, {})``."""
-        from raybt.portfolio import best_configs_path, load_best_configs
+        from raybt.config.resolve import best_configs_path, load_best_configs
 
         if self.best_dir is None:
             return None, {}
@@ -87,10 +87,10 @@ def validate_point(point, cache: _Cache) -> None:
     """Raise the first problem of one point (message not yet prefixed)."""
     from raybt.config.common import closest_name
     from raybt.config.params import validate_params
-    from raybt.portfolio import check_chunk, check_chunk_timeframe, check_weight_cap, preference_ranking
+    from raybt.config.resolve import check_chunk, check_chunk_timeframe, check_weight_cap, preference_ranking
     from raybt.timeline import union_timeline
     from raybt.universe import check_enough_bars
-    from raybt.weights import WeightEstimator, window_end
+    from raybt.allocation.estimator import WeightEstimator, window_end
 
     pconf = point.config
     universe = cache.universe(pconf.asset_config)

@@ -1,9 +1,13 @@
-"""Loading a portfolio from its config files (edge: reads files).
+"""A portfolio's assets resolved from its config files and the optimiser's results.
 
-``load_portfolio_from_config(preference)`` returns the portfolio's assets
-(config + bars) and its validated :class:`PortfolioConfig`. Per-asset
-parameters come from the asset config file, overridden by the optimiser's
-``best_configs_<preference>.json`` when one exists in ``best_configs_dir``.
+:func:`resolve_portfolio` gives the validated :class:`PortfolioConfig`, its
+assets in portfolio order and their universe. Per-asset parameters come from
+the asset config file, overridden by the optimiser's
+``best_configs_<preference>.json`` when one exists in ``best_configs_dir``;
+:func:`preference_ranking` reads the same file for the ``max_assets``
+ranking. The checks here are the ones that need the assets together (weight
+caps, reserved names, chunk length against the bars). Loading the bars is
+:func:`raybt.universe.load_portfolio_from_config`.
 """
 
 from __future__ import annotations
@@ -146,29 +150,6 @@ def preference_ranking(preference: str, directory: Path | str | None = "results"
     return scores
 
 
-def load_portfolio_from_config(preference: str | None = None, config=None, *, timeframe: str | None = None,
-                               max_assets: int | None = None, best_configs_dir="results", echo=None,
-                               timer=None, **overrides):
-    """Return ``(assets, portfolio_config)``; ``assets`` = {name: (AssetConfig, bars)}.
-
-    ``max_assets`` sets ``allocation.max_assets``: the engine keeps the top N
-    by :func:`preference_ranking` when optimisation results exist, else by
-    Sharpe over the allocation lookback window. ``timer`` (a
-    :class:`~raybt.phases.PhaseTimer`) gets ``load.config`` and ``load.bars``.
-    """
-    from raybt.phases import phase
-    from raybt.universe import iter_asset_bars
-
-    with phase(timer, "load.config"):
-        configs, pconf, universe = resolve_portfolio(preference, config, max_assets=max_assets,
-                                                     best_configs_dir=best_configs_dir, **overrides)
-    with phase(timer, "load.bars"):
-        frames = iter_asset_bars(configs, universe, timeframe, echo=echo)
-        assets = {asset.name: (asset, bars) for asset, bars in zip(configs, frames)}
-    check_chunk(pconf, [bars.index for _, bars in assets.values()], chunk_source(pconf, overrides))
-    return assets, pconf
-
-
 def chunk_source(pconf, overrides: dict) -> str:
     """Where the chunk length came from, for error messages: ``--chunk`` or the config's key."""
     return "--chunk" if overrides.get("chunk") is not None else f"{pconf.source}: engine.chunk"
@@ -197,7 +178,7 @@ def resolve_portfolio(preference: str | None = None, config=None, *, max_assets:
                               + f" (not in {universe.path})")
     if max_assets is not None:
         if max_assets < 1:
-            raise ConfigError(f"--max-assets must be >= 1, got {max_assets}")
+            raise ConfigError(f"max_assets: must be >= 1, got {max_assets}")
         pconf = pconf.with_overrides(max_assets=max_assets)
     check_weight_cap(pconf, len(names))
     best_path = best_configs_path(pconf.preference, best_configs_dir)

@@ -41,7 +41,7 @@ class WeightEstimator:
     ``ranking``: per-asset scores (higher is better, -inf last, portfolio
     order) used by the ``max_assets`` selection and the correlation filter;
     ``None`` ranks by the estimation window's Sharpe. See
-    :func:`raybt.portfolio.preference_ranking` for the scores ``raybt run``
+    :func:`raybt.config.resolve.preference_ranking` for the scores ``raybt run``
     and ``raybt sweep`` pass.
     """
 
