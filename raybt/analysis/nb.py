@@ -79,3 +79,27 @@ def sleeve_columns_nb(V, R, flow_ptr, flow_rows, flow_amount, with_flows, want_r
                 mdd_out[j] = mdd
                 first = V[0, j]
                 total_return_out[j] = V[T - 1, j] / first - 1.0 if first != 0 else math.nan
+
+
+@njit(cache=True, error_model="numpy")
+def period_growth_nb(R, ends, out):
+    """Compounded return of each column of ``R`` over consecutive row periods.
+
+    ``R`` (rows, b) per-bar simple returns; period p covers rows
+    ``[ends[p - 1], ends[p])`` (``ends[-1]`` = 0 before the first);
+    ``out[p, j] = prod(1 + R[rows, j]) - 1`` over the finite returns, in row
+    order (a non-finite return, a sleeve at zero equity, counts as 0, as in
+    the wealth index above).  One read of each column.
+    """
+    n_periods = len(ends)
+    b = R.shape[1]
+    for j in range(b):
+        start = 0
+        for p in range(n_periods):
+            g = 1.0
+            for t in range(start, ends[p]):
+                r = R[t, j]
+                if math.isfinite(r):
+                    g = g * (1.0 + r)
+            out[p, j] = g - 1.0
+            start = ends[p]
