@@ -22,63 +22,77 @@ import math
 import numpy as np
 import pandas as pd
 
-from raybt.analysis.trades import SIDES, asset_param_arrays, category_codes
+from raybt.analysis.nb import exposure_steps_nb, grid_positions_nb
+from raybt.analysis.trades import asset_param_arrays, trade_arrays
 
-__all__ = ["exposure_frame", "exposure_summary", "rebalance_turnover"]
+__all__ = ["bar_positions", "exposure_frame", "exposure_summary", "rebalance_turnover"]
+
+#: a lookup table of bar positions is built when the index spans at most this many steps per bar
+_LUT_SPAN = 8
 
 
 def _ns(values) -> np.ndarray:
     return pd.DatetimeIndex(pd.to_datetime(values, utc=True)).as_unit("ns").asi8
 
 
-def exposure_frame(trades: pd.DataFrame | None, index, asset_params: dict | None,
+def bar_positions(index_ns: np.ndarray, times_ns: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(index_ns, times_ns, side="left")`` for a sorted
+    ``index_ns``, faster when the times are bars of the index: when the
+    index sits on a grid of its smallest spacing (a calendar with gaps
+    included, spanning at most :data:`_LUT_SPAN` grid steps per bar) a
+    lookup table from grid step to bar gives each time that is a bar its
+    position in one gather; the others are searched."""
+    index_ns = np.asarray(index_ns, dtype=np.int64)
+    times_ns = np.asarray(times_ns, dtype=np.int64)
+    n = len(index_ns)
+    if n < 2 or len(times_ns) < 1024:
+        return np.searchsorted(index_ns, times_ns, side="left")
+    t0 = index_ns[0]
+    step = int(np.diff(index_ns).min())
+    span = (int(index_ns[-1]) - int(t0)) // step + 1 if step > 0 else 0
+    offsets = index_ns - t0
+    if step <= 0 or span > _LUT_SPAN * n or (offsets % step).any():
+        return np.searchsorted(index_ns, times_ns, side="left")
+    lut = np.zeros(span, dtype=np.int64)
+    lut[offsets // step] = np.arange(n)
+    pos = np.empty(len(times_ns), dtype=np.int64)
+    if grid_positions_nb(lut, t0, step, index_ns, times_ns, pos):  # not bars: searched
+        miss = pos < 0
+        pos[miss] = np.searchsorted(index_ns, times_ns[miss], side="left")
+    return pos
+
+
+def exposure_frame(trades, index, asset_params: dict | None,
                    names: list) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """``(series, per_asset)``: per bar of ``index`` (the portfolio equity's
     timestamps) ``long``, ``short``, ``gross``, ``net`` notional and
     ``margin`` (account currency); per asset ``mean_gross`` and
     ``mean_margin`` (averages over all bars).  ``(None, None)`` without
     ``asset_params`` (exposure cannot be known without contract sizes and
-    leverage)."""
+    leverage).  ``trades``: the trades table or its
+    :class:`raybt.analysis.trades.TradeArrays`; one numba pass
+    (:func:`raybt.analysis.nb.exposure_steps_nb`) and a cumulative sum."""
     p = asset_param_arrays(asset_params, names, ("contract_size", "leverage"))
-    idx_ns = _ns(pd.DatetimeIndex(index))
-    n = len(idx_ns)
     if p is None:
         return None, None
-    zeros = np.zeros(n)
-    if trades is None or len(trades) == 0:
-        series = pd.DataFrame({"long": zeros, "short": zeros, "gross": zeros, "net": zeros,
-                               "margin": zeros}, index=index)
-        per = pd.DataFrame({"mean_gross": 0.0, "mean_margin": 0.0}, index=pd.Index(names, name="asset"))
-        return series, per
-    a = category_codes(trades["asset"], names)
-    ok = a >= 0
-    a = a[ok]
-    notional = (trades["units"].to_numpy(dtype=np.float64)[ok]
-                * trades["entry_price"].to_numpy(dtype=np.float64)[ok] * p["contract_size"][a])
-    notional = np.abs(notional)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        margin = notional / p["leverage"][a]
-    short = category_codes(trades["side"], SIDES)[ok] == 1
-    enter = np.searchsorted(idx_ns, _ns(trades["entry_time"])[ok], side="left")
-    leave = np.searchsorted(idx_ns, _ns(trades["exit_time"])[ok], side="left")
-
-    def level(weights: np.ndarray) -> np.ndarray:
-        steps = (np.bincount(enter, weights=weights, minlength=n + 1)
-                 - np.bincount(leave, weights=weights, minlength=n + 1))
-        out = np.cumsum(steps[:n])
-        out[np.abs(out) < 1e-9 * max(1.0, float(np.abs(weights).max(initial=0.0)))] = 0.0
-        return out  # (a closed book returns to exactly 0, not to a rounding residue)
-
-    long_ = level(np.where(short, 0.0, notional))
-    short_ = level(np.where(short, notional, 0.0))
+    idx_ns = _ns(pd.DatetimeIndex(index))
+    n = len(idx_ns)
+    t = trade_arrays(trades, names)
+    steps = np.zeros((3, n + 1))
+    held = np.zeros((2, len(names)))
+    if t is not None:
+        enter = bar_positions(idx_ns, t.entry_ns)
+        leave = bar_positions(idx_ns, t.exit_ns)
+        exposure_steps_nb(t.asset, t.side == 1, t.units, t.entry_price, enter, leave,
+                          p["contract_size"], p["leverage"], steps, held)
+    level = np.cumsum(steps[:, :n], axis=1)
+    # a closed book returns to exactly 0, not to a rounding residue
+    level[np.abs(level) < 1e-9 * max(1.0, float(np.abs(steps).max(initial=0.0)))] = 0.0
+    long_, short_, margin = level
     series = pd.DataFrame({"long": long_, "short": short_, "gross": long_ + short_,
-                           "net": long_ - short_, "margin": level(margin)}, index=index)
-    bars_open = (leave - enter).astype(np.float64)
-    k = len(names)
-    per = pd.DataFrame({
-        "mean_gross": np.bincount(a, weights=notional * bars_open, minlength=k) / max(n, 1),
-        "mean_margin": np.bincount(a, weights=margin * bars_open, minlength=k) / max(n, 1),
-    }, index=pd.Index(names, name="asset"))
+                           "net": long_ - short_, "margin": margin}, index=index)
+    per = pd.DataFrame({"mean_gross": held[0] / max(n, 1), "mean_margin": held[1] / max(n, 1)},
+                       index=pd.Index(names, name="asset"))
     return series, per
 
 

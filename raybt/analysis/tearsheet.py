@@ -7,6 +7,7 @@ ISO times; NaN allowed, :func:`raybt.analysis.analysis_to_json` makes it
 strict JSON) merged into :func:`raybt.analysis.analyse_run`'s result, and
 the DataFrames the figures and tables draw from.  Each step is timed as
 ``analysis.<step>``: ``monthly_returns``, ``drawdowns``, ``breaker``,
+``trade_columns`` (the trades table read into arrays once),
 ``trade_analysis``, ``costs``, ``exposure``, ``turnover``.
 """
 
@@ -26,7 +27,7 @@ from raybt.analysis.periods import (
     sleeve_period_returns,
     yearly_from_monthly,
 )
-from raybt.analysis.trades import trade_analysis, trade_costs
+from raybt.analysis.trades import trade_analysis, trade_arrays, trade_costs
 from raybt.phases import PhaseTimer, phase
 
 __all__ = ["TOP_DRAWDOWNS", "breaker_summary", "tearsheet"]
@@ -59,6 +60,13 @@ def _table_dict(frame: pd.DataFrame) -> dict:
 
 def _series_dict(s: pd.Series) -> dict:
     return {str(k): float(v) for k, v in s.items()}
+
+
+def _columns_dict(frame: pd.DataFrame) -> dict:
+    """``{column: {row: value}}`` through one array (1,000 columns: no Series per column)."""
+    rows = [str(i) for i in frame.index]
+    return {str(c): dict(zip(rows, col)) for c, col in
+            zip(frame.columns, frame.to_numpy(dtype=np.float64).T.tolist())}
 
 
 def breaker_summary(events: pd.DataFrame | None, port: pd.Series) -> tuple[dict, pd.Series | None]:
@@ -138,21 +146,24 @@ def tearsheet(equity: pd.DataFrame, port: pd.Series, returns: pd.DataFrame | Non
         ay = yearly_from_monthly(am) if len(am) else pd.DataFrame(columns=names, dtype=float)
         frames.update(monthly_portfolio=pm, yearly_portfolio=py, monthly_table=monthly_table(pm, py),
                       monthly_assets=am, yearly_assets=ay)
-        keys["monthly_returns"] = {"portfolio": _series_dict(pm),
-                                   "assets": {a: _series_dict(am[a]) for a in am.columns}}
-        keys["yearly_returns"] = {"portfolio": _series_dict(py),
-                                  "assets": {a: _series_dict(ay[a]) for a in ay.columns}}
+        keys["monthly_returns"] = {"portfolio": _series_dict(pm), "assets": _columns_dict(am)}
+        keys["yearly_returns"] = {"portfolio": _series_dict(py), "assets": _columns_dict(ay)}
     with phase(timer, "analysis.drawdowns"):
         dd = drawdown_periods(port)
         frames["drawdowns"] = dd.head(TOP_DRAWDOWNS)
         keys["drawdowns"] = {"count": int(len(dd)), "top": _records(dd.head(TOP_DRAWDOWNS))}
     with phase(timer, "analysis.breaker"):
         keys["breaker"], frames["breaker_drawdown"] = breaker_summary(events, port)
+    with phase(timer, "analysis.trade_columns"):
+        trades = trade_arrays(trades, names)  # the columns read once for the three steps below
     with phase(timer, "analysis.trade_analysis"):
         ta = trade_analysis(trades)
         frames["by_exit_reason"], frames["by_side"] = ta["by_exit_reason"], ta["by_side"]
-        keys["trade_analysis"] = {k: (_table_dict(v) if isinstance(v, pd.DataFrame) else v)
-                                  for k, v in ta.items()}
+        frames["trade_analysis"] = ta
+        keys["trade_analysis"] = {k: (_table_dict(v) if isinstance(v, pd.DataFrame) else
+                                      {h: (a.tolist() if isinstance(a, np.ndarray) else a)
+                                       for h, a in v.items()} if k.endswith("_histogram") and v
+                                      else v) for k, v in ta.items()}
     with phase(timer, "analysis.costs"):
         costs = trade_costs(trades, asset_params, names)
         frames["costs"] = costs["assets"]
