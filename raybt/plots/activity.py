@@ -109,7 +109,7 @@ def plot_trades(trade_analysis: dict | None, path, *, title: str = "Trades") -> 
     else:
         _no_data(a2, "every trade closed on its entry bar")
     a2.set_xlabel("Holding time, entry bar to exit bar (hours, log scale)")
-    a2.set_ylabel("Trades")
+    a2.set_ylabel("Trades per bin (whole bars)")
     same = hh["same_bar"]
     _title(a2, f"Holding time ({same:,} trades closed on their entry bar not shown)"
            if same else "Holding time", fontsize=10.5)

@@ -16,7 +16,7 @@ background:#f4f5f7;color:#1d2330;font-size:14px;line-height:1.45}
 main{max-width:1180px;margin:0 auto;padding:24px 28px 48px}
 header.top{background:#1f3b73;color:#fff;padding:22px 28px}
 header.top h1{margin:0 0 6px;font-size:24px}
-header.top p{margin:2px 0;opacity:.92}
+header.top p{margin:2px 0;opacity:.92;overflow-wrap:anywhere}
 h2{font-size:18px;margin:32px 0 10px;border-bottom:2px solid #d5dbe6;padding-bottom:4px}
 section{background:#fff;border-radius:6px;padding:14px 18px 18px;margin-top:18px;
 box-shadow:0 1px 2px rgba(0,0,0,.08)}
