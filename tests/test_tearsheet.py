@@ -378,3 +378,19 @@ def test_without_asset_params_costs_and_exposure_say_why(run, tmp_path):
     html = out.read_text()
     assert "Exposure unavailable: run_info.json has no asset_params" in html
     assert (folder / "exposure.png").stat().st_size > 5_000
+
+
+def test_trades_without_some_columns_still_give_what_they_can(run, analysis):
+    """A trades table without ``side`` and ``units`` (an older or hand-made file): the
+    exit-reason table and the PnL distribution stand, the sides are empty, and costs and
+    exposure say which column they lack."""
+    trades = run["trades"].drop(columns=["side", "units"])
+    res = analyse_run(run["equity"], trades, run["weights"], run["metrics"],
+                      multipliers=run["multipliers"], events=run["events"],
+                      asset_params=run["asset_params"], include_frontier=False)
+    pd.testing.assert_frame_equal(res["frames"]["by_exit_reason"], analysis["frames"]["by_exit_reason"])
+    assert res["frames"]["by_side"]["count"].sum() == 0
+    assert res["trade_analysis"]["pnl"] == analysis["trade_analysis"]["pnl"]
+    assert res["exposure"] == {"available": False,
+                               "note": "unavailable: the trades table has no side, units column"}
+    assert res["costs"]["available"] is False and "no units column" in res["costs"]["note"]

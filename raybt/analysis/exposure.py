@@ -27,6 +27,8 @@ from raybt.analysis.trades import asset_param_arrays, trade_arrays
 
 __all__ = ["bar_positions", "exposure_frame", "exposure_summary", "rebalance_turnover"]
 
+#: the trades' columns the exposure is built from
+EXPOSURE_COLUMNS = ("asset", "side", "units", "entry_time", "entry_price", "exit_time")
 #: a lookup table of bar positions is built when the index spans at most this many steps per bar
 _LUT_SPAN = 8
 
@@ -69,7 +71,8 @@ def exposure_frame(trades, index, asset_params: dict | None,
     ``margin`` (account currency); per asset ``mean_gross`` and
     ``mean_margin`` (averages over all bars).  ``(None, None)`` without
     ``asset_params`` (exposure cannot be known without contract sizes and
-    leverage).  ``trades``: the trades table or its
+    leverage), or when the trades lack a column of :data:`EXPOSURE_COLUMNS`.
+    ``trades``: the trades table or its
     :class:`raybt.analysis.trades.TradeArrays`; one numba pass
     (:func:`raybt.analysis.nb.exposure_steps_nb`) and a cumulative sum."""
     p = asset_param_arrays(asset_params, names, ("contract_size", "leverage"))
@@ -78,6 +81,8 @@ def exposure_frame(trades, index, asset_params: dict | None,
     idx_ns = _ns(pd.DatetimeIndex(index))
     n = len(idx_ns)
     t = trade_arrays(trades, names)
+    if t is not None and set(t.missing) & set(EXPOSURE_COLUMNS):
+        return None, None
     steps = np.zeros((3, n + 1))
     held = np.zeros((2, len(names)))
     if t is not None:

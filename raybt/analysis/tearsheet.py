@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from raybt.analysis.exposure import exposure_frame, exposure_summary, rebalance_turnover
+from raybt.analysis.exposure import EXPOSURE_COLUMNS, exposure_frame, exposure_summary, rebalance_turnover
 from raybt.analysis.periods import (
     breaker_drawdown,
     drawdown_periods,
@@ -170,12 +170,16 @@ def tearsheet(equity: pd.DataFrame, port: pd.Series, returns: pd.DataFrame | Non
         keys["costs"] = {"available": costs["available"], "portfolio": costs["portfolio"],
                          "assets": _table_dict(costs["assets"])}
         if not costs["available"]:
-            keys["costs"]["note"] = NO_PARAMS
+            lacking = [c for c in ("units", "exit_reason") if trades is not None and c in trades.missing]
+            keys["costs"]["note"] = (NO_PARAMS if not asset_params or not lacking else
+                                     f"unavailable: the trades table has no {', '.join(lacking)} column")
     with phase(timer, "analysis.exposure"):
         series, per = exposure_frame(trades, equity.index, asset_params, names)
         if series is None:
+            lacking = [c for c in EXPOSURE_COLUMNS if trades is not None and c in trades.missing]
             frames["exposure"] = None
-            keys["exposure"] = {"available": False, "note": NO_PARAMS}
+            keys["exposure"] = {"available": False, "note": NO_PARAMS if not asset_params else
+                                f"unavailable: the trades table has no {', '.join(lacking)} column"}
         else:
             summary, frames["exposure"] = exposure_summary(series, port)
             keys["exposure"] = {"available": True, **summary, "assets": _table_dict(per)}

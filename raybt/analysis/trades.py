@@ -76,7 +76,9 @@ class TradeArrays(NamedTuple):
     """The trades table as arrays (one row per trade): ``asset`` (codes into
     ``names``), ``reason`` (into :data:`EXIT_REASONS`), ``side`` (into
     :data:`SIDES`; -1 for an unknown value), ``pnl``, ``commission``,
-    ``units``, ``entry_price``, ``entry_ns``/``exit_ns`` (epoch ns, UTC)."""
+    ``units``, ``entry_price``, ``entry_ns``/``exit_ns`` (epoch ns, UTC);
+    ``missing``: the spec's columns the table did not have (their codes are
+    -1, their floats NaN, their times 0)."""
 
     names: list
     asset: np.ndarray
@@ -88,6 +90,7 @@ class TradeArrays(NamedTuple):
     entry_price: np.ndarray
     entry_ns: np.ndarray
     exit_ns: np.ndarray
+    missing: tuple = ()
 
     def __len__(self) -> int:  # the number of trades (a NamedTuple's length would be its fields')
         return len(self.pnl)
@@ -100,16 +103,23 @@ def trade_arrays(trades, names: list) -> TradeArrays | None:
         return trades
     if trades is None or len(trades) == 0:
         return None
+    n = len(trades)
+    missing = tuple(c for c in ("asset", "side", "units", "entry_time", "entry_price", "exit_time",
+                                "exit_reason", "pnl", "commission") if c not in trades.columns)
 
     def floats(col):
-        return trades[col].to_numpy(dtype=np.float64) if col in trades.columns \
-            else np.full(len(trades), math.nan)
+        return trades[col].to_numpy(dtype=np.float64) if col in trades.columns else np.full(n, math.nan)
 
-    return TradeArrays(list(names), category_codes(trades["asset"], names),
-                       category_codes(trades["exit_reason"], EXIT_REASONS),
-                       category_codes(trades["side"], SIDES), floats("pnl"), floats("commission"),
-                       floats("units"), floats("entry_price"), _ns(trades["entry_time"]),
-                       _ns(trades["exit_time"]))
+    def codes(col, categories):
+        return category_codes(trades[col], categories) if col in trades.columns \
+            else np.full(n, -1, dtype=np.int64)
+
+    def times(col):
+        return _ns(trades[col]) if col in trades.columns else np.zeros(n, dtype=np.int64)
+
+    return TradeArrays(list(names), codes("asset", names), codes("exit_reason", EXIT_REASONS),
+                       codes("side", SIDES), floats("pnl"), floats("commission"), floats("units"),
+                       floats("entry_price"), times("entry_time"), times("exit_time"), missing)
 
 
 def holding_hours(trades) -> np.ndarray:
@@ -123,15 +133,28 @@ _SUMS = ("count", "wins", "total", "gain", "loss", "n_loss", "hours")
 
 
 def _group_sums(reason: np.ndarray, side: np.ndarray, pnl: np.ndarray,
-                hold_ns: np.ndarray) -> np.ndarray:
-    """Per (exit reason, side) pair: the sums of :data:`_SUMS` (holding time
-    in hours), a (7, reasons, sides) array; one numba pass
-    (:func:`raybt.analysis.nb.trade_groups_nb`)."""
-    out = np.zeros((len(_SUMS), len(EXIT_REASONS) * len(SIDES)))
-    trade_groups_nb(np.asarray(reason, dtype=np.int64), np.asarray(side, dtype=np.int64), len(SIDES),
-                    pnl, np.asarray(hold_ns, dtype=np.int64), out)
-    out[6] /= 3.6e12
-    return out.reshape(len(_SUMS), len(EXIT_REASONS), len(SIDES))
+                hold_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(by_reason, by_side)``: the sums of :data:`_SUMS` (holding time in
+    hours) per exit reason and per side, (7, 6) and (7, 2) arrays.  One numba
+    pass over the (reason, side) pairs when every trade has both
+    (:func:`raybt.analysis.nb.trade_groups_nb`), one pass per key otherwise."""
+    reason = np.asarray(reason, dtype=np.int64)
+    side = np.asarray(side, dtype=np.int64)
+    hold_ns = np.asarray(hold_ns, dtype=np.int64)
+    k, m = len(EXIT_REASONS), len(SIDES)
+    if (reason >= 0).all() and (side >= 0).all():
+        out = np.zeros((len(_SUMS), k * m))
+        trade_groups_nb(reason, side, m, pnl, hold_ns, out)
+        both = out.reshape(len(_SUMS), k, m)
+        by_reason, by_side = both.sum(axis=2), both.sum(axis=1)
+    else:
+        zeros = np.zeros(len(pnl), dtype=np.int64)
+        by_reason, by_side = np.zeros((len(_SUMS), k)), np.zeros((len(_SUMS), m))
+        trade_groups_nb(reason, zeros, 1, pnl, hold_ns, by_reason)
+        trade_groups_nb(side, zeros, 1, pnl, hold_ns, by_side)
+    by_reason[6] /= 3.6e12
+    by_side[6] /= 3.6e12
+    return by_reason, by_side
 
 
 def _group_table(sums: np.ndarray, labels: list) -> pd.DataFrame:
@@ -249,13 +272,16 @@ def trade_analysis(trades, names: list | None = None) -> dict:
                 "expectancy": math.nan, "payoff_ratio": math.nan}
     t = trade_arrays(trades, names if names is not None else [])
     hold_ns = t.exit_ns - t.entry_ns
-    # one grouped pass over (reason, side) pairs; each table is a sum over the other key
-    both = _group_sums(t.reason, t.side, t.pnl, hold_ns)
-    reason, side = both.sum(axis=2), both.sum(axis=1)
-    # every trade of a run has a reason and a side: the whole is the sum of the groups
-    total = _group_table(reason.sum(axis=1, keepdims=True), ["all"]).iloc[0]
+    reason, side = _group_sums(t.reason, t.side, t.pnl, hold_ns)
+    # all trades: the sum over the reasons when every trade has one (a run's do), else one more pass
+    total = _group_table(reason.sum(axis=1, keepdims=True) if (t.reason >= 0).all() else
+                         _group_sums(np.zeros(len(t), np.int64), np.zeros(len(t), np.int64), t.pnl,
+                                     hold_ns)[0][:, :1], ["all"]).iloc[0]
     pnl_stats, pnl_hist = pnl_distribution(t.pnl)
-    hold_stats, hold_hist = holding_distribution(hold_ns)
+    if "entry_time" in t.missing or "exit_time" in t.missing:
+        hold_stats, hold_hist = {"n": 0}, None
+    else:
+        hold_stats, hold_hist = holding_distribution(hold_ns)
     return {
         "n_trades": int(len(t)), "pnl": pnl_stats, "holding_hours": hold_stats,
         "pnl_histogram": pnl_hist, "holding_histogram": hold_hist,
@@ -315,7 +341,7 @@ def trade_costs(trades, asset_params: dict | None, names: list) -> dict:
                    zeros if p is None else p["slippage"], sums)
     count, net, commission, spread, slippage = sums
     count = count.astype(np.int64)
-    if p is None:
+    if p is None or {"units", "exit_reason"} & set(t.missing):
         spread = slippage = np.full(k, math.nan)
         available = False
     else:

@@ -95,7 +95,8 @@ def plot_trades(trade_analysis: dict | None, path, *, title: str = "Trades") -> 
                "range not shown)", fontsize=10.5)
     a1.grid(True, alpha=0.3)
 
-    hh, hs = ta["holding_histogram"], ta["holding_hours"]
+    hh = ta.get("holding_histogram") or {"edges": [], "counts": [], "same_bar": 0}
+    hs = ta["holding_hours"]
     edges, counts = np.asarray(hh["edges"]), np.asarray(hh["counts"])
     if len(counts):
         a2.stairs(counts, edges, fill=True, color="#4c72b0", alpha=0.85)
@@ -107,7 +108,7 @@ def plot_trades(trade_analysis: dict | None, path, *, title: str = "Trades") -> 
                    label=f"median {med:.2f} h")
         a2.legend(fontsize=8.5, loc="upper right")
     else:
-        _no_data(a2, "every trade closed on its entry bar")
+        _no_data(a2, "every trade closed on its entry bar" if hs.get("n") else "no holding times")
     a2.set_xlabel("Holding time, entry bar to exit bar (hours, log scale)")
     a2.set_ylabel("Trades per bin (whole bars)")
     same = hh["same_bar"]
@@ -240,7 +241,7 @@ def plot_weights(equity: pd.DataFrame, assets: list, turnover: pd.DataFrame | No
     a1, a2 = fig.subplots(2, 1, gridspec_kw={"height_ratios": [2.2, 1]})
     n = len(equity)
     rows = _sample_rows(n, 2000)
-    values = equity[assets].to_numpy(dtype=np.float64)[rows]
+    values = equity.iloc[rows][assets].to_numpy(dtype=np.float64)  # the sampled rows only: no copy of the whole frame
     with np.errstate(divide="ignore", invalid="ignore"):
         shares = values / values.sum(axis=1, keepdims=True)
     top, others = _top_and_others(shares, assets, TOP_N)

@@ -256,8 +256,8 @@ def trade_tables(analysis: dict) -> str:
     if sides is not None:
         out += "<h3>Long and short</h3>" + _table(["Side"] + head[1:], _group_rows(sides.reindex(SIDES)))
     p, h = ta.get("pnl") or {}, ta.get("holding_hours") or {}
-    rows = [f'<tr><td class="l">{_e(name)}</td>' + "".join(_td(_num(d.get(k))) for k in
-                                                            ("mean", "median", "std", "q05", "q95", "min", "max")) + "</tr>"
+    stats = ("mean", "median", "std", "q05", "q95", "min", "max")
+    rows = [f'<tr><td class="l">{_e(name)}</td>' + "".join(_td(_num(d.get(k))) for k in stats) + "</tr>"
             for name, d in (("PnL per trade", p), ("Holding time (hours)", h))]
     out += ("<h3>Distributions</h3>"
             + _table(["", "Mean", "Median", "Std", "5 %", "95 %", "Min", "Max"], rows)
@@ -308,8 +308,9 @@ def cost_tables(analysis: dict) -> str:
                 f"Commission paid: {_num(p.get('commission'))}.</p>")
     keys = [("gross_pnl", "Gross PnL"), ("commission", "Commission"), ("spread", "Spread"),
             ("slippage", "Slippage"), ("total_costs", "Total costs"), ("net_pnl", "Net PnL")]
-    rows = [f'<tr><td class="l">{_e(label)}</td>{_td(_num(p.get(k)), _signed_cls(p.get(k)) if k in ("gross_pnl", "net_pnl") else "")}</tr>'
-            for k, label in keys]
+    signed = ("gross_pnl", "net_pnl")
+    rows = [f'<tr><td class="l">{_e(label)}</td>'
+            f'{_td(_num(p.get(k)), _signed_cls(p.get(k)) if k in signed else "")}</tr>' for k, label in keys]
     rows.append(f'<tr><td class="l">Costs / |gross PnL|</td>{_td(_pct(p.get("costs_to_gross"), 1))}</tr>')
     out = "<h3>Portfolio</h3>" + _table(["", "Account currency"], rows)
     frame = (analysis.get("frames") or {}).get("costs")
@@ -330,7 +331,8 @@ def cost_tables(analysis: dict) -> str:
                           "Total costs", "Net PnL", "Costs / |gross|"], rows)
                 + '<p class="note">Gross PnL = net PnL + commission + spread + slippage, so the '
                 "costs are exactly gross minus net. Net PnL is the trades' PnL (net of "
-                "commission): each sleeve's PnL net of rebalancing transfers, as every trade is closed by the last bar.</p>")
+                "commission): each sleeve's PnL net of rebalancing transfers, as every trade is "
+                "closed by the last bar.</p>")
     return out
 
 
