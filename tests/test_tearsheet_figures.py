@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 
 from raybt.analysis.tearsheet import tearsheet
 from raybt.plots import figures as F
-from raybt.plots.base import _HALT, _MIN_SPAN
+from raybt.plots.base import _HALT, _MIN_SPAN, _money
 
 
 @pytest.fixture
@@ -292,18 +292,29 @@ def test_new_views_at_fifteen_and_a_thousand_assets(tmp_path, drawn, n_assets):
     np.testing.assert_allclose(heights, [p["gross_pnl"], -p["commission"], -p["spread"],
                                          -p["slippage"], p["net_pnl"]], rtol=1e-12)
     labels = [t.get_text() for t in ax_a.get_yticklabels()]
-    if many:
-        assert len(labels) == 11 and labels[0] == f"others ({n_assets - 10:,} sleeves)"
-        assert "the 10 with the largest costs of 1,000" in ax_a.get_title()
+    by_cost = list(frames["costs"]["total_costs"].sort_values(ascending=False, kind="stable").index)
+    if many:  # the ten largest costs, top down; the rest summed in the title
+        assert labels[::-1] == by_cost[:10]
+        rest = frames["costs"].loc[by_cost[10:]]
+        assert "the 10 with the largest costs of 1,000; the other 990: gross" in ax_a.get_title()
+        assert f"costs {_money(rest['total_costs'].sum())}" in ax_a.get_title()
     else:
-        assert sorted(labels) == sorted(names)
+        assert labels[::-1] == by_cost
 
     F.plot_weights(equity, names, frames["turnover"], tmp_path / "w.png")
     fig = drawn[-1]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert len(legend) == (11 if many else 15)
-    if many:
-        assert legend[0] == "others (990 sleeves)"
+    if many:  # bands and the largest and smallest three by mean share, named
+        rows = np.unique(np.r_[np.arange(0, len(equity), -(-len(equity) // 2000)), len(equity) - 1])
+        v = equity[names].to_numpy()[rows]
+        mean_share = pd.Series((v / v.sum(axis=1, keepdims=True)).mean(axis=0), index=names)
+        order = mean_share.sort_values(ascending=False, kind="stable").index
+        assert legend[:3] == ["5-95 % of sleeves", "25-75 % of sleeves", "Median sleeve"]
+        assert [t.split(" ")[1] for t in legend[3:6]] == list(order[:3])
+        assert [t.split(" ")[1] for t in legend[6:9]] == list(order[::-1][:3])
+        assert "1,000 sleeves: percentile bands" in fig.axes[0].get_title()
+    else:
+        assert sorted(legend) == sorted(names)
     turnover = fig.axes[1]
     np.testing.assert_allclose(sorted(p.get_height() for p in turnover.patches),
                                sorted(frames["turnover"]["turnover"]), rtol=1e-12)

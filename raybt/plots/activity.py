@@ -30,8 +30,9 @@ from raybt.plots.base import (
     asset_styles,
 )
 
-#: sleeves drawn one by one in the weights and costs figures beyond MANY_ASSETS (the rest as "others")
+#: sleeves drawn one by one in the costs figure beyond MANY_ASSETS (the rest summed in its title)
 TOP_N = 10
+_NAMED = 3  # sleeves named at each end of the weights figure beyond MANY_ASSETS
 
 
 def _unavailable(fig, path, title: str, message: str) -> Path:
@@ -56,7 +57,8 @@ def _group_bars(ax, table: pd.DataFrame, labels: list[str], title: str) -> None:
         text = (f"{n:,} trades, win {r['win_rate']:.0%}, avg {_money(r['avg_pnl'])}" if n
                 else "no trades")
         ax.text(0.01 * span if r["total_pnl"] <= 0 else -0.01 * span, yi, text, fontsize=8,
-                va="center", ha="left" if r["total_pnl"] <= 0 else "right", color="#222222")
+                va="center", ha="left" if r["total_pnl"] <= 0 else "right", color="#222222",
+                in_layout=False)
     ax.set_xlim(-1.15 * span, 1.15 * span)
     ax.xaxis.set_major_formatter(FuncFormatter(_money_tick))
     ax.set_xlabel("Total PnL (account currency)")
@@ -212,75 +214,96 @@ def plot_exposure(exposure: pd.DataFrame | None, path, *, note: str | None = Non
 
 # ------------------------------------------------------------------ weights
 
-def _top_and_others(shares: np.ndarray, assets: list, n_top: int) -> tuple[list, np.ndarray | None]:
-    """Positions of the ``n_top`` sleeves with the largest mean share, and the
-    summed share of the rest (None when every sleeve is shown)."""
-    if len(assets) <= MANY_ASSETS:
-        return list(range(len(assets))), None
-    top = np.argsort(-np.nan_to_num(shares.mean(axis=0), nan=-1.0), kind="stable")[:n_top]
-    rest = np.ones(len(assets), bool)
-    rest[top] = False
-    return list(top), np.nansum(shares[:, rest], axis=1)
+def _stacked_shares(fig, ax, x, shares: np.ndarray, assets: list,
+                    weights_history: pd.DataFrame | None) -> None:
+    """A few sleeves: their shares stacked (tab10 hues, hatched past ten), the
+    target weights as dashed stair lines at the same stacked boundaries."""
+    styles = asset_styles(assets)
+    stacks = ax.stackplot(x, shares.T, colors=[styles[a]["color"] for a in assets],
+                          labels=[str(a) for a in assets], alpha=0.85, lw=0)
+    for k, poly in enumerate(stacks):
+        if k >= 10:  # hues repeat past ten: a hatch tells them apart
+            poly.set_hatch(["//", "..", "xx"][min(k // 10 - 1, 2)])
+            poly.set_edgecolor("white")
+    if weights_history is not None and len(weights_history):
+        tw = weights_history.reindex(columns=assets).to_numpy(dtype=np.float64)
+        tw = np.nan_to_num(tw) / np.nansum(tw, axis=1, keepdims=True)
+        bounds = np.cumsum(tw, axis=1)[:, :-1].T
+        tx = np.append(_dates(pd.to_datetime(weights_history["decided_at"], utc=True)), x[-1])
+        for k, b in enumerate(bounds):
+            ax.step(tx, np.append(b, b[-1]), where="post", color="black", lw=0.8, ls=(0, (3, 2)),
+                    label="Target weights (stacked)" if k == 0 else None)
+    ax.set_ylim(0, 1)
+    _title(ax, "Each sleeve's share of equity, stacked", fontsize=10.5)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles[::-1], labels[::-1], loc="outside right upper", fontsize=7.5, frameon=False)
+
+
+def _share_bands(fig, ax, x, shares: np.ndarray, assets: list,
+                 weights_history: pd.DataFrame | None) -> None:
+    """Many sleeves: the 5-95 % and 25-75 % bands and the median of the
+    sleeves' shares at each time, the :data:`_NAMED` largest and smallest by
+    mean share named, the target weights' range."""
+    live = np.isfinite(shares).all(axis=0)
+    s = shares[:, live]
+    names = np.asarray(assets, dtype=object)[live]
+    p5, p25, p50, p75, p95 = np.percentile(s, [5, 25, 50, 75, 95], axis=1)
+    band = "#4c72b0"
+    ax.fill_between(x, p5, p95, color=band, alpha=0.16, lw=0, label="5-95 % of sleeves")
+    ax.fill_between(x, p25, p75, color=band, alpha=0.32, lw=0, label="25-75 % of sleeves")
+    ax.plot(x, p50, color="#1f3b73", lw=1.2, ls=(0, (5, 2)), label="Median sleeve")
+    order = np.argsort(-s.mean(axis=0), kind="stable")
+    k = min(_NAMED, len(order) // 2)
+    named = [(i, "Largest", c) for i, c in zip(order[:k], ["#006d2c", "#31a354", "#74c476"])] + \
+        [(i, "Smallest", c) for i, c in zip(order[::-1][:k], ["#a50f15", "#de2d26", "#fb6a4a"])]
+    for i, kind, color in named:
+        ax.plot(x, s[:, i], color=color, lw=1.0, label=f"{kind}: {names[i]} (mean {s[:, i].mean():.2%})")
+    if weights_history is not None and len(weights_history):
+        tw = weights_history.reindex(columns=assets).to_numpy(dtype=np.float64)
+        tw = np.nan_to_num(tw) / np.nansum(tw, axis=1, keepdims=True)
+        tx = np.append(_dates(pd.to_datetime(weights_history["decided_at"], utc=True)), x[-1])
+        lo, hi = tw.min(axis=1), tw.max(axis=1)
+        if np.allclose(lo, hi):
+            ax.step(tx, np.append(lo, lo[-1]), where="post", color="black", lw=1.0, ls=(0, (3, 2)),
+                    label=f"Target weight (every sleeve: {lo[-1]:.2%})")
+        else:
+            ax.fill_between(tx, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post",
+                            facecolor="none", edgecolor="black", hatch="//", lw=0.6,
+                            label="Target weights (lowest to highest)")
+    ax.set_ylim(bottom=0)
+    _title(ax, f"Sleeves' shares of equity ({len(assets):,} sleeves: percentile bands, the {k} largest "
+               f"and {k} smallest by mean share named)", fontsize=10.5)
+    fig.legend(loc="outside right upper", fontsize=7.5, frameon=False)
 
 
 def plot_weights(equity: pd.DataFrame, assets: list, turnover: pd.DataFrame | None, path, *,
                  weights_history: pd.DataFrame | None = None,
                  title: str = "Weights and rebalancing") -> Path:
-    """Top: each sleeve's share of portfolio equity over time, stacked (sleeve
-    equity / their sum, at up to ~2,000 evenly spaced bars), the target
-    weights of ``weights_history`` (the start and every re-estimate) as
-    dashed stair lines at the same stacked boundaries, so drift between
-    rebalances shows.  Beyond :data:`MANY_ASSETS` sleeves the
-    :data:`TOP_N` largest by mean share are stacked and the rest summed as
-    "others" (the title says so).  Bottom: the one-way turnover of each
-    rebalance (cash moved / portfolio equity; :func:`raybt.analysis.exposure.
-    rebalance_turnover`)."""
+    """Top: each sleeve's share of portfolio equity over time (sleeve equity /
+    their sum, at up to ~2,000 evenly spaced bars) against the target weights
+    of ``weights_history`` (the start and every re-estimate), so drift
+    between rebalances shows: stacked up to :data:`MANY_ASSETS` sleeves
+    (:func:`_stacked_shares`); beyond, percentile bands across sleeves with
+    the largest and smallest named (:func:`_share_bands`; the title says
+    so).  Bottom: the one-way turnover of each rebalance (cash moved /
+    portfolio equity; :func:`raybt.analysis.exposure.rebalance_turnover`)."""
     fig = _figure(12.5, 8.0)
     if len(equity) == 0 or not assets:
         return _unavailable(fig, path, title, "no sleeves")
     a1, a2 = fig.subplots(2, 1, gridspec_kw={"height_ratios": [2.2, 1]})
-    n = len(equity)
-    rows = _sample_rows(n, 2000)
-    values = equity.iloc[rows][assets].to_numpy(dtype=np.float64)  # the sampled rows only: no copy of the whole frame
+    rows = _sample_rows(len(equity), 2000)
+    values = equity.iloc[rows][assets].to_numpy(dtype=np.float64)  # the sampled rows only
     with np.errstate(divide="ignore", invalid="ignore"):
         shares = values / values.sum(axis=1, keepdims=True)
-    top, others = _top_and_others(shares, assets, TOP_N)
     x = _dates(_to_utc_index(equity.index[rows]))
-    layers = [shares[:, i] for i in top] + ([others] if others is not None else [])
-    names = [str(assets[i]) for i in top] + ([f"others ({len(assets) - len(top):,} sleeves)"]
-                                            if others is not None else [])
-    styles = asset_styles([assets[i] for i in top])
-    colors = [styles[assets[i]]["color"] for i in top] + (["#bdbdbd"] if others is not None else [])
-    hatches = [None if k < 10 else ["//", "..", "xx"][min(k // 10 - 1, 2)] for k in range(len(top))]
-    hatches += [None] if others is not None else []
-    stacks = a1.stackplot(x, np.vstack(layers), colors=colors, labels=names, alpha=0.85, lw=0)
-    for poly, hatch in zip(stacks, hatches):
-        if hatch:
-            poly.set_hatch(hatch)
-            poly.set_edgecolor("white")
-    if weights_history is not None and len(weights_history):
-        wh = weights_history
-        tw = wh.reindex(columns=assets).to_numpy(dtype=np.float64)
-        tw = np.nan_to_num(tw) / np.nansum(tw, axis=1, keepdims=True)
-        t_top = [tw[:, i] for i in top] + ([tw.sum(axis=1) - tw[:, top].sum(axis=1)]
-                                           if others is not None else [])
-        bounds = np.cumsum(np.vstack(t_top), axis=0)[:-1]
-        times = _dates(pd.to_datetime(wh["decided_at"], utc=True))
-        tx = np.append(times, x[-1])
-        for k, b in enumerate(bounds):
-            a1.step(tx, np.append(b, b[-1]), where="post", color="black", lw=0.8,
-                    ls=(0, (3, 2)), label="Target weights (stacked)" if k == 0 else None)
-    a1.set_ylim(0, 1)
+    if len(assets) <= MANY_ASSETS:
+        _stacked_shares(fig, a1, x, shares, assets, weights_history)
+    else:
+        _share_bands(fig, a1, x, shares, assets, weights_history)
     a1.set_xlim(x[0], x[-1])
     _pct_axis(a1.yaxis)
     a1.set_ylabel("Share of portfolio equity (%)")
-    shown = (f" (the {len(top)} largest of {len(assets):,} sleeves by mean share, the rest as "
-             "others)" if others is not None else "")
-    _title(a1, f"Each sleeve's share of equity, stacked{shown}", fontsize=10.5)
     _date_axis(a1)
-    handles, labels = a1.get_legend_handles_labels()
-    fig.legend(handles[::-1], labels[::-1], loc="outside right upper", fontsize=7.5,
-               frameon=False, ncol=1 if len(labels) <= 24 else 2)
 
     if turnover is not None and len(turnover):
         tt = _dates(_to_utc_index(pd.DatetimeIndex(turnover["time"])))
@@ -313,9 +336,9 @@ def plot_costs(costs: pd.DataFrame | None, portfolio: dict | None, path, *, avai
     """Left: the portfolio's gross PnL, minus commission, spread and slippage,
     giving the net PnL of the trades (a waterfall). Right: per sleeve, gross
     PnL (bar outline), each cost stacked leftwards from it and the net PnL
-    (black diamond); up to :data:`MANY_ASSETS` sleeves every one, beyond the
-    :data:`TOP_N` with the largest costs and the rest summed as "others" (the
-    title says so).  ``costs``/``portfolio``: :func:`raybt.analysis.trades.
+    (black diamond), the largest costs on top; up to :data:`MANY_ASSETS`
+    sleeves every one, beyond the :data:`TOP_N` with the largest costs, the
+    rest summed in the panel's title.  ``costs``/``portfolio``: :func:`raybt.analysis.trades.
     trade_costs`; with ``available`` False (no asset parameters: spread and
     slippage unknown) the figure says so (``note``)."""
     fig = _figure(13.5, 7.0)
@@ -349,13 +372,14 @@ def plot_costs(costs: pd.DataFrame | None, portfolio: dict | None, path, *, avai
 
     c = costs.fillna(0.0)
     n = len(c)
-    if n > MANY_ASSETS:
-        keep = c["total_costs"].sort_values(ascending=False, kind="stable").index[:TOP_N]
-        rest = c.drop(index=keep)
-        other = rest.sum().rename(f"others ({len(rest):,} sleeves)")
-        c = pd.concat([c.loc[keep], other.to_frame().T])
-    else:
-        c = c.sort_values("total_costs", ascending=False, kind="stable")
+    c = c.sort_values("total_costs", ascending=False, kind="stable")
+    rest_note = ""
+    if n > MANY_ASSETS:  # the largest costs; the rest summed in the title (a bar would dwarf them)
+        rest = c.iloc[TOP_N:].sum()
+        c = c.iloc[:TOP_N]
+        rest_note = (f"\nthe {TOP_N} with the largest costs of {n:,}; the other {n - TOP_N:,}: gross "
+                     f"{_money(rest['gross_pnl'])}, costs {_money(rest['total_costs'])}, net "
+                     f"{_money(rest['net_pnl'])}")
     c = c.iloc[::-1]  # the largest costs on top
     y = np.arange(len(c))
     a2.barh(y, c["gross_pnl"], color="none", edgecolor="#333333", lw=1.0, height=0.7,
@@ -374,11 +398,10 @@ def plot_costs(costs: pd.DataFrame | None, portfolio: dict | None, path, *, avai
     a2.set_xlim(lo - pad, hi + pad)
     a2.xaxis.set_major_formatter(FuncFormatter(_money_tick))
     a2.set_xlabel("Account currency")
-    shown = (f" (the {TOP_N} with the largest costs of {n:,}, the rest as others)"
-             if n > MANY_ASSETS else "")
-    _title(a2, f"Per sleeve: gross PnL, costs stacked from it, net PnL{shown}", fontsize=10.5)
+    _title(a2, f"Per sleeve: gross PnL, costs stacked from it, net PnL{rest_note}", fontsize=10.5)
     a2.grid(True, axis="x", alpha=0.3)
-    a2.legend(fontsize=8.5, loc="best")
+    fig.legend(*a2.get_legend_handles_labels(), loc="outside lower center", ncol=5, fontsize=9,
+               frameon=False)
     fig.suptitle(f"{title} (entries and signal exits pay spread / 2 + slippage per unit)",
                  fontsize=12.5)
     return B._save(fig, path)

@@ -61,8 +61,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "costs.png": ("Costs", "Gross PnL of the trades, then commission, spread and slippage "
                   "(entries and signal exits pay spread / 2 + slippage per unit; stop, "
                   "take-profit, end, stop-out and breaker exits pay none), giving the net PnL; "
-                  f"per sleeve, beyond {F.MANY_ASSETS} the {TOP_N} with the largest "
-                  "costs."),
+                  f"per sleeve, the largest costs on top; beyond {F.MANY_ASSETS} sleeves the "
+                  f"{TOP_N} with the largest costs, the rest summed in the panel's title."),
     "exposure.png": ("Exposure and leverage", "Gross and net notional of the open trades "
                      "(units x entry price x contract size), leverage (gross exposure / "
                      "portfolio equity) and margin in use (notional / leverage) against "
@@ -70,8 +70,8 @@ FIGURES: dict[str, tuple[str, str]] = {
     "weights.png": ("Weights and turnover", "Each sleeve's share of portfolio equity over "
                     "time (stacked) against the target weights (dashed), and the one-way "
                     "turnover of each rebalance (cash moved between sleeves / portfolio "
-                    f"equity). Beyond {F.MANY_ASSETS} sleeves: the {TOP_N} largest "
-                    "and the rest as others."),
+                    f"equity). Beyond {F.MANY_ASSETS} sleeves: percentile bands of the shares "
+                    "across sleeves, the three largest and three smallest named."),
     "rolling_sharpe.png": ("Rolling Sharpe", "Annualised Sharpe ratio of the portfolio over a "
                            "rolling ~30-day window of bars."),
     "correlation.png": ("Correlation", "Pearson correlation of the sleeves' per-bar returns "

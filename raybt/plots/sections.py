@@ -143,6 +143,18 @@ def _days(v) -> str:
     return f"{float(v):,.1f}" if _finite(v) else "n/a"
 
 
+def _duration(days) -> str:
+    """A length of time given in days: days from one day up, else hours, else minutes."""
+    if not _finite(days):
+        return "n/a"
+    d = float(days)
+    if d >= 1:
+        return f"{d:,.1f} days"
+    if d * 24 >= 1:
+        return f"{d * 24:.1f} h"
+    return f"{d * 1440:.0f} min"
+
+
 def _edges(frame: pd.DataFrame, key: str, what: str) -> tuple[pd.DataFrame, str]:
     """The frame sorted by ``key`` (largest first); beyond :data:`MANY_ROWS`
     rows its :data:`EDGE_ROWS` top and bottom rows, with a note saying so."""
@@ -194,12 +206,13 @@ def drawdown_tables(analysis: dict) -> str:
                 _td(str(k)), f'<td class="l">{_e(_when(r.get("peak")))}</td>',
                 f'<td class="l">{_e(_when(r.get("trough")))}</td>',
                 f'<td class="l">{_e(_when(r.get("recovery")) if r.get("recovered") else "not recovered")}</td>',
-                _td(_pct(r.get("depth")), "neg"), _td(_days(r.get("length_days"))),
-                _td(_days(r.get("decline_days"))), _td(_days(r.get("recovery_days"))),
+                _td(_pct(r.get("depth")), "neg"), _td(_duration(r.get("length_days"))),
+                _td(_duration(r.get("decline_days"))),
+                _td(_duration(r.get("recovery_days")) if r.get("recovered") else "n/a"),
             ]) + "</tr>")
         out += (f"<h3>Top {len(top)} drawdowns (of {_int(dd.get('count'))})</h3>"
-                + _table(["#", "Peak (UTC)", "Trough", "Recovery", "Depth", "Length (days)",
-                          "Peak to trough (days)", "Trough to recovery (days)"], rows,
+                + _table(["#", "Peak (UTC)", "Trough", "Recovery", "Depth", "Length",
+                          "Peak to trough", "Trough to recovery"], rows,
                          left={1, 2, 3})
                 + '<p class="note">Depth: 1 - trough / peak equity. Length: peak to recovery '
                 "(the first bar back at the peak), or to the last bar when not recovered.</p>")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
+from matplotlib.ticker import PercentFormatter
 
 from raybt.plots import base as B
 from raybt.plots.base import MANY_ASSETS, _figure, _no_data, _title
@@ -26,7 +27,10 @@ def _cell_texts(ax, values: np.ndarray, vmax: float, fontsize: float) -> None:
     for i, j in zip(rows, cols):
         v = values[i, j]
         color = "white" if abs(v) > 0.62 * vmax else "#111111"
-        ax.text(j, i, f"{100 * v:.1f}", ha="center", va="center", fontsize=fontsize, color=color)
+        # inside the cells: left out of the layout (measuring every cell text there costs as
+        # much as drawing them)
+        ax.text(j, i, f"{100 * v:.1f}", ha="center", va="center", fontsize=fontsize, color=color,
+                in_layout=False)
 
 
 def _scale(values: np.ndarray, clip_pct: float | None = None) -> tuple[float, bool]:
@@ -120,6 +124,11 @@ def plot_asset_monthly_returns(monthly: pd.DataFrame, path, *, total: pd.Series 
                  interpolation="nearest")
         if n_cells <= _MAX_CELL_TEXT and len(monthly) <= 24:
             _cell_texts(a, v, vmax, fs)
+        elif a is ax_t:  # no values written: a colour scale says what the colours mean
+            cb = fig.colorbar(ax.images[0], ax=[ax, ax_t], location="bottom", shrink=0.5,
+                              aspect=40, pad=0.02)
+            cb.ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+            cb.set_label("Monthly return (the Total column has a scale of its own)", fontsize=8.5)
         step = max(1, math.ceil(len(labels) / 24))
         a.set_xticks(np.arange(0, len(labels), step), labels[::step], rotation=90 if step > 1 or
                      len(labels) > 12 else 0, fontsize=8.5)
@@ -134,5 +143,5 @@ def plot_asset_monthly_returns(monthly: pd.DataFrame, path, *, total: pd.Series 
         note += f"; the {split} best and {split} worst of {n:,} sleeves by total return"
     if clipped:
         note += "; colours clipped at the 98th percentile of |return|"
-    fig.suptitle(f"{title} ({note})", fontsize=11.5)
+    fig.suptitle(f"{title}\n({note})", fontsize=11.5)
     return B._save(fig, path)
