@@ -90,7 +90,8 @@ def plot_asset_monthly_returns(monthly: pd.DataFrame, path, *, total: pd.Series 
     Rows are ordered by total return (``total``, else the months
     compounded), best on top.  Beyond :data:`MANY_ASSETS` sleeves only the
     :data:`TOP_ASSETS` best and worst are shown, split by a line (the title
-    says so).  Values are written while the cells are large enough."""
+    says so).  Values are written while the cells are few enough; beyond,
+    only the totals, and a colour bar gives the months' scale."""
     assets = list(monthly.columns)
     n = len(assets)
     if total is None:
@@ -124,7 +125,8 @@ def plot_asset_monthly_returns(monthly: pd.DataFrame, path, *, total: pd.Series 
                  interpolation="nearest")
         if n_cells <= _MAX_CELL_TEXT and len(monthly) <= 24:
             _cell_texts(a, v, vmax, fs)
-        elif a is ax_t:  # no values written: a colour scale says what the colours mean
+        elif a is ax_t:  # the totals written all the same (one column), and a colour scale
+            _cell_texts(a, v, vmax, fs)
             cb = fig.colorbar(ax.images[0], ax=[ax, ax_t], location="bottom", shrink=0.5,
                               aspect=40, pad=0.02)
             cb.ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
