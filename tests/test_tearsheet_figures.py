@@ -167,7 +167,7 @@ def test_frontier_keeps_an_outlier_off_the_axes_and_names_the_annualised_mean(tm
             and len(c.get_offsets()) == 1 and np.isclose(c.get_offsets()[0][1], y0, atol=0.03 * (y1 - y0))]
     assert edge, "no marker at the bottom edge"
     label = [t.get_text() for t in ax.texts if t.get_text().startswith("A7_5m")]
-    assert label and "-278%" in label[0]
+    assert label == ["A7_5m (-278%)"]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("1 asset beyond the axes" in t for t in legend)
     assert any(t.startswith("Portfolio (actual): 4.5% vol, -32.7% annualised mean") for t in legend)

@@ -387,12 +387,12 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     # assets beyond the axes: drawn just inside the edge, pointing where they are
     v, r = pts["volatility"].to_numpy(float), pts["return"].to_numpy(float)
     inset_x, inset_y = 0.012 * (x1 - x0), 0.015 * (y1 - y0)
-    sv = np.clip(v, x0 + inset_x, x1 - inset_x)
-    sr = np.clip(r, y0 + inset_y, y1 - inset_y)
-    out = (sv != v) | (sr != r)
+    out_x, out_y = (v < x0) | (v > x1), (r < y0) | (r > y1)
+    out = out_x | out_y
+    sv = np.where(out_x, np.clip(v, x0 + inset_x, x1 - inset_x), v)
+    sr = np.where(out_y, np.clip(r, y0 + inset_y, y1 - inset_y), r)
     shown = pd.DataFrame({"volatility": sv, "return": sr}, index=pts.index)
-    arrow = np.where(r < y0 + inset_y, "v", np.where(r > y1 - inset_y, "^",
-                                                      np.where(v > x1 - inset_x, ">", "<")))
+    arrow = np.where(r < y0, "v", np.where(r > y1, "^", np.where(v > x1, ">", "<")))
 
     if have_frontier:
         ax.plot(f["volatility"], f["return"], color="#1f3b73", lw=2.2,
@@ -464,8 +464,11 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
         bounds = (bb.x0 * to_pt, bb.y0 * to_pt, bb.x1 * to_pt, bb.y1 * to_pt)
         fs = 8 if len(named) > 10 else 9
         where = pts.index.get_indexer(named)
-        names = [str(a) if not out[i] else
-                 f"{a} ({v[i]:.0%} vol, {r[i]:+.0%})" for a, i in zip(named, where)]
+        def label(a, i):  # beyond the axes: the coordinate that is off them, in the label
+            off = ([f"{v[i]:.0%} vol"] if out_x[i] else []) + ([f"{r[i]:+.0%}"] if out_y[i] else [])
+            return f"{a} ({', '.join(off)})" if off else str(a)
+
+        names = [label(a, i) for a, i in zip(named, where)]
         xy = shown.to_numpy(float)[where]
         disp = ax.transData.transform(xy) * to_pt
         offsets = _place_labels(disp, names, fs, np.vstack(obst), bounds)
