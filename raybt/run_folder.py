@@ -116,9 +116,13 @@ def load_run(run_dir) -> dict[str, Any]:
     Keys: ``equity`` (DataFrame indexed by UTC timestamp), ``trades``,
     ``weights`` (Series asset -> weight), ``multipliers``, ``events``
     (DataFrames, None when the file is absent, empty frames when empty),
-    ``metrics``, ``run_info`` (dicts or None), ``config_text`` (str or None)
-    and ``config`` (parsed YAML dict, {} when absent or unparsable). The large
-    tables are read from Parquet or CSV, whichever the run wrote.
+    ``weights_history`` (``weights_history.csv``: ``chunk``, ``decided_at``
+    as UTC times, one target weight column per asset; None when absent),
+    ``metrics``, ``run_info`` (dicts or None), ``asset_params`` (``run_info.json``'s
+    ``{asset: parameters}``, None when the run did not record them),
+    ``config_text`` (str or None) and ``config`` (parsed YAML dict, {} when
+    absent or unparsable). The large tables are read from Parquet or CSV,
+    whichever the run wrote.
     Raises :data:`ReportError` when the folder or ``portfolio_equity`` is
     missing or unusable, naming the file.
     """
@@ -139,6 +143,7 @@ def load_run(run_dir) -> dict[str, Any]:
     if events is None or "event" not in events.columns or "decided_at" not in events.columns:
         events = pd.DataFrame(columns=list(EVENT_COLUMNS))
 
+    history = _weights_history(_read_csv_optional(run_dir / "weights_history.csv"))
     config_text, config = None, {}
     cpath = run_dir / "config.yaml"
     if cpath.is_file():
@@ -150,11 +155,26 @@ def load_run(run_dir) -> dict[str, Any]:
             config = parsed if isinstance(parsed, dict) else {}
         except Exception:  # a broken config must not stop the report
             config = {}
+    info = _read_json_optional(run_dir / "run_info.json") or {}
     return {"run_dir": run_dir, "equity": equity, "trades": trades, "weights": weights,
-            "multipliers": multipliers, "events": events,
+            "multipliers": multipliers, "events": events, "weights_history": history,
             "metrics": _read_json_optional(run_dir / "metrics.json"),
-            "run_info": _read_json_optional(run_dir / "run_info.json") or {},
+            "run_info": info, "asset_params": _asset_params(info),
             "config_text": config_text, "config": config}
+
+
+def _weights_history(history: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``weights_history.csv`` with ``decided_at`` as UTC times; None when absent, empty or malformed."""
+    if history is None or len(history) == 0 or "decided_at" not in history.columns:
+        return None
+    history = history.copy()
+    history["decided_at"] = pd.to_datetime(history["decided_at"], utc=True)
+    return history
+
+
+def _asset_params(info: dict | None) -> dict | None:
+    params = (info or {}).get("asset_params")
+    return params if isinstance(params, dict) and params else None
 
 
 def run_from_result(result, run_dir, final_dir=None) -> dict[str, Any]:
@@ -172,12 +192,14 @@ def run_from_result(result, run_dir, final_dir=None) -> dict[str, Any]:
     config_text = yaml.safe_dump(result.config, sort_keys=False)
     metrics = {"portfolio": json_safe(result.metrics["portfolio"]),
                "assets": {k: json_safe(v) for k, v in result.metrics["assets"].items()}}
+    info = run_info(result)
     return {"run_dir": Path(run_dir), "final_dir": Path(final_dir or run_dir), "equity": equity,
             "trades": _usable_trades(result.trades),
             "weights": _target_weights(result.weights, equity) if len(result.weights) else None,
             "multipliers": _usable_multipliers(result.multipliers), "events": result.events,
-            "metrics": metrics, "run_info": run_info(result), "config_text": config_text,
-            "config": result.config}
+            "weights_history": _weights_history(result.weight_history),
+            "metrics": metrics, "run_info": info, "asset_params": _asset_params(info),
+            "config_text": config_text, "config": result.config}
 
 
 def load_result(run_dir) -> "PortfolioResult":  # noqa: F821 - imported below
@@ -197,9 +219,7 @@ def load_result(run_dir) -> "PortfolioResult":  # noqa: F821 - imported below
     weights = _read_csv_optional(run_dir / "weights.csv")
     weights = (pd.Series(weights["weight"].to_numpy(float), index=weights["asset"].astype(str).to_numpy(),
                          name="weight") if weights is not None and len(weights) else pd.Series(dtype=float))
-    history = _read_csv_optional(run_dir / "weights_history.csv")
-    if history is not None and "decided_at" in history.columns:
-        history["decided_at"] = pd.to_datetime(history["decided_at"], utc=True)
+    history = run["weights_history"]
     events = run["events"].copy()
     events["decided_at"] = pd.to_datetime(events["decided_at"], utc=True)
     info = dict(run["run_info"])

@@ -6,7 +6,11 @@ Workload (synthetic, shaped like a run folder's files): ``--assets`` sleeves x
 one common factor; a rebalance every ``--rebalance-every`` bars
 (``multipliers.csv`` rows, applied to the equity); ``--trades-per-asset``
 trades per sleeve (default bars / 16: 12,500 per asset at 200,000 bars);
-``metrics.json``'s portfolio part; equal target weights.  The equity frame
+``metrics.json``'s portfolio part; equal target weights; for the tear sheet
+(issue 15) a breaker trip and resume, every asset's parameters (contract
+size, leverage, spread, slippage) and the starting target weights; the
+trades have the engine's categorical columns, 1-99 bar holds and the
+spec's exit reasons.  The equity frame
 is one float64 block (as the engine holds it) or, with ``--csv-layout``, one
 block per column (as ``pandas.read_csv`` returns it).
 
@@ -52,6 +56,10 @@ from raybt.analysis import (  # noqa: E402
     portfolio_summary_text,
 )
 from raybt.phases import PhaseTimer  # noqa: E402
+
+#: the analysis steps of the tear sheet (raybt.analysis.tearsheet)
+TEARSHEET_STEPS = ("monthly_returns", "drawdowns", "breaker", "trade_columns", "trade_analysis", "costs",
+                   "exposure", "turnover")
 
 
 def make_run(n_assets: int, n_bars: int, *, seed: int = 0, trades_per_asset: int | None = None,
@@ -106,19 +114,36 @@ def make_run(n_assets: int, n_bars: int, *, seed: int = 0, trades_per_asset: int
 
     per = trades_per_asset if trades_per_asset is not None else max(1, n_bars // 16)
     m = per * n_assets
-    asset = np.repeat(np.array(names, dtype=object), per)
-    entry = rng.integers(0, n_bars - 20, m)
+    code = np.repeat(np.arange(n_assets), per)
+    hold = rng.integers(1, min(100, n_bars // 4), m)
+    entry = rng.integers(0, n_bars - hold.max() - 1, m)
+    order = np.argsort(entry + hold, kind="stable")  # exit order, as the engine writes them
+    code, hold, entry = code[order], hold[order], entry[order]
+    reasons = ["sl", "tp", "signal", "end", "stopout", "breaker"]
     trades = pd.DataFrame({
-        "asset": asset, "side": np.where(rng.random(m) < 0.5, "long", "short"), "units": 1.0,
-        "entry_time": idx[entry], "entry_price": 1.0, "exit_time": idx[entry + 12],
-        "exit_price": 1.0,
-        "exit_reason": np.array(["signal", "stop_loss", "take_profit"], dtype=object)[rng.integers(0, 3, m)],
-        "pnl": rng.normal(0.5, 20.0, m), "commission": 0.2})
+        "asset": pd.Categorical.from_codes(code, categories=names),
+        "side": pd.Categorical.from_codes((rng.random(m) < 0.5).astype(np.int8), categories=["long", "short"]),
+        "units": np.round(rng.uniform(0.01, 5.0, m), 2),
+        "entry_time": idx[entry], "entry_price": 1.1 + rng.normal(0, 0.01, m),
+        "exit_time": idx[entry + hold], "exit_price": 1.1 + rng.normal(0, 0.01, m),
+        "exit_reason": pd.Categorical.from_codes(rng.choice(6, m, p=[0.44, 0.08, 0.46, 0.005, 0.005, 0.01]),
+                                                 categories=reasons),
+        "pnl": rng.normal(0.5, 20.0, m), "commission": rng.uniform(0.1, 5.0, m)})
     multipliers = pd.concat(mult_rows, ignore_index=True) if mult_rows else None
     metrics = {"portfolio": M.json_safe(M.compute_metrics(equity["equity"], None))}
     weights = pd.Series(1.0 / n_assets, index=names)
+    # a breaker trip and resume a third of the way in, and the parameters of the exposure and costs
+    trip = n_bars // 3
+    events = pd.DataFrame({"chunk": [1, 2], "decided_at": [idx[trip], idx[min(trip + 576, n_bars - 1)]],
+                           "event": ["trip", "resume"], "drawdown": [0.12, 0.121],
+                           "breaker_drawdown": [0.12, 0.121], "equity": [0.0, 0.0]})
+    asset_params = {a: {"contract_size": 100_000.0, "leverage": 30.0, "spread": 1e-4,
+                        "slippage": 2e-5} for a in names}
+    history = pd.DataFrame([[0, idx[0], *np.full(n_assets, 1.0 / n_assets)]],
+                           columns=["chunk", "decided_at", *names])
     return {"equity": equity, "trades": trades, "multipliers": multipliers, "metrics": metrics,
-            "weights": weights}
+            "weights": weights, "events": events, "asset_params": asset_params,
+            "weights_history": history}
 
 
 class PeakRSS:
@@ -150,7 +175,9 @@ def run_new(run: dict) -> tuple[dict, PhaseTimer, PeakRSS]:
     timer = PhaseTimer()
     with PeakRSS() as mem:
         res = analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"],
-                          multipliers=run["multipliers"], include_frontier=True, timer=timer)
+                          multipliers=run["multipliers"], include_frontier=True,
+                          events=run["events"], asset_params=run["asset_params"],
+                          weights_history=run["weights_history"], timer=timer)
         portfolio_summary_text(run["equity"], run["trades"], run["metrics"], run["weights"],
                                multipliers=run["multipliers"], analysis=res, timer=timer)
         with timer.phase("analysis.to_json"):
@@ -218,7 +245,8 @@ def main() -> None:
     # cache (or compiles it once); `raybt run` has numba loaded by then
     warm = make_run(3, 500, seed=args.seed)
     t0 = time.perf_counter()
-    analyse_run(warm["equity"], warm["trades"], multipliers=warm["multipliers"], n_frontier=3)
+    analyse_run(warm["equity"], warm["trades"], multipliers=warm["multipliers"], n_frontier=3,
+                events=warm["events"], asset_params=warm["asset_params"])
     print(f"warm-up: first analysis in this process (numba kernel load or compile) "
           f"{time.perf_counter() - t0:.2f} s")
     if len(bars) == 1:
@@ -239,6 +267,8 @@ def main() -> None:
         res, timer, mem = run_new(run)
         res["_timer"] = timer
         print(timer.table())
+        sheet = sum(v for k, v in timer.seconds.items() if k.removeprefix("analysis.") in TEARSHEET_STEPS)
+        print(f"tear-sheet steps (issue 15: {', '.join(TEARSHEET_STEPS)}): {sheet:.3f} s in all")
         front = res["frames"]["frontier"]
         print(f"frontier: {len(front)} points, {front.attrs.get('turning_points')} turning points, "
               f"ridge {front.attrs.get('ridge')}")

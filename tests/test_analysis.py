@@ -337,7 +337,9 @@ def test_analyse_run_is_jsonable_and_consistent():
     metrics = {"portfolio": M.json_safe(M.compute_metrics(eq["equity"], trades)),
                "assets": {a: M.json_safe(M.compute_metrics(eq[a])) for a in ["A0", "A1", "A2"]}}
     res = analyse_run(eq, trades, weights, metrics, n_frontier=10)
-    assert set(res["frames"]) == {"returns", "correlation", "frontier", "asset_table"}
+    base = {"returns", "correlation", "frontier", "asset_table"}
+    assert base <= set(res["frames"]) and "monthly_table" in res["frames"]  # and the tear sheet's
+    assert set(analyse_run(eq, trades, weights, metrics, n_frontier=10, tearsheet=False)["frames"]) == base
     assert sum(res["pnl_attribution"].values()) == pytest.approx(res["portfolio"]["pnl"], rel=1e-6)
     assert sum(res["risk_attribution"].values()) == pytest.approx(1.0)
     assert res["weights"] == {"A0": 0.2, "A1": 0.3, "A2": 0.5}

@@ -277,7 +277,10 @@ def test_analysis_steps_are_timed(tmp_path):
     timer = PhaseTimer()
     res = A.analyse_run(eq, trades, multipliers=mult, timer=timer)
     steps = ["returns", "covariance", "attribution", "risk_attribution", "asset_stats", "trades",
-             "asset_table", "correlation", "diversification", "portfolio", "frontier"]
+             "asset_table", "correlation", "diversification", "portfolio", "frontier",
+             # the tear sheet (issue 15)
+             "monthly_returns", "drawdowns", "breaker", "trade_columns", "trade_analysis", "costs",
+             "exposure", "turnover"]
     assert list(timer.seconds) == [f"analysis.{s}" for s in steps]
     assert all(v >= 0 for v in timer.seconds.values())
     t2 = PhaseTimer()
@@ -286,6 +289,7 @@ def test_analysis_steps_are_timed(tmp_path):
     t3 = PhaseTimer()
     text = A.portfolio_summary_text(eq, trades, multipliers=mult, timer=t3)
     assert "analysis.frontier" not in t3.seconds and "analysis.covariance" in t3.seconds
+    assert "analysis.monthly_returns" not in t3.seconds  # the summary needs no tear sheet
     assert text == (tmp_path / "s.txt").read_text(encoding="utf-8")
 
 

@@ -24,16 +24,19 @@ from raybt.plots.report import write_figures
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """Every figure a ``plot_*`` call saves, after it is drawn."""
+    """Every figure a ``plot_*`` call saves, after it is drawn (every figure module
+    saves through ``raybt.plots.base._save``)."""
+    from raybt.plots import base
+
     figs = []
-    save = F._save
+    save = base._save
 
     def keep(fig, path):
         out = save(fig, path)
         figs.append(fig)
         return out
 
-    monkeypatch.setattr(F, "_save", keep)
+    monkeypatch.setattr(base, "_save", keep)
     return figs
 
 
@@ -317,12 +320,18 @@ def test_frontier_many_assets_labels_the_best_and_worst_few(tmp_path, drawn):
                     equal_weight=(0.11, 0.05))
     fig = drawn[-1]
     ax = fig.axes[0]
-    labelled = [t.get_text() for t in ax.texts if t.get_text() != "frontier not computed"]
+    labelled = [t.get_text().split(" (")[0] for t in ax.texts
+                if t.get_text() != "frontier not computed"]
     ratio = (pts["return"] / pts["volatility"]).sort_values()
     assert sorted(labelled) == sorted(list(ratio.index[:5]) + list(ratio.index[-5:]))
     assert "500 assets" in ax.get_title()
     assert _overlapping(ax.texts, fig.canvas.get_renderer()) == 0
-    assert len(fig.legends[0].get_texts()) == 4
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    (y0, y1), (x0, x1) = ax.get_ylim(), ax.get_xlim()
+    beyond = int(((pts["return"] < y0) | (pts["return"] > y1) | (pts["volatility"] > x1)).sum())
+    assert len(legend) == 4 + (beyond > 0)
+    if beyond:
+        assert any(t.startswith(f"{beyond} asset") and "beyond the axes" in t for t in legend)
 
 
 def test_multipliers_chunk_table_from_csv_text_equals_typed_input():

@@ -23,8 +23,9 @@ from raybt.plots import figures as F
 
 ASSETS = ["AAA_5m", "BBB_5m", "CCC_5m"]
 N_BARS = 2016  # 7 days of 5-minute bars
-PNGS = ["equity.png", "drawdown.png", "correlation.png", "attribution.png", "frontier.png",
-        "rolling_sharpe.png", "multipliers.png"]
+PNGS = ["equity.png", "drawdown.png", "monthly_returns.png", "asset_monthly_returns.png",
+        "trades.png", "costs.png", "exposure.png", "weights.png", "rolling_sharpe.png",
+        "correlation.png", "attribution.png", "frontier.png", "multipliers.png"]
 
 
 def _write_run(run_dir, name="synthetic <demo> & co"):
@@ -102,8 +103,12 @@ def _write_run(run_dir, name="synthetic <demo> & co"):
               "risk": {"enabled": True, "max_portfolio_drawdown": 0.03},
               "engine": {"chunk": "1D"}, "engine_used": "local"}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    (run_dir / "run_info.json").write_text(json.dumps({"raybt_version": "0.1.0",
-                                                       "n_chunks": 7}))
+    params = {a: {"contract_size": cs, "leverage": 10.0, "spread": 0.02, "slippage": 0.01}
+              for a, cs in zip(ASSETS, (1.0, 10.0, 100.0))}
+    (run_dir / "run_info.json").write_text(json.dumps({"raybt_version": "0.1.0", "n_chunks": 7,
+                                                       "asset_params": params}))
+    pd.DataFrame([[0, idx[0], *[1 / 3] * 3]], columns=["chunk", "decided_at", *ASSETS]).to_csv(
+        run_dir / "weights_history.csv", index=False)
     return run_dir
 
 
@@ -124,7 +129,7 @@ def test_every_png_is_a_real_image(report):
         assert path.is_file(), name
         assert path.stat().st_size > 10_000, name
         img = mpimg.imread(path)
-        assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 400, name
+        assert img.ndim == 3 and img.shape[0] > 250 and img.shape[1] > 400, name
         rgb = img[..., :3].reshape(-1, 3)
         assert float(np.ptp(rgb)) > 0.5, f"{name} is (nearly) one colour"
         assert len(np.unique(rgb[:: max(1, len(rgb) // 50_000)], axis=0)) > 20, name
@@ -156,8 +161,17 @@ def test_html_sections_tables_and_escaping(report):
     for a in ASSETS:
         assert f">{a}<" in assets_section
     for word in ("Key portfolio metrics", "Diversification benefits",
-                 "Breaker and rebalance events", "Configuration", "Sharpe", "Win rate"):
-        assert word in text
+                 "Breaker and rebalance events", "Configuration", "Sharpe", "Win rate",
+                 "Portfolio: return per month and year (%)",
+                 "Sleeves: time-weighted return per year (%)", "By exit reason", "Long and short",
+                 "Per sleeve", "Gross PnL", "Margin / equity", "Rebalances that moved cash",
+                 "The breaker: what it measured at each trip and resume"):
+        assert word in text, word
+    n = json.loads((run_dir / "analysis.json").read_text())["drawdowns"]["count"]
+    assert f"Top {min(n, 10)} drawdowns (of {n})" in text
+    sections = re.findall(r'<section id="([^"]+)"', text)
+    assert sections == ["metrics", "assets", "diversification",
+                        *[f.removesuffix(".png") for f in FIGURES], "events", "config"]
     events = text[text.index('id="events"'):text.index('id="config"')]
     assert "3 events" in events and ">trip<" in events and ">rebalance<" in events
     # the run name is escaped, never raw markup

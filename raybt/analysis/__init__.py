@@ -11,7 +11,11 @@ Scale: :func:`analyse_run` makes one pass over the sleeve equity
 drawdowns), one blocked pass over the returns for the means and covariance
 that every cross-asset number shares (:mod:`raybt.analysis.moments`), one
 grouped pass over the trades, and traces the exact frontier with the
-critical line algorithm (:mod:`raybt.analysis.cla`).
+critical line algorithm (:mod:`raybt.analysis.cla`).  The tear sheet
+(:mod:`raybt.analysis.tearsheet`: returns by month and year, drawdown
+periods, the breaker's own drawdown, trade statistics, costs, exposure,
+turnover) adds a pass over the sleeve returns per period and a few numba
+passes over the trades.
 """
 
 from raybt.analysis.attribution import (
@@ -38,6 +42,7 @@ from raybt.analysis.frontier import (
     min_variance_weights,
     portfolio_point,
 )
+from raybt.analysis.periods import breaker_drawdown, drawdown_periods, period_returns
 from raybt.analysis.summary import (
     analyse_run,
     analysis_to_json,
@@ -45,9 +50,13 @@ from raybt.analysis.summary import (
     portfolio_summary_text,
     write_portfolio_summary,
 )
+from raybt.analysis.trades import trade_analysis, trade_costs
+from raybt.analysis.exposure import exposure_frame, rebalance_turnover
 
 __all__ = [
     "analyse_run", "analysis_to_json", "annualised_sharpe", "annualised_volatility",
+    "breaker_drawdown", "drawdown_periods", "exposure_frame", "period_returns",
+    "rebalance_turnover", "trade_analysis", "trade_costs",
     "as_weight_series", "asset_columns", "asset_table", "capital_flows",
     "correlation_matrix", "diversification_benefits", "diversification_ratio",
     "efficient_frontier", "equity_weights", "frontier_volatility_at",

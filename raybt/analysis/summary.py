@@ -38,6 +38,7 @@ from raybt.analysis.diversification import (
 )
 from raybt.analysis.frontier import _frontier, _point
 from raybt.analysis.moments import ReturnMoments, return_moments
+from raybt.analysis.tearsheet import tearsheet as _tearsheet
 from raybt.phases import PhaseTimer, phase
 
 __all__ = ["analyse_run", "analysis_to_json", "asset_table",
@@ -165,6 +166,8 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
                 metrics: dict | None = None, *, flows: pd.DataFrame | None = None,
                 multipliers: pd.DataFrame | None = None, n_frontier: int = 40,
                 max_weight: float = 1.0, include_frontier: bool = True,
+                events: pd.DataFrame | None = None, asset_params: dict | None = None,
+                weights_history: pd.DataFrame | None = None, tearsheet: bool = True,
                 timer: PhaseTimer | None = None) -> dict:
     """Everything in :mod:`raybt.analysis` for one run, for report writers.
 
@@ -180,7 +183,10 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
     per-sleeve equity statistics), ``covariance`` (the means and covariance
     every cross-asset number shares), ``attribution``, ``risk_attribution``,
     ``asset_stats``, ``trades``, ``asset_table``, ``correlation``,
-    ``diversification``, ``portfolio``, ``frontier``.
+    ``diversification``, ``portfolio``, ``frontier`` and, with ``tearsheet``,
+    those of :func:`raybt.analysis.tearsheet.tearsheet` (which also reads
+    ``events``, ``asset_params``: ``run_info.json``'s per-asset parameters,
+    and ``weights_history``).
 
     Work and memory grow linearly in bars x assets (one pass over the
     sleeve equity, one blocked pass over the returns; the only full-size
@@ -208,9 +214,12 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
       frontier's axes (annualised std and mean over the clean rows);
     * ``frontier``: ``{"volatility": [...], "return": [...]}`` (empty lists
       when it cannot be built);
+    * with ``tearsheet`` (default): ``monthly_returns``, ``yearly_returns``,
+      ``drawdowns``, ``breaker``, ``trade_analysis``, ``costs``, ``exposure``,
+      ``turnover``, ``weights_history`` (:func:`raybt.analysis.tearsheet.tearsheet`);
     * ``frames``: DataFrames ``returns`` (sleeve returns), ``correlation``,
       ``frontier`` (None when it cannot be built or ``include_frontier`` is
-      False), ``asset_table``.
+      False), ``asset_table``, and the tear sheet's frames.
     """
     assets = asset_columns(equity)
     if flows is None and multipliers is not None:
@@ -261,6 +270,11 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
             except ValueError:  # too few clean rows, or max_weight * n < 1
                 frontier = None
 
+    sheet, sheet_frames = {}, {}
+    if tearsheet:
+        sheet, sheet_frames = _tearsheet(equity, port, rets, assets, trades=trades, multipliers=multipliers,
+                                         events=events, asset_params=asset_params,
+                                         weights_history=weights_history, timer=timer)
     return {
         "assets": assets,
         "periods_per_year": float(ppy),
@@ -279,8 +293,9 @@ def analyse_run(equity: pd.DataFrame, trades: pd.DataFrame | None = None, weight
         "frontier": ({"volatility": frontier["volatility"].tolist(),
                       "return": frontier["return"].tolist()} if frontier is not None
                      else {"volatility": [], "return": []}),
+        **sheet,
         "frames": {"returns": rets, "correlation": corr, "frontier": frontier,
-                   "asset_table": table},
+                   "asset_table": table, **sheet_frames},
     }
 
 
@@ -386,7 +401,7 @@ def portfolio_summary_text(equity: pd.DataFrame, trades: pd.DataFrame | None = N
         res = analysis
     else:
         res = analyse_run(equity, trades, weights, metrics, flows=flows, multipliers=multipliers,
-                          include_frontier=False, timer=timer)
+                          include_frontier=False, tearsheet=False, timer=timer)
     with phase(timer, "analysis.summary"):
         return _summary_text(equity, assets, res, title)
 

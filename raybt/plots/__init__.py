@@ -6,18 +6,25 @@
 """
 
 from raybt.plots.figures import (
+    plot_asset_monthly_returns,
     plot_attribution,
     plot_correlation,
+    plot_costs,
     plot_drawdown,
     plot_equity,
+    plot_exposure,
     plot_frontier,
+    plot_monthly_returns,
     plot_multipliers,
     plot_rolling_sharpe,
+    plot_trades,
+    plot_weights,
 )
 from raybt.plots.report import FIGURES, ReportError, build_report, load_run, write_figures
 
 __all__ = [
-    "FIGURES", "ReportError", "build_report", "load_run", "plot_attribution",
-    "plot_correlation", "plot_drawdown", "plot_equity", "plot_frontier",
-    "plot_multipliers", "plot_rolling_sharpe", "write_figures",
+    "FIGURES", "ReportError", "build_report", "load_run", "plot_asset_monthly_returns",
+    "plot_attribution", "plot_correlation", "plot_costs", "plot_drawdown", "plot_equity",
+    "plot_exposure", "plot_frontier", "plot_monthly_returns", "plot_multipliers",
+    "plot_rolling_sharpe", "plot_trades", "plot_weights", "write_figures",
 ]
