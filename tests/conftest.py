@@ -31,7 +31,9 @@ def ray_session():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        # address="local": always a Ray of its own; without it ray.init joins the latest cluster
+        # started on this machine (``ray start``, ray.cluster_utils.Cluster, another session's tests)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"NUMBA_NUM_THREADS": "1"}})
     yield ray
     ray.shutdown()
