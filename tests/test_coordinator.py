@@ -130,7 +130,7 @@ def table(coordinator) -> pd.DataFrame:
 
 
 def per_chunk(frame: pd.DataFrame, column: str) -> list:
-    """``column`` per chunk (asserting it is the same for every asset of the chunk)."""
+    """``column`` per chunk; "mixed" where the assets of a chunk differ (then no list compares equal)."""
     values = frame.groupby("chunk")[column].agg(lambda s: s.iloc[0] if s.nunique() == 1 else "mixed")
     return values.tolist()
 
