@@ -3,7 +3,7 @@
 ``kernel_run(open, high, low, close, params, chunks)`` mirrors
 ``reference_sim.reference_run`` so the two can be compared record by record:
 chunks are ``{"start", "size_multiplier", "halted", "flatten",
-"capital_adjustment"}`` dicts on the asset's own bars.
+"capital_adjustment", "max_margin"}`` dicts on the asset's own bars.
 """
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ def kernel_run(open_, high, low, close, params=None, chunks=None, split_points=(
             instr["halted"] = int(bool(chunk.get("halted", False)))
             instr["flatten"] = int(bool(chunk.get("flatten", False)))
             instr["capital_adjustment"] = float(chunk.get("capital_adjustment", 0.0))
-        else:  # neutral split inside a chunk: keep its multiplier and halt flag only
+            instr["max_margin"] = float(chunk.get("max_margin", np.inf))
+        else:  # neutral split inside a chunk: keep its multiplier, halt flag and exposure cap only
             instr["size_multiplier"] = float(current.get("size_multiplier", 1.0))
             instr["halted"] = int(bool(current.get("halted", False)))
+            instr["max_margin"] = float(current.get("max_margin", np.inf))
         report = group.step(start, stop, instr)
         equity.extend(report.equity[0].tolist())
         records.append(report.trades)

@@ -6,11 +6,17 @@ bars following the spec's numbered order of events. Formulas are evaluated
 literally, left to right, as the spec writes them.
 
 Portfolio instructions come as ``chunks``: ``[{"start": bar, "size_multiplier",
-"halted", "flatten", "capital_adjustment"}, ...]`` (first start 0). At a
-chunk's first bar: cash += capital_adjustment; a halted/flatten chunk cancels
-a pending entry; flatten closes an open trade at that open (reason breaker,
-no spread) after a pending signal exit. Entries use the multiplier of the
-chunk they fill in; halted chunks decide no entries.
+"halted", "flatten", "capital_adjustment", "max_margin"}, ...]`` (first start
+0). At a chunk's first bar: cash += capital_adjustment; a halted/flatten chunk
+cancels a pending entry; flatten closes an open trade at that open (reason
+breaker, no spread) after a pending signal exit. Entries use the multiplier
+and the exposure cap of the chunk they fill in; halted chunks decide no
+entries.
+
+``max_margin`` (currency, default +inf = off) is the portfolio's exposure cap:
+a new entry's margin held may not exceed it. It is one more cap in the sizing
+step where the spec caps margin held at the equity: after the size
+multiplier, before the last rounding down to lots.
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ def reference_run(open_, high, low, close, params=None, chunks=None):
     cash = float(p["initial_capital"]) * float(p["weight"])
     trade = None  # dict while a trade is open
     pending = None  # None | "exit" | ("long"|"short", dSL, dTP)
-    multiplier, halted, flatten_next = 1.0, False, False
+    multiplier, halted, flatten_next, max_margin = 1.0, False, False, math.inf
     trades, equity = [], []
 
     def close_trade(j, price, reason):
@@ -105,6 +111,7 @@ def reference_run(open_, high, low, close, params=None, chunks=None):
         if j in chunk_at:
             ch = chunk_at[j]
             multiplier = float(ch.get("size_multiplier", 1.0))
+            max_margin = float(ch.get("max_margin", math.inf))
             halted = bool(ch.get("halted", False))
             flatten = bool(ch.get("flatten", False))
             cash = cash + float(ch.get("capital_adjustment", 0.0))
@@ -136,7 +143,9 @@ def reference_run(open_, high, low, close, params=None, chunks=None):
             units = floor_lot(units, p["lot_size"])
             units = units * multiplier
             if fill > 0:
+                # margin held = units * fill * cs / leverage: <= equity, and <= the portfolio's cap
                 units = min(units, equity_now * p["leverage"] / (fill * cs))
+                units = min(units, max_margin * p["leverage"] / (fill * cs))
                 units = floor_lot(units, p["lot_size"])
             else:
                 units = 0.0

@@ -98,4 +98,23 @@ SCENARIOS = [
     _s("size_multiplier_and_capital_adjustment", bars(DIP + [9.95, 9.95]), dict(BASE, size=10),
        [(4, 4, "long", "tp")], units=[5.0], final_equity=100502.0,
        chunks=[{"start": 0}, {"start": 4, "size_multiplier": 0.5, "capital_adjustment": 500.0}]),
+    # the portfolio's exposure cap (max_margin): fill 9.5, leverage 2, equity 1000 allows 210 units;
+    # a 500 cap allows 500 * 2 / 9.5 = 105.26 -> 105
+    _s("max_margin_caps_units", bars(DIP + [9.95, 9.95]), dict(BASE, size=1000, leverage=2, initial_capital=1000),
+       [(4, 4, "long", "tp")], units=[105.0], pnl=[42.0], chunks=[{"start": 0, "max_margin": 500.0}]),
+    # after the multiplier, then lots: 1000 -> x0.5 = 500 -> cap 105.26 -> lots of 10: 100 (not 105 x 0.5 = 52)
+    _s("max_margin_after_multiplier_then_lots", bars(DIP + [9.95, 9.95]),
+       dict(BASE, size=1000, leverage=2, initial_capital=1000, lot_size=10),
+       [(4, 4, "long", "tp")], units=[100.0], pnl=[40.0],
+       chunks=[{"start": 0}, {"start": 4, "size_multiplier": 0.5, "max_margin": 500.0}]),
+    # margin of 100 units at 9.5 is exactly 950: a cap of exactly 950 leaves them whole
+    _s("max_margin_exactly_the_margin", bars(DIP + [9.95, 9.95]), dict(BASE, size=100),
+       [(4, 4, "long", "tp")], units=[100.0], chunks=[{"start": 0, "max_margin": 950.0}]),
+    _s("max_margin_zero_no_entry", bars(DIP + [9.95, 9.95]), dict(BASE, size=100), [],
+       chunks=[{"start": 0, "max_margin": 0.0}]),
+    # the cap of the chunk the entry fills in counts, not the one it was decided in
+    _s("max_margin_of_the_fill_chunk", bars(DIP + [9.95, 9.95]), dict(BASE, size=10),
+       [(4, 4, "long", "tp")], units=[10.0], chunks=[{"start": 0, "max_margin": 0.0}, {"start": 4}]),
+    _s("max_margin_of_the_fill_chunk_blocks", bars(DIP + [9.95, 9.95]), dict(BASE, size=10), [],
+       chunks=[{"start": 0}, {"start": 4, "max_margin": 0.0}]),
 ]

@@ -387,6 +387,7 @@ def test_bad_best_configs(tmp_path, universe, capsys, doc, needles):
 
 # --- environment ------------------------------------------------------------------------------
 
+@pytest.mark.ray
 def test_unreachable_cluster_address(tmp_path, universe):
     """``--address 127.0.0.1:1`` (loopback, nothing listens): one line within seconds, in a fresh process."""
     out = tmp_path / "out"

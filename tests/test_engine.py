@@ -149,6 +149,7 @@ MULTI_NODE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.ray
 def test_multi_node_cluster_equals_local(tmp_path, repo_root):
     script = tmp_path / "multi_node.py"
     script.write_text(MULTI_NODE.format(tests=str(repo_root / "tests")))

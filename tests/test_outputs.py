@@ -4,6 +4,7 @@ and the phases of a run are recorded."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -91,9 +92,15 @@ def test_results_load_back_from_either_format(result, folders):
         assert loaded.provenance["config_hash"] == result.provenance.get("config_hash")
 
 
-def test_report_rebuilds_from_either_format(folders):
+def _copy(folder, tmp_path):
+    """A copy of a shared run folder for a test that rewrites files in it."""
+    return shutil.copytree(folder, tmp_path / folder.name)
+
+
+def test_report_rebuilds_from_either_format(folders, tmp_path):
     texts = {}
-    for fmt, folder in folders.items():
+    for fmt, shared in folders.items():
+        folder = _copy(shared, tmp_path)
         (folder / "report.html").unlink()
         timer = PhaseTimer()
         build_report(folder, timer=timer)
@@ -104,7 +111,7 @@ def test_report_rebuilds_from_either_format(folders):
 
 
 def test_report_written_from_memory_equals_report_rebuilt_from_disk(folders, tmp_path):
-    folder = folders["parquet"]
+    folder = _copy(folders["parquet"], tmp_path)
     written = (folder / "analysis.json").read_text()
     build_report(folder)
     assert (folder / "analysis.json").read_text() == written

@@ -307,14 +307,15 @@ def test_fuzz_api_frames_in_a_subprocess(tmp_path):
 
 
 def _fuzz_worker(log_path: str, n_examples: int) -> None:
-    """Hypothesis over malformed frames; every outcome appended to ``log_path`` (JSON lines)."""
-    import tempfile
+    """Hypothesis over malformed frames; every outcome appended to ``log_path`` (JSON lines).
 
+    Its files go in a folder beside the log (the test's own tmp_path), not in the system's temp folder."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
     out = open(log_path, "a")
-    folder = Path(tempfile.mkdtemp(prefix="raybt-api-fuzz-"))
+    folder = Path(log_path).parent / "fuzz-files"
+    folder.mkdir(exist_ok=True)
     other = bars_frame(n=120, seed=11, freq="10min")
     other_path = folder / "B.parquet"
     other.to_parquet(other_path)

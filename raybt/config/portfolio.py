@@ -248,6 +248,11 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         max_entry_margin=_number(r.get("max_entry_margin"), w("risk.max_entry_margin"),
                                         0, 1, lo_open=True, optional=True),
     )
+    if risk.enabled and risk.resume == "recovery" and risk.breaker_flatten:
+        raise ConfigError(f"{w('risk.resume')}: recovery cannot resume a breaker that flattens "
+                          "(breaker_flatten: true leaves the portfolio flat, so its drawdown never recovers "
+                          "and trading would stay halted to the end): use resume: cooldown, or "
+                          "breaker_flatten: false")
     e = _section(doc, "engine", EngineConfig, where)
     engine = EngineConfig(
         chunk=_duration(e.get("chunk", "1D"), w("engine.chunk")),

@@ -65,7 +65,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         if target:
             ray.init(address=target, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, **kwargs)
+            # "local": always a Ray of our own, never a cluster that happens to run on this machine
+            ray.init(address="local", num_cpus=num_cpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at '{target or 'local'}': {first}") from None
