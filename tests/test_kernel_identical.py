@@ -158,6 +158,32 @@ def test_long_adversarial_series_equal_the_f7a5f7f_kernel():
             assert sum(sum(e[2]) for e in expected) > 50
 
 
+def test_entries_at_the_margin_cap_equal_the_f7a5f7f_kernel():
+    """Fixed sizing with the margin cap a hair above, at or below the units (a rounding apart)."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    close = 1.1 * np.exp(np.cumsum(rng.normal(0, 5e-4, n)))
+    open_ = np.r_[close[0], close[:-1]]
+    high = np.maximum(open_, close) * 1.0003
+    low = np.minimum(open_, close) * 0.9997
+    packed = shard_bars([open_], [high], [low], [close], [np.arange(n)])
+    base = {"size": 1000.0, "contract_size": 100.0, "leverage": 30.0, "lot_size": 0.0, "stop_out_level": 0.0}
+    plan = [(0, n, neutral_instructions(1))]
+    first = _run_shard(old.advance_shard_nb, packed, param_records([validate_params(base)]), plan, n)
+    fill = np.frombuffer(first[0][1][0], dtype=TRADE_DT)[0]["entry_price"]
+    capped = 0
+    for lot in (0.0, 0.01, 1.0):
+        for rel in (-1e-11, -1e-12, -1e-13, -1e-15, 0.0, 1e-15, 1e-13, 1e-12, 1e-11):
+            # the first entry's margin equals the sleeve's capital (times 1 + rel)
+            capital = 1000.0 * fill * 100.0 / 30.0 * (1 + rel)
+            params = param_records([validate_params(dict(base, lot_size=lot, initial_capital=capital))])
+            expected = _run_shard(old.advance_shard_nb, packed, params, plan, n)
+            _assert_same_runs(expected, _run_shard(new.advance_shard_nb, packed, params, plan, n))
+            units = np.frombuffer(expected[0][1][0], dtype=TRADE_DT)["units"]
+            capped += int(units[0] != 1000.0)
+    assert 0 < capped < 27  # the cap binds in some cases and not in others
+
+
 # --- advance_asset_nb on a span of a longer array (the optimizer's call) ------------------
 
 @njit

@@ -228,10 +228,6 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
     entry_band = guard_band_nb(entry_z)
     exit_band = guard_band_nb(exit_z)
     inner_sq, mid_lo_sq, mid_hi_sq, outer_sq, inner_z, mid_z, outer_z = zscore_zones_nb(entry_z, exit_z)
-    sum1 = work[ZS_S1]
-    sum2 = work[ZS_S2]
-    devs = work[ZS_DEV]
-    runs = work[ZS_RUN]
     prev = close[off + j0 - 1] if j0 > 0 else math.nan
     j = j0
     while j < j1 and j < n - 1:  # window not full yet: z undefined
@@ -253,36 +249,38 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             j += 1
             continue
         # --- a segment of rolled bars [j, j + length) with this ref -------------
+        # Indices below are unsigned (all are >= 0): numba then emits no
+        # negative-index wraparound, and pass 2 vectorises.
         length = min(j1 - j, ROLL_REBUILD_BARS - age)
-        window = close[off + j - n: off + j + length]  # bar j + i is window[n + i]; the bar leaving, window[i]
-        zs = out[out_base + j: out_base + j + length]
+        g = off + j  # bar j + i is close[g + i]; the close leaving the window, close[g - n + i]
+        zs = out_base + j  # bar j + i's z goes to out[zs + i]
         # pass 1: the running sums (sequential: the same additions as bar by bar)
         long_runs = 0
         for i in range(length):
-            c = window[n + i]
+            c = close[np.uint64(g + i)]
             dev_new = c - ref
-            dev_old = window[i] - ref
+            dev_old = close[np.uint64(g - n + i)] - ref
             s1 = s1 + (dev_new - dev_old)
             s2 = s2 + (dev_new * dev_new - dev_old * dev_old)
-            sum1[i] = s1
-            sum2[i] = s2
-            devs[i] = dev_new
+            work[ZS_S1, i] = s1
+            work[ZS_S2, i] = s2
+            work[ZS_DEV, i] = dev_new
             equal_run = equal_run + 1 if c == prev else 0
             prev = c
-            runs[i] = equal_run
+            work[ZS_RUN, i] = equal_run
             if equal_run >= n - 1:
                 long_runs += 1
         # pass 2: the screen, bar by bar independent; +inf marks an undecided bar
         undecided = 0
         for i in range(length):
             # the rolling z is num / sqrt(var), as fast_zscore_nb computes it
-            mean_dev = sum1[i] * inv_n
-            mean_square = sum2[i] * inv_n
+            mean_dev = work[ZS_S1, i] * inv_n
+            mean_square = work[ZS_S2, i] * inv_n
             var = mean_square - mean_dev * mean_dev
-            num = devs[i] - mean_dev
+            num = work[ZS_DEV, i] - mean_dev
             z = screened_zscore_nb(num, var, mean_square, inner_sq, mid_lo_sq, mid_hi_sq, outer_sq,
                                    inner_z, mid_z, outer_z)
-            zs[i] = z
+            out[np.uint64(zs + i)] = z
             undecided += 1 if z == math.inf else 0
         age += length
         if undecided == 0 and long_runs == 0:
@@ -290,30 +288,30 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             continue
         # pass 3: the bars the screen left undecided, and long equal-close runs
         for i in range(length):
-            if zs[i] == math.inf:
-                mean_dev = sum1[i] * inv_n
-                mean_square = sum2[i] * inv_n
+            if out[zs + i] == math.inf:
+                mean_dev = work[ZS_S1, i] * inv_n
+                mean_square = work[ZS_S2, i] * inv_n
                 var = mean_square - mean_dev * mean_dev
                 if var <= 0.0 or mean_square > ILL_CONDITIONED_RATIO * var:
                     rebuild = True  # the rolling z is NaN: undecidable
                 else:
-                    z = (devs[i] - mean_dev) / math.sqrt(var)
+                    z = (work[ZS_DEV, i] - mean_dev) / math.sqrt(var)
                     rebuild = undecidable_zscore_nb(z, abs_entry_z, entry_band, abs_exit_z, exit_band)
-                    zs[i] = z
+                    out[zs + i] = z
                 if rebuild:
                     # the sums are rebuilt at this bar; the segment restarts after it
                     k = j + i
-                    c = window[n + i]
+                    c = close[g + i]
                     ref, s1, s2 = rebuild_window_sums_nb(close, off, k, n)
                     age = 0
-                    equal_run = np.int64(runs[i])
+                    equal_run = np.int64(work[ZS_RUN, i])
                     prev = c
                     z = fast_zscore_nb(c, ref, s1, s2, inv_n)
-                    zs[i] = math.nan if equal_run >= n - 1 else z
+                    out[zs + i] = math.nan if equal_run >= n - 1 else z
                     j = k + 1
                     break
-            if runs[i] >= n - 1:  # all n closes equal: sd is zero, z undefined
-                zs[i] = math.nan
+            if work[ZS_RUN, i] >= n - 1:  # all n closes equal: sd is zero, z undefined
+                out[zs + i] = math.nan
         else:
             j += length
     return ref, s1, s2, age, equal_run
@@ -334,8 +332,22 @@ def true_range_nb(high, low, close, off, j):
 
 @njit(cache=True, inline="always")
 def atr_nb(high, low, close, off, j, m):
-    """Simple mean of the last m true ranges ending at local bar j (j >= m-1)."""
+    """Simple mean of the last m true ranges ending at local bar j (j >= m-1).
+
+    The true ranges of :func:`true_range_nb`, added left to right; written
+    out here with unsigned indices (no negative-index wraparound code) and the
+    asset's first bar, whose true range is high - low, taken out of the loop.
+    """
     total = 0.0
-    for k in range(j - m + 1, j + 1):
-        total = total + true_range_nb(high, low, close, off, k)
+    k = j - m + 1
+    if k == 0:
+        total = total + (high[off] - low[off])
+        k = 1
+    for g in range(off + k, off + j + 1):
+        u = np.uint64(g)
+        before = np.uint64(g - 1)
+        hl = high[u] - low[u]
+        hc = abs(high[u] - close[before])
+        lc = abs(low[u] - close[before])
+        total = total + max(hl, max(hc, lc))
     return total / m

@@ -204,6 +204,15 @@ def advance_asset_nb(
     size_multiplier = ins.size_multiplier
     max_margin = ins.max_margin
     last_bar = n_bars - 1
+    # Fixed sizing: the units of entry_units_nb before its margin cap, and after
+    # its final rounding when the cap does not bind (the same operations, done
+    # once per chunk). The cap binds when units > budget * leverage / (fill *
+    # contract_size); it is taken as not binding only with a relative margin of
+    # 1e-12, far above the rounding of either side of that comparison.
+    fixed_units = floor_lot_nb(p.size, p.lot_size) * size_multiplier
+    fixed_sizing = p.sizing == SIZING_FIXED and fixed_units >= 0.0
+    fixed_units_floored = floor_lot_nb(fixed_units, p.lot_size)
+    leverage_cut = p.leverage * (1.0 - 1e-12)
     # entry decisions at closes j with entry_from <= j < entry_until (none when halted)
     entry_from = m - 1
     entry_until = -1 if halted else last_bar
@@ -222,6 +231,8 @@ def advance_asset_nb(
     # the bar whose close orders the max-hold exit of the open trade (never when off)
     no_hold_limit = np.iinfo(np.int64).max
     hold_exit_bar = entry_bar + max_hold_bars - 1 if max_hold_bars > 0 else no_hold_limit
+    # stop-out when the equity at a close is below this (currency)
+    stop_out_equity = stop_out_level * margin
 
     # --- the chunk's bars [j, j_stop) and their equity slots -----------------
     width = t_end - t_start
@@ -259,8 +270,9 @@ def advance_asset_nb(
                 if side == FLAT:
                     # --- flat, nothing to fill: the next entry signal ---------
                     while j < block_end:
-                        z = equity_row[eq_base + j]
-                        equity_row[eq_base + j] = cash
+                        slot = np.uint64(eq_base + j)
+                        z = equity_row[slot]
+                        equity_row[slot] = cash
                         if (z < long_entry_below) | (z > short_signal_above):
                             if (entry_from <= j) & (j < entry_until):
                                 pending = PENDING_LONG if z < long_entry_below else PENDING_SHORT
@@ -276,8 +288,9 @@ def advance_asset_nb(
                     # --- in a trade entered earlier: bars where nothing happens
                     quiet_end = min(block_end, last_bar)
                     while j < quiet_end:
-                        g = off + j
-                        z = equity_row[eq_base + j]
+                        g = np.uint64(off + j)
+                        slot = np.uint64(eq_base + j)
+                        z = equity_row[slot]
                         c = close[g]
                         o = open_[g]
                         if side == LONG:
@@ -288,17 +301,17 @@ def advance_asset_nb(
                             equity = cash + (entry_price - c) * units * cs
                             event = ((o >= stop_loss) | (o <= take_profit) | (high[g] >= stop_loss)
                                      | (low[g] <= take_profit) | (z <= short_exit_to))
-                        if event | (equity < stop_out_level * margin) | (j >= hold_exit_bar):
+                        if event | (equity < stop_out_equity) | (j >= hold_exit_bar):
                             break  # the full step below
-                        equity_row[eq_base + j] = equity
+                        equity_row[slot] = equity
                         last_equity = equity
                         j += 1
                     if j == block_end:
                         continue
 
             # --- the full step for bar j: the spec's events 1-7 --------------
-            g = off + j
-            z = equity_row[eq_base + j]
+            g = np.uint64(off + j)
+            z = equity_row[np.uint64(eq_base + j)]
             o = open_[g]
             h = high[g]
             lo = low[g]
@@ -321,7 +334,12 @@ def advance_asset_nb(
                     fill = o + half_spread + slippage
                 else:
                     fill = o - half_spread - slippage
-                new_units = entry_units_nb(p, fill, cash, pending_dsl, size_multiplier, max_margin)
+                if fixed_sizing and fill > 0.0 and (
+                        fixed_units * (fill * cs) < (cash if cash <= max_margin else max_margin) * leverage_cut):
+                    # the cap on the margin is far from binding: the chunk's fixed units
+                    new_units = fixed_units_floored
+                else:
+                    new_units = entry_units_nb(p, fill, cash, pending_dsl, size_multiplier, max_margin)
                 if new_units > 0.0:
                     side = LONG if pending == PENDING_LONG else SHORT
                     units = new_units
@@ -332,6 +350,7 @@ def advance_asset_nb(
                     entry_commission = commission * fill * units * cs
                     cash = cash - entry_commission
                     margin = units * fill * cs / p.leverage
+                    stop_out_equity = stop_out_level * margin
                     if side == LONG:
                         stop_loss = fill - pending_dsl
                         take_profit = fill + pending_dtp
@@ -377,7 +396,7 @@ def advance_asset_nb(
                 if exit_reason < 0:
                     # 4. stop-out at the close; 5. end of data
                     equity = cash + unrealised_pnl_nb(side, entry_price, c, units, cs)
-                    if equity < stop_out_level * margin:
+                    if equity < stop_out_equity:
                         exit_reason = EXIT_STOPOUT
                         exit_price = c
                     elif j == last_bar:
@@ -418,7 +437,7 @@ def advance_asset_nb(
                 last_equity = cash + unrealised_pnl_nb(side, entry_price, c, units, cs)
             else:
                 last_equity = cash
-            equity_row[eq_base + j] = last_equity
+            equity_row[np.uint64(eq_base + j)] = last_equity
             j += 1
 
     if dense:
