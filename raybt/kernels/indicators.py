@@ -164,14 +164,16 @@ def zscore_zones_nb(entry_z, exit_z):
     return inner_sq, mid_lo_sq, mid_hi_sq, outer_sq, inner_z, mid_z, outer_z
 
 
-# Rows of the work array of rolling_zscores_nb, one column per bar of a segment.
-ZS_S1, ZS_S2, ZS_DEV, ZS_RUN = 0, 1, 2, 3
+# Rows of the work array of rolling_zscores_nb: the z of each bar of the call
+# (ZS_Z), and the running sums and deviations of each bar of a segment.
+ZS_Z, ZS_S1, ZS_S2, ZS_DEV = 0, 1, 2, 3
+ZS_ROWS = 4
 
 
 @njit(cache=True)
-def zscore_scratch_nb():
-    """The work array :func:`rolling_zscores_nb` takes (4 rows x ROLL_REBUILD_BARS float64)."""
-    return np.empty((4, ROLL_REBUILD_BARS), dtype=np.float64)
+def zscore_work_nb(bars):
+    """A work array for :func:`rolling_zscores_nb` calls of up to ``bars`` bars (float64)."""
+    return np.empty((ZS_ROWS, max(bars, ROLL_REBUILD_BARS)), dtype=np.float64)
 
 
 @njit(cache=True, inline="always")
@@ -195,14 +197,13 @@ def screened_zscore_nb(num, var, mean_square, inner_sq, mid_lo_sq, mid_hi_sq, ou
 
 
 @njit(cache=True)
-def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age, equal_run, out, out_base,
-                       work):
-    """z of the local bars [j0, j1), written to ``out[out_base + j]``; returns the new window state.
+def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age, equal_run, work):
+    """z of the local bars [j0, j1), written to ``work[ZS_Z, j - j0]``; returns the new window state.
 
     The window state ``(ref, s1, s2, age, equal_run)`` is the kernel's
     ``roll_ref, roll_s1, roll_s2, roll_age, equal_run`` after bar ``j0 - 1``
     (see the module docstring); the returned tuple is the state after bar
-    ``j1 - 1``. ``work`` is :func:`zscore_scratch_nb`'s array.
+    ``j1 - 1``. ``work``: :func:`zscore_work_nb` of at least ``j1 - j0`` bars.
 
     The bar's z is NaN before the window is full (``j < n - 1``), when the n
     closes are all equal, and when the window is ill-conditioned even after a
@@ -234,7 +235,7 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
         c = close[off + j]
         equal_run = equal_run + 1 if c == prev else 0
         prev = c
-        out[out_base + j] = math.nan
+        work[ZS_Z, j - j0] = math.nan
         j += 1
     while j < j1:
         if (j == n - 1) | (age >= ROLL_REBUILD_BARS):
@@ -245,7 +246,7 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             ref, s1, s2 = rebuild_window_sums_nb(close, off, j, n)
             age = 0
             z = fast_zscore_nb(c, ref, s1, s2, inv_n)
-            out[out_base + j] = math.nan if equal_run >= n - 1 else z
+            work[ZS_Z, j - j0] = math.nan if equal_run >= n - 1 else z
             j += 1
             continue
         # --- a segment of rolled bars [j, j + length) with this ref -------------
@@ -253,7 +254,9 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
         # negative-index wraparound, and pass 2 vectorises.
         length = min(j1 - j, ROLL_REBUILD_BARS - age)
         g = off + j  # bar j + i is close[g + i]; the close leaving the window, close[g - n + i]
-        zs = out_base + j  # bar j + i's z goes to out[zs + i]
+        zs = j - j0  # bar j + i's z goes to work[ZS_Z, zs + i]
+        run_before = equal_run
+        prev_before = prev
         # pass 1: the running sums (sequential: the same additions as bar by bar)
         long_runs = 0
         for i in range(length):
@@ -267,9 +270,7 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             work[ZS_DEV, i] = dev_new
             equal_run = equal_run + 1 if c == prev else 0
             prev = c
-            work[ZS_RUN, i] = equal_run
-            if equal_run >= n - 1:
-                long_runs += 1
+            long_runs += 1 if equal_run >= n - 1 else 0
         # pass 2: the screen, bar by bar independent; +inf marks an undecided bar
         undecided = 0
         for i in range(length):
@@ -280,15 +281,20 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             num = work[ZS_DEV, i] - mean_dev
             z = screened_zscore_nb(num, var, mean_square, inner_sq, mid_lo_sq, mid_hi_sq, outer_sq,
                                    inner_z, mid_z, outer_z)
-            out[np.uint64(zs + i)] = z
+            work[ZS_Z, np.uint64(zs + i)] = z
             undecided += 1 if z == math.inf else 0
         age += length
         if undecided == 0 and long_runs == 0:
             j += length
             continue
         # pass 3: the bars the screen left undecided, and long equal-close runs
+        run = run_before
+        before = prev_before
         for i in range(length):
-            if out[zs + i] == math.inf:
+            c = close[g + i]
+            run = run + 1 if c == before else 0
+            before = c
+            if work[ZS_Z, zs + i] == math.inf:
                 mean_dev = work[ZS_S1, i] * inv_n
                 mean_square = work[ZS_S2, i] * inv_n
                 var = mean_square - mean_dev * mean_dev
@@ -297,21 +303,20 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
                 else:
                     z = (work[ZS_DEV, i] - mean_dev) / math.sqrt(var)
                     rebuild = undecidable_zscore_nb(z, abs_entry_z, entry_band, abs_exit_z, exit_band)
-                    out[zs + i] = z
+                    work[ZS_Z, zs + i] = z
                 if rebuild:
                     # the sums are rebuilt at this bar; the segment restarts after it
                     k = j + i
-                    c = close[g + i]
                     ref, s1, s2 = rebuild_window_sums_nb(close, off, k, n)
                     age = 0
-                    equal_run = np.int64(work[ZS_RUN, i])
+                    equal_run = run
                     prev = c
                     z = fast_zscore_nb(c, ref, s1, s2, inv_n)
-                    out[zs + i] = math.nan if equal_run >= n - 1 else z
+                    work[ZS_Z, zs + i] = math.nan if run >= n - 1 else z
                     j = k + 1
                     break
-            if work[ZS_RUN, i] >= n - 1:  # all n closes equal: sd is zero, z undefined
-                out[zs + i] = math.nan
+            if run >= n - 1:  # all n closes equal: sd is zero, z undefined
+                work[ZS_Z, zs + i] = math.nan
         else:
             j += length
     return ref, s1, s2, age, equal_run

@@ -42,7 +42,7 @@ import numpy as np
 
 from numba import njit, prange
 
-from raybt.kernels.indicators import atr_nb, rolling_zscores_nb, zscore_scratch_nb
+from raybt.kernels.indicators import ZS_Z, atr_nb, rolling_zscores_nb, zscore_work_nb
 from raybt.types import (
     EXIT_BREAKER,
     EXIT_END,
@@ -128,10 +128,8 @@ def close_trade_nb(
     return cash
 
 
-# Bars per block: the z-scores of a block are computed in one pass into the
-# block's equity slots, then the strategy pass reads each bar's z back from its
-# slot and overwrites it with the bar's equity (the slots stay in L1 between
-# the two passes).
+# Bars per block: the z-scores of a block's bars are computed in one pass into
+# a work row, which the strategy pass then reads (it stays in L1 in between).
 Z_BLOCK_BARS = 512
 
 
@@ -147,7 +145,21 @@ def advance_asset_nb(
     ``union_pos`` is empty (the asset's bars are consecutive positions of
     the union timeline), at ``union_base + j``. ``equity_row`` (currency,
     ``t_end - t_start`` slots) receives the equity at every union position
-    of the chunk, ``trades`` the trades closed in it.
+    of the chunk, ``trades`` the trades closed in it. See
+    :func:`advance_asset_work_nb`, which this calls with a fresh work array.
+    """
+    return advance_asset_work_nb(
+        asset, open_, high, low, close, union_pos, union_base, off, n_bars, p, st, ins,
+        t_start, t_end, equity_row, trades, zscore_work_nb(Z_BLOCK_BARS),
+    )
+
+
+@njit(cache=True)
+def advance_asset_work_nb(
+    asset, open_, high, low, close, union_pos, union_base, off, n_bars, p, st, ins,
+    t_start, t_end, equity_row, trades, work,
+):
+    """:func:`advance_asset_nb` with a caller's work array (``zscore_work_nb(Z_BLOCK_BARS)``).
 
     Work is done block by block (``Z_BLOCK_BARS`` bars): first the z-score
     of every bar of the block (:func:`rolling_zscores_nb`, which depends on
@@ -254,25 +266,24 @@ def advance_asset_nb(
         equity_row[k] = last_equity
     j_first = j
     start_equity = last_equity
-    work = zscore_scratch_nb()
 
     n_trades = 0
     while j < j_stop:
+        block_start = j
         block_end = min(j_stop, j + Z_BLOCK_BARS)
         # --- z of the block's bars into their equity slots -------------------
         roll_ref, roll_s1, roll_s2, roll_age, equal_run = rolling_zscores_nb(
             close, off, j, block_end, n, entry_z, exit_z, roll_ref, roll_s1, roll_s2, roll_age, equal_run,
-            equity_row, eq_base, work,
+            work,
         )
-        # --- the strategy over the block: z read from the slot, equity written
+        # --- the strategy over the block: z from the work row, equity written
         while j < block_end:
             if (pending == PENDING_NONE) & (flatten_pending == 0):
                 if side == FLAT:
                     # --- flat, nothing to fill: the next entry signal ---------
                     while j < block_end:
-                        slot = np.uint64(eq_base + j)
-                        z = equity_row[slot]
-                        equity_row[slot] = cash
+                        z = work[ZS_Z, np.uint64(j - block_start)]
+                        equity_row[np.uint64(eq_base + j)] = cash
                         if (z < long_entry_below) | (z > short_signal_above):
                             if (entry_from <= j) & (j < entry_until):
                                 pending = PENDING_LONG if z < long_entry_below else PENDING_SHORT
@@ -289,8 +300,7 @@ def advance_asset_nb(
                     quiet_end = min(block_end, last_bar)
                     while j < quiet_end:
                         g = np.uint64(off + j)
-                        slot = np.uint64(eq_base + j)
-                        z = equity_row[slot]
+                        z = work[ZS_Z, np.uint64(j - block_start)]
                         c = close[g]
                         o = open_[g]
                         if side == LONG:
@@ -303,7 +313,7 @@ def advance_asset_nb(
                                      | (low[g] <= take_profit) | (z <= short_exit_to))
                         if event | (equity < stop_out_equity) | (j >= hold_exit_bar):
                             break  # the full step below
-                        equity_row[slot] = equity
+                        equity_row[np.uint64(eq_base + j)] = equity
                         last_equity = equity
                         j += 1
                     if j == block_end:
@@ -311,7 +321,7 @@ def advance_asset_nb(
 
             # --- the full step for bar j: the spec's events 1-7 --------------
             g = np.uint64(off + j)
-            z = equity_row[np.uint64(eq_base + j)]
+            z = work[ZS_Z, np.uint64(j - block_start)]
             o = open_[g]
             h = high[g]
             lo = low[g]
@@ -498,12 +508,13 @@ def advance_shard_nb(
     written, trades_out TRADE_DT (n_assets, >= t_end-t_start) written,
     trade_counts int64 (n_assets,) written.
     """
+    work = zscore_work_nb(Z_BLOCK_BARS)
     for a in range(union_base.shape[0]):
         close = closes[a]
-        trade_counts[a] = advance_asset_nb(
+        trade_counts[a] = advance_asset_work_nb(
             a, opens[a], highs[a], lows[a], close, union_pos[a], union_base[a], 0, close.shape[0],
             params[a], state[a], instructions[a], t_start, t_end,
-            equity_out[a], trades_out[a],
+            equity_out[a], trades_out[a], work,
         )
 
 
@@ -519,10 +530,10 @@ def advance_shard_parallel_nb(
     for k in prange(union_base.shape[0]):
         a = np.int64(k)  # prange counts in uint64; typed lists are indexed by int64
         close = closes[a]
-        trade_counts[a] = advance_asset_nb(
+        trade_counts[a] = advance_asset_work_nb(
             a, opens[a], highs[a], lows[a], close, union_pos[a], union_base[a], 0, close.shape[0],
             params[a], state[a], instructions[a], t_start, t_end,
-            equity_out[a], trades_out[a],
+            equity_out[a], trades_out[a], zscore_work_nb(Z_BLOCK_BARS),
         )
 
 
