@@ -144,3 +144,27 @@ def test_exact_z_matches_numpy():
     z = exact_zscore_nb(close, 0, 49, 20)
     window = close[30:50]
     assert math.isclose(z, (close[49] - window.mean()) / window.std(), rel_tol=1e-12)
+
+
+def test_a_skipped_chunk_is_an_error():
+    """Equity is written by union position: a call whose chunk starts after the asset's next bar
+    (a chunk was skipped) raises instead of writing outside the row."""
+    from raybt.asset import shard_bars
+    from raybt.broker import initial_state, param_records, validate_params
+    from raybt.kernels import advance_shard_nb
+    from raybt.types import TRADE_DT, neutral_instructions
+
+    close = np.linspace(1.0, 2.0, 100)
+    params = param_records([validate_params({})])
+    for positions in (np.arange(100), np.arange(0, 200, 2)):  # consecutive, with gaps
+        bars = shard_bars([close], [close], [close], [close], [positions])
+        equity = np.zeros((1, 50))
+        trades = np.zeros((1, 50), dtype=TRADE_DT)
+        counts = np.zeros(1, dtype=np.int64)
+        with pytest.raises(ValueError, match="before t_start"):
+            advance_shard_nb(bars.opens, bars.highs, bars.lows, bars.closes, bars.union_pos, bars.union_base,
+                             params, initial_state(params), neutral_instructions(1), 10, 60, equity, trades, counts)
+        state = initial_state(params)
+        advance_shard_nb(bars.opens, bars.highs, bars.lows, bars.closes, bars.union_pos, bars.union_base,
+                         params, state, neutral_instructions(1), 0, 50, equity, trades, counts)
+        assert state["next_bar"][0] == (50 if positions[1] == 1 else 25)

@@ -19,10 +19,23 @@ formula (:func:`exact_zscore_nb`, used by the tests), and the rolling sums are
 part of the explicit kernel state, so a run split into chunks reproduces an
 unsplit run bit for bit.
 
+Most bars need neither the square root nor the division of the rolling z: its
+only uses are threshold comparisons and the guard test, and
+:func:`screened_zscore_nb` settles both from ``num**2`` against ``var`` times
+precomputed bounds (:func:`zscore_zones_nb`), returning a stand-in z that
+compares like the rolling z with every threshold. :func:`rolling_zscores_nb`
+computes the z of a run of bars in passes (running sums, screen, the few bars
+left to the exact z), with the rebuilds at exactly the bars where z computed
+bar by bar would have them.
+
 ATR
 ---
 ``ATR_j`` is the simple mean of the last ``m`` true ranges, summed left to right
 (exactly as the plain reference loop does), computed only at entry signals.
+
+Hot loops index arrays with unsigned integers where the index is known to be
+non-negative: numba then emits no negative-index wraparound, and the screen
+loop vectorises.
 """
 
 from __future__ import annotations

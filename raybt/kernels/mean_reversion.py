@@ -32,6 +32,23 @@ Portfolio instructions (interpretation of the spec's brief section):
 Units: prices in quote currency per unit, cash/equity/PnL in account
 currency; commission is a fraction of notional; spread and slippage are price
 units.
+
+How an asset's bars are advanced (:func:`advance_asset_work_nb`), for speed
+without changing a number (``tests/test_kernel_identical.py`` compares every
+output bit for bit with the kernel as of commit f7a5f7f):
+
+* bars go in blocks of ``Z_BLOCK_BARS``; the z-scores of a block's bars are
+  computed first, in a pass of their own (:func:`rolling_zscores_nb`: they
+  depend on the closes only), into a work row;
+* the strategy then walks the block. A flat bar with nothing pending only
+  tests z against the entry thresholds, and a bar of a trade entered earlier
+  where no stop, stop-out or exit decision fires only updates the equity;
+  each kind has a short loop of its own. Every other bar (fills, exits, the
+  breaker, the last bar) takes the full step, the spec's events 1-7 in order;
+* equity slots are indexed directly (consecutive union positions) or written
+  compactly and spread over the union positions at the end (assets with gaps);
+* with fixed sizing, the entry units are computed once per chunk and the
+  margin cap is evaluated only when it may bind.
 """
 
 from __future__ import annotations
@@ -262,6 +279,9 @@ def advance_asset_work_nb(
     if j_stop <= j:
         j_stop = j
         lead = width
+    elif (union_base + j if dense else union_pos[off + j]) < t_start:
+        # equity slots are written by position: a bar before the chunk has none
+        raise ValueError("advance_asset_nb: the asset's next bar lies before t_start (a chunk was skipped)")
     for k in range(min(lead, width)):  # union positions before the asset's first bar in the chunk
         equity_row[k] = last_equity
     j_first = j
@@ -271,7 +291,7 @@ def advance_asset_work_nb(
     while j < j_stop:
         block_start = j
         block_end = min(j_stop, j + Z_BLOCK_BARS)
-        # --- z of the block's bars into their equity slots -------------------
+        # --- z of the block's bars into the work row ------------------------
         roll_ref, roll_s1, roll_s2, roll_age, equal_run = rolling_zscores_nb(
             close, off, j, block_end, n, entry_z, exit_z, roll_ref, roll_s1, roll_s2, roll_age, equal_run,
             work,
