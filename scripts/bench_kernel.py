@@ -98,6 +98,7 @@ def plain_asset_nb(o, h, lo, c, n, entry_z, exit_z, m, sl_atr, tp_atr, cash, equ
     dsl = 0.0
     dtp = 0.0
     k = 0
+    inv_n = 1.0 / n
     for i in range(N):
         ci = c[i]
         d = ci - ref
@@ -191,8 +192,8 @@ def plain_asset_nb(o, h, lo, c, n, entry_z, exit_z, m, sl_atr, tp_atr, cash, equ
             side = 0
         # 6. decisions at the close
         if i >= n - 1 and run < n - 1:
-            mean = s1 / n
-            var = s2 / n - mean * mean
+            mean = s1 * inv_n
+            var = s2 * inv_n - mean * mean
             if var > 0.0:
                 z = (d - mean) / math.sqrt(var)
                 if side == 1:
