@@ -178,9 +178,9 @@ def zscore_zones_nb(entry_z, exit_z):
 
 
 # Rows of the work array of rolling_zscores_nb: the z of each bar of the call
-# (ZS_Z), and the running sums and deviations of each bar of a segment.
-ZS_Z, ZS_S1, ZS_S2, ZS_DEV = 0, 1, 2, 3
-ZS_ROWS = 4
+# (ZS_Z), and the running sums of each bar of a segment.
+ZS_Z, ZS_S1, ZS_S2 = 0, 1, 2
+ZS_ROWS = 3
 
 
 @njit(cache=True)
@@ -280,7 +280,6 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             s2 = s2 + (dev_new * dev_new - dev_old * dev_old)
             work[ZS_S1, i] = s1
             work[ZS_S2, i] = s2
-            work[ZS_DEV, i] = dev_new
             equal_run = equal_run + 1 if c == prev else 0
             prev = c
             long_runs += 1 if equal_run >= n - 1 else 0
@@ -291,7 +290,7 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             mean_dev = work[ZS_S1, i] * inv_n
             mean_square = work[ZS_S2, i] * inv_n
             var = mean_square - mean_dev * mean_dev
-            num = work[ZS_DEV, i] - mean_dev
+            num = (close[np.uint64(g + i)] - ref) - mean_dev
             z = screened_zscore_nb(num, var, mean_square, inner_sq, mid_lo_sq, mid_hi_sq, outer_sq,
                                    inner_z, mid_z, outer_z)
             work[ZS_Z, np.uint64(zs + i)] = z
@@ -314,7 +313,7 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
                 if var <= 0.0 or mean_square > ILL_CONDITIONED_RATIO * var:
                     rebuild = True  # the rolling z is NaN: undecidable
                 else:
-                    z = (work[ZS_DEV, i] - mean_dev) / math.sqrt(var)
+                    z = ((close[g + i] - ref) - mean_dev) / math.sqrt(var)
                     rebuild = undecidable_zscore_nb(z, abs_entry_z, entry_band, abs_exit_z, exit_band)
                     work[ZS_Z, zs + i] = z
                 if rebuild:
