@@ -316,82 +316,97 @@ def bench_identical(args, threads):
         width = max(b.n_bars(a) for a in range(n_assets))
         total_bars = sum(b.n_bars(a) for a in range(n_assets))
         instructions = neutral_instructions(n_assets)
-        k_equity = np.empty((n_assets, width))
-        k_trades = np.zeros((n_assets, width), dtype=TRADE_DT)
-        k_counts = np.zeros(n_assets, dtype=np.int64)
+        # outputs preallocated once per kernel and reused by every round
+        out = {kind: (np.empty((n_assets, width)), np.zeros((n_assets, width), dtype=TRADE_DT),
+                      np.zeros(n_assets, dtype=np.int64)) for kind in ("serial", "parallel")}
         p_equity = np.empty((n_assets, width))
         p_trades = np.zeros((n_assets, width, 8))
         p_counts = np.zeros(n_assets, dtype=np.int64)
 
-        def run_plain():
-            t0 = time.perf_counter()
-            plain_loop_nb(b.opens, b.highs, b.lows, b.closes, p["bb_period"], p["entry_z"], p["exit_z"],
-                          p["atr_period"], p["sl_atr"], p["tp_atr"], p["initial_capital"] * p["weight"],
-                          p_equity, p_trades, p_counts)
-            return time.perf_counter() - t0
+        def timed(call):
+            """(wall s, CPU s of all this process's threads) of one call."""
+            t0, c0 = time.perf_counter(), time.process_time()
+            call()
+            return time.perf_counter() - t0, time.process_time() - c0
 
-        def kernel_run(kernel, assets_per_task=0):
+        def run_plain():
+            return timed(lambda: plain_loop_nb(
+                b.opens, b.highs, b.lows, b.closes, p["bb_period"], p["entry_z"], p["exit_z"], p["atr_period"],
+                p["sl_atr"], p["tp_atr"], p["initial_capital"] * p["weight"], p_equity, p_trades, p_counts))
+
+        def kernel_run(kernel, kind, assets_per_task=0):
+            equity, trades, counts = out[kind]
+
             def run():
                 state = initial_state(params)  # fresh state, made outside the timing
-                t0 = time.perf_counter()
-                with parallel_chunksize(assets_per_task):
-                    kernel(b.opens, b.highs, b.lows, b.closes, b.union_pos, b.union_base, params, state,
-                           instructions, 0, width, k_equity, k_trades, k_counts)
-                return time.perf_counter() - t0
+
+                def call():
+                    with parallel_chunksize(assets_per_task):
+                        kernel(b.opens, b.highs, b.lows, b.closes, b.union_pos, b.union_base, params, state,
+                               instructions, 0, width, equity, trades, counts)
+                return timed(call)
             return run
 
         def run_read():
-            t0 = time.perf_counter()
-            read_only_serial(b.opens, b.highs, b.lows, b.closes)
-            return time.perf_counter() - t0
+            return timed(lambda: read_only_serial(b.opens, b.highs, b.lows, b.closes))
 
         runs = {
             "plain loop, 1 thread": run_plain,
-            "advance_shard_nb, 1 thread": kernel_run(advance_shard_nb),
+            "advance_shard_nb, 1 thread": kernel_run(advance_shard_nb, "serial"),
             # threads take PARALLEL_ASSETS_PER_TASK assets at a time, as AssetGroup runs it
-            f"advance_shard_parallel_nb, {threads} threads": kernel_run(advance_shard_parallel_nb,
+            f"advance_shard_parallel_nb, {threads} threads": kernel_run(advance_shard_parallel_nb, "parallel",
                                                                         PARALLEL_ASSETS_PER_TASK),
             "read-only ceiling, 1 thread": run_read,
         }
         for fn in runs.values():  # warm-up: JIT compile or cache load
             fn()
+        load_before = os.getloadavg()[0]
         times = {name: [] for name in runs}
         for _ in range(args.repeat):  # interleaved rounds
             for name, fn in runs.items():
                 times[name].append(fn())
+        load_after = os.getloadavg()[0]
 
-        # outputs of the last kernel run (parallel) and of the plain loop
-        kernel_trades = np.concatenate([k_trades[a, :k_counts[a]] for a in range(n_assets)])
         plain_trades = np.concatenate([p_trades[a, :p_counts[a]] for a in range(n_assets)])
-        same_trades = len(kernel_trades) == len(plain_trades) and all(
-            np.array_equal(kernel_trades[field].astype(np.float64), plain_trades[:, col])
+        kernel_trades = {}
+        for kind, (equity, trades, counts) in out.items():
+            kernel_trades[kind] = np.concatenate([trades[a, :counts[a]] for a in range(n_assets)])
+        k_trades = kernel_trades["serial"]
+        same_trades = len(k_trades) == len(plain_trades) and all(
+            np.array_equal(k_trades[field].astype(np.float64), plain_trades[:, col])
             for field, col in (("side", P_SIDE), ("units", P_UNITS), ("entry_bar", P_ENTRY_BAR),
                                ("entry_price", P_ENTRY_PRICE), ("exit_bar", P_EXIT_BAR),
                                ("exit_price", P_EXIT_PRICE), ("exit_reason", P_REASON), ("pnl", P_PNL)))
-        same_equity = np.array_equal(k_equity, p_equity)
-        end_k = int(np.sum(kernel_trades["exit_reason"] == 3))
+        same_equity = np.array_equal(out["serial"][0], p_equity)
+        serial_is_parallel = (np.array_equal(out["serial"][0], out["parallel"][0])
+                              and k_trades.tobytes() == kernel_trades["parallel"].tobytes())
+        end_k = int(np.sum(k_trades["exit_reason"] == 3))
         end_p = int(np.sum(plain_trades[:, P_REASON] == 3))
 
-        print(f"\n{n_assets} assets x {args.bars} bars = {total_bars / 1e6:.1f} M asset-bars")
-        print(f"{'kernel':<38} {'best s':>8} {'M asset-bars/s':>15} {'spread s (min-max)':>20} {'trades':>10} "
-              f"{'of which end':>13} {'sum PnL':>16}")
+        print(f"\n{n_assets} assets x {args.bars} bars = {total_bars / 1e6:.1f} M asset-bars; "
+              f"1-minute load average {load_before:.2f} before the timed rounds, {load_after:.2f} after")
+        print(f"{'kernel':<38} {'best s':>8} {'cpu s':>7} {'M asset-bars/s':>15} {'spread s (min-max)':>20} "
+              f"{'trades':>10} {'of which end':>13} {'sum PnL':>16}")
         rows = {}
         for name, ts in times.items():
-            best = min(ts)
-            rows[name] = total_bars / best / 1e6
+            wall, cpu = min(ts)  # the fastest round, and the CPU time it took
+            rows[name] = total_bars / wall / 1e6
             trades_col, end_col, pnl_col = "", "", ""
             if name.startswith("plain"):
                 trades_col, end_col, pnl_col = len(plain_trades), end_p, f"{plain_trades[:, P_PNL].sum():.6f}"
             elif name.startswith("advance"):
-                trades_col, end_col, pnl_col = len(kernel_trades), end_k, f"{kernel_trades['pnl'].sum():.6f}"
-            print(f"{name:<38} {best:>8.4f} {rows[name]:>15.1f} {f'{min(ts):.4f}-{max(ts):.4f}':>20} "
-                  f"{trades_col!s:>10} {end_col!s:>13} {pnl_col:>16}")
+                trades_col, end_col, pnl_col = len(k_trades), end_k, f"{k_trades['pnl'].sum():.6f}"
+            walls = [t[0] for t in ts]
+            print(f"{name:<38} {wall:>8.4f} {cpu:>7.3f} {rows[name]:>15.1f} "
+                  f"{f'{min(walls):.4f}-{max(walls):.4f}':>20} {trades_col!s:>10} {end_col!s:>13} {pnl_col:>16}")
         plain, serial, parallel, ceiling = rows.values()
+        per_round = [s[0] / t[0] for s, t in zip(times[list(times)[1]], times[list(times)[2]])]
         print(f"\nsame trades as the plain loop (every field, bit for bit): {same_trades}; "
-              f"same equity (every bar, bit for bit): {same_equity}")
+              f"same equity (every bar, bit for bit): {same_equity}; "
+              f"{threads}-thread kernel output = 1-thread kernel output: {serial_is_parallel}")
         print(f"ratio kernel 1 thread / plain loop:        {serial / plain:.2f}x")
         print(f"ratio kernel {threads} threads / kernel 1 thread:  {parallel / serial:.2f}x "
-              f"(per round: {', '.join(f'{s / t:.2f}' for s, t in zip(times[list(times)[1]], times[list(times)[2]]))})")
+              f"(best round vs best round; round by round: {', '.join(f'{r:.2f}' for r in per_round)})")
         print(f"ratio kernel 1 thread / read-only ceiling: {serial / ceiling:.2f}x")
 
 
