@@ -35,7 +35,9 @@ from raybt.kernels.indicators import (
 )
 from raybt.types import TRADE_DT, Z_TOLERANCE, neutral_instructions
 
+
 def slow(max_examples):
+    """Hypothesis settings for tests that run numba kernels on generated shards."""
     return settings(max_examples=max_examples, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -51,8 +53,7 @@ def asset_params(draw):
 @st.composite
 def asset_bars(draw, params, max_bars):
     if draw(st.booleans()):
-        o, h, lo, c = draw(adversarial_bars(params, max_bars=max_bars))
-        return o, h, lo, c
+        return draw(adversarial_bars(params, max_bars=max_bars))
     return tuple(np.asarray(x) for x in draw(bar_series(max_bars=max_bars)))
 
 
