@@ -33,21 +33,29 @@ TOL = 1e-9
 
 
 def zscore(close, i, n):
-    """z at bar i from the window's closes, or None (window short or all closes equal)."""
+    """z at bar i from the window's closes, or None (window short or all closes equal).
+
+    Two passes over the window, on the closes' deviations from close[i]: the
+    same z as from the closes themselves, but without the rounding of the
+    price level. (Summing raw closes whose spread is 1e-8 of their level, the
+    mean is off by ~1e-20 in price and z by ~1e-8, beyond the spec's 1e-9
+    tolerance; the deviations are exact, and z comes out to ~1e-15.)
+    """
     if i < n - 1:
         return None
     window = close[i - n + 1: i + 1]
     if all(x == window[0] for x in window):
         return None
+    ref = close[i]
     mean = 0.0
     for x in window:
-        mean = mean + x
+        mean = mean + (x - ref)
     mean = mean / n
     var = 0.0
     for x in window:
-        var = var + (x - mean) * (x - mean)
+        var = var + ((x - ref) - mean) * ((x - ref) - mean)
     sd = math.sqrt(var / n)
-    return (close[i] - mean) / sd
+    return (0.0 - mean) / sd
 
 
 def true_range(high, low, close, i):

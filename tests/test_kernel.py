@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernel_harness import kernel_run
+from kernel_strategies import bar_series, chunk_lists, param_sets
 from reference_sim import reference_run
 from scenarios import SCENARIOS
 from raybt.kernels import exact_zscore_nb
@@ -44,73 +45,6 @@ def test_scenarios_match_reference(scenario):
 
 
 # --- random bars and parameters ----------------------------------------------------
-
-@st.composite
-def bar_series(draw, min_bars=2, max_bars=240):
-    n = draw(st.integers(min_bars, max_bars))
-    seed = draw(st.integers(0, 2**32 - 1))
-    scale = draw(st.sampled_from([0.0001, 1.1, 25.0, 150.0, 40000.0]))
-    vol = draw(st.sampled_from([1e-4, 1e-3, 1e-2, 5e-2]))
-    revert = draw(st.sampled_from([0.0, 0.1, 0.5]))
-    flat_prob = draw(st.sampled_from([0.0, 0.0, 0.2, 0.6]))
-    rng = np.random.default_rng(seed)
-    x = np.zeros(n)
-    for i in range(1, n):
-        x[i] = x[i - 1] * (1 - revert) + rng.normal(0, vol) * (rng.random() > flat_prob)
-    close = scale * np.exp(x)
-    if draw(st.booleans()):  # quantise prices like a real feed (creates exact ties)
-        tick = scale * 1e-4
-        close = np.maximum(np.round(close / tick) * tick, tick)
-    gaps = rng.normal(0, vol / 2, n) * (rng.random(n) < 0.3)
-    open_ = np.empty(n)
-    open_[0] = close[0]
-    open_[1:] = close[:-1] * np.exp(gaps[1:])
-    wick = np.abs(rng.normal(0, vol, (2, n))) * (rng.random((2, n)) > 0.2)
-    high = np.maximum(open_, close) * np.exp(wick[0])
-    low = np.minimum(open_, close) * np.exp(-wick[1])
-    return open_.tolist(), high.tolist(), low.tolist(), close.tolist()
-
-
-@st.composite
-def param_sets(draw):
-    p = {
-        "bb_period": draw(st.integers(2, 30)),
-        "entry_z": draw(st.sampled_from([0.0, 0.5, 1.0, 1.5, 2.0, 2.5])),
-        "exit_z": draw(st.sampled_from([-0.5, 0.0, 0.0, 0.3, 1.0])),
-        "atr_period": draw(st.integers(1, 20)),
-        "sl_atr": draw(st.sampled_from([0.2, 0.5, 1.0, 1.5, 3.0])),
-        "tp_atr": draw(st.sampled_from([0.3, 1.0, 2.0, 3.0, 6.0])),
-        "allow_short": draw(st.booleans()),
-        "max_hold_bars": draw(st.sampled_from([0, 0, 1, 3, 10])),
-        "initial_capital": draw(st.sampled_from([1000.0, 100000.0])),
-        "weight": draw(st.sampled_from([1.0, 0.25])),
-        "sizing": draw(st.sampled_from(["fixed", "risk"])),
-        "size": draw(st.sampled_from([0.5, 1.0, 10.0, 1000.0, 1e6])),
-        "risk_per_trade": draw(st.sampled_from([0.001, 0.01, 0.05, 0.5])),
-        "lot_size": draw(st.sampled_from([0.0, 0.01, 1.0, 100.0])),
-        "contract_size": draw(st.sampled_from([1.0, 100.0, 100000.0])),
-        "leverage": draw(st.sampled_from([1.0, 5.0, 30.0, 500.0])),
-        "stop_out_level": draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])),
-        "commission": draw(st.sampled_from([0.0, 0.0002, 0.001])),
-    }
-    return p
-
-
-@st.composite
-def chunk_lists(draw, n):
-    k = draw(st.integers(0, 5))
-    starts = sorted(set(draw(st.lists(st.integers(1, max(1, n - 1)), min_size=k, max_size=k))))
-    chunks = [{"start": 0}]
-    for s in starts:
-        chunks.append({
-            "start": s,
-            "size_multiplier": draw(st.sampled_from([1.0, 0.5, 0.25, 2.0, 0.0])),
-            "halted": draw(st.booleans()),
-            "flatten": draw(st.sampled_from([False, False, True])),
-            "capital_adjustment": draw(st.sampled_from([0.0, 0.0, 500.0, -250.0])),
-        })
-    return chunks
-
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
@@ -211,3 +145,27 @@ def test_exact_z_matches_numpy():
     z = exact_zscore_nb(close, 0, 49, 20)
     window = close[30:50]
     assert math.isclose(z, (close[49] - window.mean()) / window.std(), rel_tol=1e-12)
+
+
+def test_a_skipped_chunk_is_an_error():
+    """Equity is written by union position: a call whose chunk starts after the asset's next bar
+    (a chunk was skipped) raises instead of writing outside the row."""
+    from raybt.asset import shard_bars
+    from raybt.broker import initial_state, param_records, validate_params
+    from raybt.kernels import advance_shard_nb
+    from raybt.types import TRADE_DT, neutral_instructions
+
+    close = np.linspace(1.0, 2.0, 100)
+    params = param_records([validate_params({})])
+    for positions in (np.arange(100), np.arange(0, 200, 2)):  # consecutive, with gaps
+        bars = shard_bars([close], [close], [close], [close], [positions])
+        equity = np.zeros((1, 50))
+        trades = np.zeros((1, 50), dtype=TRADE_DT)
+        counts = np.zeros(1, dtype=np.int64)
+        with pytest.raises(ValueError, match="before t_start"):
+            advance_shard_nb(bars.opens, bars.highs, bars.lows, bars.closes, bars.union_pos, bars.union_base,
+                             params, initial_state(params), neutral_instructions(1), 10, 60, equity, trades, counts)
+        state = initial_state(params)
+        advance_shard_nb(bars.opens, bars.highs, bars.lows, bars.closes, bars.union_pos, bars.union_base,
+                         params, state, neutral_instructions(1), 0, 50, equity, trades, counts)
+        assert state["next_bar"][0] == (50 if positions[1] == 1 else 25)
