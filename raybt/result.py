@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raybt.allocation.estimator import growth_net_of_transfers
 from raybt.coordinator import EVENT_COLUMNS
 from raybt.phases import PhaseTimer, phase
 from raybt.records import drawdown, trades_frame
@@ -107,13 +108,10 @@ def sleeve_performance(equity: np.ndarray, transfers) -> np.ndarray:
     """
     if transfers is None:
         return equity
-    moved = np.diff(transfers, axis=1)
-    base = equity[:, :-1] + moved
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(base > 0, equity[:, 1:] / base, 1.0)
+    growth = growth_net_of_transfers(equity[:, 1:], equity[:, :-1] + np.diff(transfers, axis=1))
     index = np.empty_like(equity)
     index[:, 0] = equity[:, 0]
-    index[:, 1:] = equity[:, :1] * np.cumprod(returns, axis=1)
+    index[:, 1:] = equity[:, :1] * np.cumprod(growth, axis=1)
     return index
 
 

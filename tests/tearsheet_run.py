@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raybt.broker import validate_params
+from raybt.config.params import validate_params
 from raybt.config import AssetConfig
 from raybt.data.synth import generate_universe
 from raybt.engine import PortfolioBacktester

@@ -151,7 +151,8 @@ def test_a_skipped_chunk_is_an_error():
     """Equity is written by union position: a call whose chunk starts after the asset's next bar
     (a chunk was skipped) raises instead of writing outside the row."""
     from raybt.asset import shard_bars
-    from raybt.broker import initial_state, param_records, validate_params
+    from raybt.broker import initial_state, param_records
+    from raybt.config.params import validate_params
     from raybt.kernels import advance_shard_nb
     from raybt.types import TRADE_DT, neutral_instructions
 

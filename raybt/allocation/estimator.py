@@ -122,6 +122,22 @@ def strategy_returns(equity: np.ndarray, names) -> pd.DataFrame:
     return pd.DataFrame(returns.T, columns=list(names))
 
 
+def growth_net_of_transfers(equity: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Per-bar growth factors ``E_t / (E_{t-1} + moved_t)`` of sleeves, elementwise.
+
+    ``base`` is each sleeve's previous equity plus the cash a rebalance moved
+    in at that bar (a transfer arrives before the bar's return, so it is not
+    a return). A base that is not positive (a sleeve stopped out to zero)
+    grows by 1 (a zero return). The one definition of a sleeve's own return
+    used by the coordinator's estimates (:func:`flow_adjusted_returns`) and the
+    result's time-weighted sleeve index (:func:`raybt.result.sleeve_performance`);
+    :func:`raybt.analysis.nb.sleeve_columns_nb` computes the same ratio from a
+    saved run in its one pass over the columns.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(base > 0, equity / base, 1.0)
+
+
 def flow_adjusted_returns(equity: np.ndarray, first: int, last: int, previous: np.ndarray,
                           bounds: np.ndarray, adjustments: dict) -> np.ndarray:
     """Per-bar sleeve returns over union positions ``[first, last)`` net of rebalancing transfers.
@@ -138,6 +154,4 @@ def flow_adjusted_returns(equity: np.ndarray, first: int, last: int, previous: n
         pos = int(bounds[chunk])
         if first <= pos < last:
             prev[:, pos - first] = prev[:, pos - first] + moved
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(prev > 0, window / prev - 1.0, 0.0)
-    return returns.T
+    return (growth_net_of_transfers(window, prev) - 1.0).T

@@ -43,7 +43,6 @@ from raybt.plots.base import (  # noqa: F401  (helpers used by the report and th
 from raybt.plots.breaker import _chunk_table, plot_drawdown, plot_multipliers  # noqa: F401
 from raybt.plots.cross import (  # noqa: F401
     _labelled_points,
-    _place_labels,
     asset_frontier_points,
     cluster_order,
     frontier_limits,

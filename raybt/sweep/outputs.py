@@ -105,46 +105,32 @@ def write_scatter(table: pd.DataFrame, labels: dict, path: Path, *, best_id: str
 
 
 def _place_labels(fig, ax, groups: dict, labels: dict, best_id: str | None) -> None:
-    """Annotate each point group, choosing for each label the first candidate
-    offset whose box overlaps no label placed so far nor any point marker."""
+    """Annotate each point group (points at one place share a label, at most three names and
+    "+n more"), placed by :func:`raybt.plots.labels.place_labels` clear of the other labels and
+    markers; the best point's label first, in bold red."""
+    from raybt.plots.labels import place_labels  # matplotlib only when a figure is drawn
+
+    if not groups:
+        return
     fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    offsets = [(8, 6), (8, -8), (-8, 6), (-8, -8), (14, 16), (14, -18), (-14, 16), (-14, -18),
-               (22, 0), (-22, 0), (0, 20), (0, -22), (26, 28), (26, -30), (-26, 28), (-26, -30),
-               (40, 8), (-40, 8), (40, -12), (-40, -12)]
-    point_px = [ax.transData.transform(k) for k in groups]
-    placed = []
-    inside = ax.get_window_extent(renderer)
-    # best point first, so it gets the nearest spot
+    to_pt = 72.0 / fig.dpi
     order = sorted(groups.items(), key=lambda kv: 0 if best_id in kv[1] else 1)
-    for (px, py), pids in order:
+    xy = np.array([key for key, _ in order], dtype=float)
+    texts = []
+    for _, pids in order:
         names = [labels.get(p, p) for p in pids]
-        text = names[0] if len(names) == 1 else "\n".join(names) if len(names) <= 3 else \
-            "\n".join(names[:3]) + f"\n+{len(names) - 3} more"
+        texts.append("\n".join(names) if len(names) <= 3 else "\n".join(names[:3]) + f"\n+{len(names) - 3} more")
+    disp = ax.transData.transform(xy) * to_pt
+    best = np.array([best_id in pids for _, pids in order])
+    markers = np.column_stack([disp, np.where(best, 10.0, 4.0)])  # the best point's star is larger
+    box = ax.get_window_extent()
+    offsets = place_labels(disp, texts, 8, markers, (box.x0 * to_pt, box.y0 * to_pt, box.x1 * to_pt, box.y1 * to_pt))
+    for (_, pids), text, (px, py), (ox, oy, ha, va) in zip(order, texts, xy, offsets):
         best = best_id in pids
-        chosen = None
-        for ox, oy in offsets:
-            ha = "left" if ox >= 0 else "right"
-            va = "bottom" if oy >= 0 else "top"
-            ann = ax.annotate(text, (px, py), xytext=(ox, oy), textcoords="offset points", fontsize=8,
-                              ha=ha, va=va, fontweight="bold" if best else "normal",
-                              color="#b00000" if best else "0.1", zorder=5,
-                              bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7),
-                              arrowprops=dict(arrowstyle="-", color="0.45", lw=0.6, shrinkA=0, shrinkB=3))
-            box = ann.get_window_extent(renderer).expanded(1.02, 1.05)
-            clash = any(box.overlaps(b) for b in placed) or any(
-                box.contains(qx, qy) for qx, qy in point_px) or not (
-                inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1))
-            if not clash:
-                chosen = ann
-                break
-            ann.remove()
-        if chosen is None:  # crowded: nearest spot with a leader line
-            chosen = ax.annotate(text, (px, py), xytext=(12, 12), textcoords="offset points", fontsize=8,
-                                 fontweight="bold" if best else "normal",
-                                 color="#b00000" if best else "0.1", zorder=5,
-                                 arrowprops=dict(arrowstyle="-", color="0.5", lw=0.6))
-        placed.append(chosen.get_window_extent(renderer))
+        ax.annotate(text, (px, py), xytext=(ox, oy), textcoords="offset points", fontsize=8, ha=ha, va=va,
+                    fontweight="bold" if best else "normal", color="#b00000" if best else "0.1", zorder=5,
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.7),
+                    arrowprops=dict(arrowstyle="-", color="0.45", lw=0.6, shrinkA=0, shrinkB=3))
 
 
 def best_config_text(point: SweepPoint, sweep_name: str, rank_by: str, value: float) -> str:

@@ -1,0 +1,38 @@
+"""``raybt run --layout actors --assets-per-actor 1`` on the default config and bundled universe:
+one shard actor per asset, and every result file byte for byte the one ``--engine local`` writes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# the files of a run that hold results (run_info.json has timings and the layout, report.html and the
+# figures say where the run was written, config.yaml names the engine the run was given)
+RESULT_FILES = ("portfolio_equity.parquet", "trades.parquet", "multipliers.parquet", "events.csv",
+                "weights.csv", "weights_history.csv", "analysis.json")
+
+
+def _run(tmp_path, name, *args):
+    out = tmp_path / name
+    done = subprocess.run([sys.executable, "-m", "raybt.cli", "run", "--out", str(out), "--no-progress",
+                           "--checkpoint-seconds", "0", *args],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out, done.stdout
+
+
+@pytest.mark.ray
+def test_one_actor_per_asset_equals_local_byte_for_byte(tmp_path):
+    local, _ = _run(tmp_path, "local", "--engine", "local")
+    actors, printed = _run(tmp_path, "actors", "--engine", "ray", "--layout", "actors", "--assets-per-actor", "1")
+    run = json.loads((actors / "run_info.json").read_text())["run"]
+    n_assets = len(json.loads((local / "metrics.json").read_text())["assets"])
+    assert run["layout"] == "actors" and run["n_shards"] == n_assets > 1, run
+    assert "layout: actors" in printed
+    for name in RESULT_FILES:
+        assert (local / name).read_bytes() == (actors / name).read_bytes(), name
+    metrics = [json.loads((folder / "metrics.json").read_text()) for folder in (local, actors)]
+    assert metrics[0] == metrics[1]
