@@ -76,7 +76,7 @@ class EngineConfig:
     assets_per_actor: int | None = None  # the actors layout: assets per shard actor (None: one shard per CPU)
     checkpoint_every: int = 0  # chunks between checkpoints on disk; 0 = off
     checkpoint_seconds: float = 60.0  # wall-clock seconds between checkpoints on disk; 0 = off
-    transport: str = "tasks"  # Ray chunk fan-out to AssetActors: tasks (actor calls) | compiled (Ray Compiled Graph)
+    transport: str = "tasks"  # Ray chunk fan-out to the Shard actors: tasks (actor calls) | compiled (Ray Compiled Graph)
 
 
 @dataclass(frozen=True)
