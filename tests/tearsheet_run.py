@@ -17,7 +17,7 @@ from raybt.config.params import validate_params
 from raybt.config import AssetConfig
 from raybt.data.synth import generate_universe
 from raybt.engine import PortfolioBacktester
-from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.config.portfolio import portfolio_config_from_dict
 
 N_BARS = 14 * 288
 #: per asset: contract size, leverage, spread, slippage, commission (different on purpose)

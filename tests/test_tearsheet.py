@@ -167,22 +167,25 @@ def test_breaker_drawdown_rebuilt_equals_what_the_breaker_recorded(analysis):
 
 
 def test_breaker_drawdown_column_of_events_is_used_when_present(run):
-    """The coordinator's events.csv with ``drawdown`` from the all-time peak on every row and
-    ``breaker_drawdown`` on trip/resume rows (issue 15): the breaker's numbers come from the
-    new column."""
+    """events.csv has ``drawdown`` from the all-time peak on every row and ``breaker_drawdown`` on
+    trip/resume rows (issue 15): the breaker's numbers come from that column. A run folder of the
+    earlier format (the breaker's measure in ``drawdown`` on those rows) gives the same numbers."""
     from raybt.analysis.tearsheet import breaker_summary
 
-    ev = run["events"].copy()
+    ev = run["events"]
     port = run["equity"]["equity"]
-    marks = ev["event"].isin(["trip", "resume"])
-    ev["breaker_drawdown"] = np.where(marks, ev["drawdown"], np.nan)
-    pos = port.index.get_indexer(pd.to_datetime(ev["decided_at"], utc=True))
-    ev["drawdown"] = (1 - port / port.cummax()).to_numpy()[pos]
+    marks = ev["event"].isin(["trip", "resume"]).to_numpy()
+    assert marks.any() and ev.loc[marks, "breaker_drawdown"].notna().all()
     new, _ = breaker_summary(ev, port)
-    old, _ = breaker_summary(run["events"], port)
+    recorded = ev.loc[marks, "breaker_drawdown"].tolist()
+    assert sorted(m["breaker_drawdown"] for m in new["trips"] + new["resumes"]) == sorted(recorded)
+    for m in new["trips"] + new["resumes"]:
+        assert m["breaker_drawdown"] == pytest.approx(m["breaker_drawdown_rebuilt"], abs=1e-12)
+    earlier = ev.drop(columns="breaker_drawdown")
+    earlier.loc[marks, "drawdown"] = ev.loc[marks, "breaker_drawdown"]
+    old, _ = breaker_summary(earlier, port)
     for a, b in zip(new["trips"] + new["resumes"], old["trips"] + old["resumes"]):
         assert a["breaker_drawdown"] == b["breaker_drawdown"]
-        assert a["breaker_drawdown"] == pytest.approx(a["breaker_drawdown_rebuilt"], abs=1e-12)
 
 
 # ------------------------------------------------------------------ trades

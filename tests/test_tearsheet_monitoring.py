@@ -5,7 +5,7 @@ uid, panels with grid positions inside the 24-column grid, Prometheus
 targets through the ``datasource`` variable), query each gauge under the
 name Ray's Prometheus export gives it (``ray_`` prefix, ``_total`` for the
 counter), and use only template variables it defines.  The names are
-checked against the gauges raybt.progress actually creates.
+checked against the gauges raybt.ray.metrics actually creates.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_dashboard_uses_only_variables_it_defines(dashboard):
 
 
 def test_names_match_the_gauges_raybt_creates(repo_root):
-    source = (repo_root / "raybt" / "progress.py").read_text()
+    source = (repo_root / "raybt" / "ray" / "metrics.py").read_text()
     created = re.findall(r'(Gauge|Counter)\("(raybt_\w+)"', source)
     exported = {f"ray_{name}" + ("_total" if kind == "Counter" else "") for kind, name in created}
     assert exported == set(METRICS)
