@@ -63,7 +63,8 @@ def test_risk_rules_are_active(local_result):
     assert (local_result.events["event"] == "trip").any(), "breaker never tripped"
 
 
-@pytest.mark.parametrize("assets_per_actor", [None, 15, 8, 1])  # None: colocated; 15, 8, 1: 1, 2 and 15 shard actors
+# None: colocated; 15, 8: 1 and 2 shard actors (one actor per asset: tests/test_layout_cli.py, on the default run)
+@pytest.mark.parametrize("assets_per_actor", [None, 15, 8])
 def test_ray_equals_local(ray_session, universe, local_result, assets_per_actor):
     config = _config()
     if assets_per_actor:
