@@ -42,3 +42,21 @@ def ray_session():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Every figure a ``plot_*`` call saves, after it is drawn (every figure module
+    saves through ``raybt.plots.base._save``)."""
+    from raybt.plots import base
+
+    figs = []
+    save = base._save
+
+    def keep(fig, path):
+        out = save(fig, path)
+        figs.append(fig)
+        return out
+
+    monkeypatch.setattr(base, "_save", keep)
+    return figs

@@ -22,22 +22,6 @@ from raybt.plots import figures as F
 from raybt.plots.report import write_figures
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """Every figure a ``plot_*`` call saves, after it is drawn (every figure module
-    saves through ``raybt.plots.base._save``)."""
-    from raybt.plots import base
-
-    figs = []
-    save = base._save
-
-    def keep(fig, path):
-        out = save(fig, path)
-        figs.append(fig)
-        return out
-
-    monkeypatch.setattr(base, "_save", keep)
-    return figs
 
 
 def _buckets(n: int, max_points: int) -> list[tuple[int, int]]:

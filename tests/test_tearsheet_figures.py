@@ -25,20 +25,6 @@ from raybt.plots import figures as F
 from raybt.plots.base import _HALT, _MIN_SPAN, _money
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    from raybt.plots import base
-
-    figs = []
-    save = base._save
-
-    def keep(fig, path):
-        out = save(fig, path)
-        figs.append(fig)
-        return out
-
-    monkeypatch.setattr(base, "_save", keep)
-    return figs
 
 
 # ------------------------------------------------------------------ legend entries
