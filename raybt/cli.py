@@ -225,18 +225,8 @@ def _run(args) -> int:
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])
     print(f"results: {out}")
-    print(phase_line(timer))
+    print(timer.one_line())
     return 0
-
-
-def phase_line(timer) -> str:
-    """The one-line phase breakdown printed at the end of a command; ``ray.init`` shown apart."""
-    from raybt.phases import PhaseTimer
-
-    seconds = timer.seconds
-    ray_init = seconds.pop("ray.init", None)
-    line = PhaseTimer(seconds).one_line()
-    return line + (f" (+ ray.init {ray_init:.1f} s)" if ray_init is not None else "")
 
 
 def print_asset_table(per_asset: dict) -> None:
@@ -277,7 +267,7 @@ def _report(args) -> int:
     with atomic_files(run_dir) as tmp:
         path = build_report(run_dir, run=run, frontier=not args.no_frontier, timer=timer, out_dir=tmp)
     print(f"report: {path}")
-    print(phase_line(timer))
+    print(timer.one_line())
     return 0
 
 

@@ -56,9 +56,14 @@ class PhaseTimer:
         return groups
 
     def one_line(self) -> str:
-        """``time: load 1.2 s, run 0.8 s, ... = 3.1 s`` (groups, in the order they ran)."""
-        parts = [f"{group} {_fmt(seconds)}" for group, seconds in self.by_group().items()]
-        return f"time: {', '.join(parts)} = {_fmt(self.total)}"
+        """``time: load 1.2 s, run 0.8 s, ... = 3.1 s (+ ray.init 6.1 s)`` (groups, in the order
+        they ran; starting Ray is shown apart: it is paid once per process, not per run)."""
+        seconds = dict(self._seconds)
+        ray_init = seconds.pop("ray.init", None)
+        rest = PhaseTimer(seconds)
+        parts = [f"{group} {_fmt(value)}" for group, value in rest.by_group().items()]
+        line = f"time: {', '.join(parts)} = {_fmt(rest.total)}"
+        return line + (f" (+ ray.init {_fmt(ray_init)})" if ray_init is not None else "")
 
     def table(self) -> str:
         """A fixed-width table: phase, seconds, share of the total; then the total."""

@@ -108,7 +108,9 @@ def test_max_assets_ranking_after_every_optimize_mode(world, tmp_path, capsys, m
     from raybt.result import PortfolioResult
 
     assert optimize(world, tmp_path / "opt", *MODE_ARGS[mode]) == 0
-    capsys.readouterr()
+    printed = capsys.readouterr().out.splitlines()
+    # the last line: the seconds of each phase the user waited for
+    assert printed[-1].startswith("time: load ") and " run " in printed[-1] and " file " in printed[-1], printed[-1]
     for preference in ("balanced", "drawdown"):
         doc = json.loads((tmp_path / "results" / f"best_configs_{preference}.json").read_text())
         # the document says how it was made

@@ -82,6 +82,7 @@ def optimize_command(args) -> int:
     from raybt.config.grid import load_grid
     from raybt.optimize.outputs import write_outputs
     from raybt.optimize.runner import run_optimization
+    from raybt.phases import PhaseTimer
     from raybt.results import new_run_dir
     from raybt.universe import load_asset_bars
 
@@ -98,26 +99,37 @@ def optimize_command(args) -> int:
 
     from raybt.config.defaults import default_config
 
-    grid = load_grid(getattr(args, "grid", None) or default_config(DEFAULT_GRID, _echo))
-    universe = load_asset_universe(getattr(args, "config", None) or default_config(DEFAULT_ASSET_CONFIG, _echo))
-    names = _asset_names(getattr(args, "assets", None), universe)
+    timer = PhaseTimer()
+    with timer.phase("load.config"):
+        grid = load_grid(getattr(args, "grid", None) or default_config(DEFAULT_GRID, _echo))
+        universe = load_asset_universe(getattr(args, "config", None) or default_config(DEFAULT_ASSET_CONFIG, _echo))
+        names = _asset_names(getattr(args, "assets", None), universe)
     out = Path(args.out) if getattr(args, "out", None) else new_run_dir(DEFAULT_RESULTS, "optimize")
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out}: output folder already exists and is not empty")
     assets = {}
-    for name in names:
-        asset = universe.get(name)
-        bars = load_asset_bars(asset, universe, getattr(args, "timeframe", None), echo=_echo)
-        assets[name] = (asset.params, bars)
+    with timer.phase("load.bars"):
+        for name in names:
+            asset = universe.get(name)
+            bars = load_asset_bars(asset, universe, getattr(args, "timeframe", None), echo=_echo)
+            assets[name] = (asset.params, bars)
     n_cand = len(grid.candidates())
     _echo(f"optimize: {len(assets)} assets x {n_cand} candidates, engine {engine}")
+    if engine == "ray":
+        from raybt.ray.runtime import ensure_ray
+
+        with timer.phase("ray.init"):
+            ensure_ray(getattr(args, "address", None))
     show = sys.stderr.isatty() and not getattr(args, "no_progress", False)
-    result = run_optimization(assets, grid, train=train, walk_forward=walk_forward, engine=engine,
-                              batch=batch, address=getattr(args, "address", None), progress=show)
+    with timer.phase("run.grid"):
+        result = run_optimization(assets, grid, train=train, walk_forward=walk_forward, engine=engine,
+                                  batch=batch, address=getattr(args, "address", None), progress=show)
     best_dir = getattr(args, "best_dir", None)
-    write_outputs(result, out, DEFAULT_RESULTS if best_dir is None else best_dir)
+    with timer.phase("file.outputs"):
+        write_outputs(result, out, DEFAULT_RESULTS if best_dir is None else best_dir)
     print_optimize_table(result)
     print(f"results: {out}")
+    print(timer.one_line())
     return 0
 
 
