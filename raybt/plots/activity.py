@@ -270,7 +270,7 @@ def _share_bands(fig, ax, x, shares: np.ndarray, assets: list,
             ax.fill_between(tx, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post",
                             facecolor="none", edgecolor="black", hatch="//", lw=0.6,
                             label="Target weights (lowest to highest)")
-    ax.set_ylim(bottom=0)
+    # limits from the data: shares near the target would be a flat line on a scale from 0
     _title(ax, f"Sleeves' shares of equity ({len(assets):,} sleeves: percentile bands, the {k} largest "
                f"and {k} smallest by mean share named)", fontsize=10.5)
     fig.legend(loc="outside right upper", fontsize=7.5, frameon=False)
