@@ -122,14 +122,12 @@ RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timefra
 
 
 def _run(args) -> int:
-    from raybt.checkpoints import find_resumable, start_run_dir
-    from raybt.engine import PortfolioBacktester
+    """``raybt run``: the request checked (flags, configs, output folder), then :func:`_run_checked`."""
+    from raybt.checkpoints import find_resumable
+    from raybt.config.resolve import (best_configs_provenance, check_chunk_timeframe, chunk_source,
+                                      preference_ranking, resolve_portfolio)
     from raybt.phases import PhaseTimer, phase
-    from raybt.config.resolve import (best_configs_provenance, check_chunk, check_chunk_timeframe, chunk_source,
-                                 preference_ranking, resolve_portfolio)
-    from raybt.progress import chunk_progress
     from raybt.results import check_output_dir, new_run_dir, partial_path
-    from raybt.timeline import chunk_bounds, union_timeline
 
     timer = PhaseTimer()
     resume = args.resume is not None
@@ -178,6 +176,31 @@ def _run(args) -> int:
         if partial_path(out).exists() and not args.overwrite:
             raise ConfigError(f"{out}: an unfinished run is already there ({partial_path(out)}); "
                               f"resume it with --resume {out}, delete it, or pass --overwrite")
+    # the figure workers start now, before Ray's threads, and import matplotlib while the run goes on
+    with _figure_pool() as figure_pool:
+        return _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best, out, resume,
+                            tmp if resume else None, figure_pool)
+
+
+def _figure_pool():
+    import contextlib
+
+    from raybt.plots.pool import FigurePool, figure_workers
+
+    workers = figure_workers()
+    return FigurePool(workers) if workers else contextlib.nullcontext()
+
+
+def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best, out, resume, tmp,
+                 figure_pool) -> int:
+    """``raybt run`` once its request is checked: Ray, the bars, the run, the files."""
+    from raybt.checkpoints import start_run_dir
+    from raybt.config.resolve import check_chunk, chunk_source
+    from raybt.engine import PortfolioBacktester
+    from raybt.phases import phase
+    from raybt.progress import chunk_progress
+    from raybt.timeline import chunk_bounds, union_timeline
+
     if args.engine == "ray":
         from raybt.ray.runtime import ensure_ray
 
@@ -221,7 +244,7 @@ def _run(args) -> int:
         _echo(f"warning: {line}")
     result.provenance["best_configs"] = best
     result.provenance["warnings"] = warnings
-    result.save(out, reuse=True, format=pconf.output.format, timer=timer)
+    result.save(out, reuse=True, format=pconf.output.format, timer=timer, figure_pool=figure_pool)
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])
     print(f"results: {out}")
@@ -264,8 +287,9 @@ def _report(args) -> int:
     with phase(timer, "report.load"):
         run = load_run(run_dir)
     # every file is written aside and moved into place whole: an interruption leaves old or new files, never half
-    with atomic_files(run_dir) as tmp:
-        path = build_report(run_dir, run=run, frontier=not args.no_frontier, timer=timer, out_dir=tmp)
+    with atomic_files(run_dir) as tmp, _figure_pool() as figure_pool:
+        path = build_report(run_dir, run=run, frontier=not args.no_frontier, timer=timer, out_dir=tmp,
+                            pool=figure_pool)
     print(f"report: {path}")
     print(timer.one_line())
     return 0

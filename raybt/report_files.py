@@ -29,7 +29,7 @@ from raybt.tables import check_format, write_table
 
 
 def write_portfolio_run(result, out: Path, *, report: bool = True, reuse: bool = False, format: str = "parquet",
-                        timer: PhaseTimer | None = None) -> Path:
+                        timer: PhaseTimer | None = None, figure_pool=None) -> Path:
     """Write the run folder; with ``report`` also the figures, summary and report.html.
 
     Everything is written into the temporary folder first, so a folder under
@@ -50,7 +50,7 @@ def write_portfolio_run(result, out: Path, *, report: bool = True, reuse: bool =
             if report:
                 from raybt.plots.report import build_report, run_from_result
 
-                build_report(tmp, run=run_from_result(result, tmp, out), timer=timer)
+                build_report(tmp, run=run_from_result(result, tmp, out), timer=timer, pool=figure_pool)
             with phase(timer, "file.tables"):  # what is left to wait for once the report is done
                 result.timings["table_write_s"] = tables.result()
         result.timings["phases"] = timer.seconds

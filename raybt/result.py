@@ -49,17 +49,19 @@ class PortfolioResult:
     provenance: dict = field(default_factory=dict)  # raybt version, config hash, data hashes
 
     def save(self, path, *, report: bool = True, reuse: bool = False, format: str = "parquet",
-             timer: PhaseTimer | None = None) -> Path:
+             timer: PhaseTimer | None = None, figure_pool=None) -> Path:
         """Write the run folder atomically (see :mod:`raybt.report_files`).
 
         ``format``: ``parquet`` (default) or ``csv`` for the large tables.
         ``reuse``: write into the run's existing ``.partial`` folder (the one
         its checkpoints went to) instead of a fresh one. ``timer``: gets one
-        phase per file, analysis step and figure.
+        phase per file, analysis step and figure. ``figure_pool``: a
+        :class:`raybt.plots.pool.FigurePool` drawing the figures in parallel.
         """
         from raybt.report_files import write_portfolio_run
 
-        return write_portfolio_run(self, Path(path), report=report, reuse=reuse, format=format, timer=timer)
+        return write_portfolio_run(self, Path(path), report=report, reuse=reuse, format=format, timer=timer,
+                                   figure_pool=figure_pool)
 
     @classmethod
     def load(cls, path) -> "PortfolioResult":

@@ -26,6 +26,7 @@ from raybt.plots import figures as F
 from raybt.analysis.periods import MONTHS
 from raybt.plots import sections as S
 from raybt.plots.activity import TOP_N
+from raybt.plots.pool import FigureJob, FigurePool, draw_figures
 from raybt.plots.html import _CSS, _e, _finite, _img
 from raybt.plots.sheet import TOP_ASSETS
 from raybt.run_folder import ReportError, _read_equity, load_run, run_from_result  # noqa: F401
@@ -121,101 +122,89 @@ def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None
                   events: pd.DataFrame | None = None,
                   multipliers: pd.DataFrame | None = None,
                   config: dict | None = None, frontier: bool = True,
-                  window_days: float = 30.0, timer=None) -> dict[str, Path]:
+                  window_days: float = 30.0, timer=None, pool: FigurePool | None = None) -> dict[str, Path]:
     """Write the PNGs of :data:`FIGURES` into ``run_dir``.
 
     ``analysis`` is :func:`raybt.analysis.analyse_run`'s result for the run
     (the tear-sheet figures read its tear-sheet keys and frames and say
     "no data" or why a view is unavailable when they are missing);
     ``equity`` the ``portfolio_equity`` frame (read from ``run_dir`` when
-    None); ``events``/``multipliers`` the loaded tables (optional); ``config`` the run's config dict (for the breaker level).
-    With ``frontier=False`` the frontier figure shows the points only.  Each
-    figure, with the data it alone needs, is timed as the phase
-    ``figure.<file name>`` of ``timer`` (a :class:`raybt.phases.PhaseTimer`,
-    optional).  Returns ``{file name: path}`` in :data:`FIGURES` order.
+    None); ``events``/``multipliers`` the loaded tables (optional); ``config``
+    the run's config dict (for the breaker level).  With ``frontier=False``
+    the frontier figure shows the points only.  ``pool``: a
+    :class:`raybt.plots.pool.FigurePool` drawing them in parallel (timed as
+    ``figure.parallel``); without one each figure is drawn here and timed as
+    the phase ``figure.<file name>`` of ``timer`` (a
+    :class:`raybt.phases.PhaseTimer`, optional).  Returns ``{file name:
+    path}`` in :data:`FIGURES` order.
     """
     run_dir = Path(run_dir)
     if equity is None:
         equity = _read_equity(run_dir)
+    jobs = figure_jobs(run_dir, analysis, equity, events=events, multipliers=multipliers, config=config,
+                       frontier=frontier, window_days=window_days)
+    return draw_figures(jobs, timer, pool)
+
+
+def figure_jobs(run_dir: Path, analysis: dict, equity: pd.DataFrame, *, events=None, multipliers=None,
+                config: dict | None = None, frontier: bool = True, window_days: float = 30.0) -> list[FigureJob]:
+    """What each figure of :data:`FIGURES` draws: its ``plot_*`` function and inputs."""
     frames = analysis.get("frames", {})
     assets = list(analysis.get("assets") or [c for c in equity.columns
                                               if c not in ("equity", "drawdown")])
     returns = frames.get("returns")
     port = F._portfolio_series(equity)
+    dd = equity["drawdown"].astype(float) if "drawdown" in equity.columns else _m.drawdown_series(port)
+    table = frames.get("monthly_table")
+    if table is None:
+        table = pd.DataFrame(columns=[*MONTHS, "Year"], dtype=float)
+    monthly = frames.get("monthly_assets")
+    total = frames["asset_table"]["return"] if frames.get("asset_table") is not None else None
+    c = analysis.get("costs") or {}
+    corr = frames.get("correlation")
+    if corr is None:
+        cm = analysis.get("correlation") or {}
+        corr = pd.DataFrame(cm.get("matrix") or [], index=cm.get("assets") or [], columns=cm.get("assets") or [])
+    pnl = pd.Series(analysis.get("pnl_attribution") or {}, dtype=float).reindex(assets)
+    risk = pd.Series(analysis.get("risk_attribution") or {}, dtype=float).reindex(assets)
+    ppy = analysis.get("periods_per_year", math.nan)
+    if analysis.get("asset_points"):  # each sleeve on the frontier's axes, from the analysis' own moments
+        apts = pd.DataFrame.from_dict(analysis["asset_points"], orient="index",
+                                      columns=["volatility", "return"], dtype=float)
+    elif returns is not None and ppy and math.isfinite(ppy):
+        apts = F.asset_frontier_points(returns, ppy)
+    else:
+        apts = pd.DataFrame(columns=["volatility", "return"], dtype=float)
+    points = analysis.get("points") or {}
+    total_return = (analysis.get("portfolio") or {}).get("total_return")
 
-    out = {}
-    with phase(timer, "figure.equity.png"):
-        out["equity.png"] = F.plot_equity(equity, run_dir / "equity.png", returns=returns,
-                                          assets=assets)
-    with phase(timer, "figure.drawdown.png"):
-        if "drawdown" in equity.columns:
-            dd = equity["drawdown"].astype(float)
-        else:
-            dd = _m.drawdown_series(port)
-        out["drawdown.png"] = F.plot_drawdown(dd, run_dir / "drawdown.png", events=events,
-                                              breaker_level=_breaker_level(config),
-                                              breaker_drawdown=frames.get("breaker_drawdown"))
-    with phase(timer, "figure.monthly_returns.png"):
-        table = frames.get("monthly_table")
-        if table is None:
-            table = pd.DataFrame(columns=[*MONTHS, "Year"], dtype=float)
-        out["monthly_returns.png"] = F.plot_monthly_returns(table, run_dir / "monthly_returns.png")
-    with phase(timer, "figure.asset_monthly_returns.png"):
-        monthly = frames.get("monthly_assets")
-        total = (frames["asset_table"]["return"] if frames.get("asset_table") is not None
-                 else None)
-        out["asset_monthly_returns.png"] = F.plot_asset_monthly_returns(
-            monthly if monthly is not None else pd.DataFrame(columns=assets, dtype=float),
-            run_dir / "asset_monthly_returns.png", total=total)
-    with phase(timer, "figure.trades.png"):
-        out["trades.png"] = F.plot_trades(frames.get("trade_analysis"), run_dir / "trades.png")
-    with phase(timer, "figure.costs.png"):
-        c = analysis.get("costs") or {}
-        out["costs.png"] = F.plot_costs(frames.get("costs"), c.get("portfolio"),
-                                        run_dir / "costs.png", available=bool(c.get("available")),
-                                        note=c.get("note"))
-    with phase(timer, "figure.exposure.png"):
-        out["exposure.png"] = F.plot_exposure(frames.get("exposure"), run_dir / "exposure.png",
-                                              note=(analysis.get("exposure") or {}).get("note"))
-    with phase(timer, "figure.weights.png"):
-        out["weights.png"] = F.plot_weights(equity, assets, frames.get("turnover"),
-                                            run_dir / "weights.png",
-                                            weights_history=frames.get("weights_history"))
-    with phase(timer, "figure.rolling_sharpe.png"):
-        out["rolling_sharpe.png"] = F.plot_rolling_sharpe(
-            port, run_dir / "rolling_sharpe.png", window_days=window_days)
-    with phase(timer, "figure.correlation.png"):
-        corr = frames.get("correlation")
-        if corr is None:
-            c = analysis.get("correlation") or {}
-            corr = pd.DataFrame(c.get("matrix") or [], index=c.get("assets") or [],
-                                columns=c.get("assets") or [])
-        out["correlation.png"] = F.plot_correlation(corr, run_dir / "correlation.png")
-    with phase(timer, "figure.attribution.png"):
-        pnl = pd.Series(analysis.get("pnl_attribution") or {}, dtype=float).reindex(assets)
-        risk = pd.Series(analysis.get("risk_attribution") or {}, dtype=float).reindex(assets)
-        out["attribution.png"] = F.plot_attribution(pnl, risk, run_dir / "attribution.png")
-    with phase(timer, "figure.frontier.png"):
-        ppy = analysis.get("periods_per_year", math.nan)
-        if analysis.get("asset_points"):  # each sleeve on the frontier's axes, from the analysis' own moments
-            apts = pd.DataFrame.from_dict(analysis["asset_points"], orient="index",
-                                          columns=["volatility", "return"], dtype=float)
-        elif returns is not None and ppy and math.isfinite(ppy):
-            apts = F.asset_frontier_points(returns, ppy)
-        else:
-            apts = pd.DataFrame(columns=["volatility", "return"], dtype=float)
-        points = analysis.get("points") or {}
-        total_return = (analysis.get("portfolio") or {}).get("total_return")
-        out["frontier.png"] = F.plot_frontier(
-            frames.get("frontier") if frontier else None, apts, run_dir / "frontier.png",
+    def job(name, function, *args, **kwargs):  # every plot_* takes its output path after its data
+        return FigureJob(name, function, (*args, run_dir / name), kwargs)
+
+    return [
+        job("equity.png", F.plot_equity, equity, returns=returns, assets=assets),
+        job("drawdown.png", F.plot_drawdown, dd, events=events, breaker_level=_breaker_level(config),
+            breaker_drawdown=frames.get("breaker_drawdown")),
+        job("monthly_returns.png", F.plot_monthly_returns, table),
+        job("asset_monthly_returns.png", F.plot_asset_monthly_returns,
+            monthly if monthly is not None else pd.DataFrame(columns=assets, dtype=float), total=total),
+        job("trades.png", F.plot_trades, frames.get("trade_analysis")),
+        job("costs.png", F.plot_costs, frames.get("costs"), c.get("portfolio"), available=bool(c.get("available")),
+            note=c.get("note")),
+        job("exposure.png", F.plot_exposure, frames.get("exposure"),
+            note=(analysis.get("exposure") or {}).get("note")),
+        job("weights.png", F.plot_weights, equity, assets, frames.get("turnover"),
+            weights_history=frames.get("weights_history")),
+        job("rolling_sharpe.png", F.plot_rolling_sharpe, port, window_days=window_days),
+        job("correlation.png", F.plot_correlation, corr),
+        job("attribution.png", F.plot_attribution, pnl, risk),
+        job("frontier.png", F.plot_frontier, frames.get("frontier") if frontier else None, apts,
             portfolio=_point(points, "portfolio"), equal_weight=_point(points, "equal_weight"),
             target_weights=_point(points, "weights"),
             total_return=float(total_return) if _finite(total_return) else None,
-            periods_per_year=float(ppy) if _finite(ppy) else None)
-    with phase(timer, "figure.multipliers.png"):
-        out["multipliers.png"] = F.plot_multipliers(multipliers, run_dir / "multipliers.png",
-                                                    events=events)
-    return out
+            periods_per_year=float(ppy) if _finite(ppy) else None),
+        job("multipliers.png", F.plot_multipliers, multipliers, events=events),
+    ]
 
 
 # ------------------------------------------------------------------ HTML
@@ -297,7 +286,7 @@ def render_html(run: dict, analysis: dict, figures: dict[str, Path]) -> str:
 # ------------------------------------------------------------------ entry point
 
 def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
-                 timer: PhaseTimer | None = None, out_dir=None) -> Path:
+                 timer: PhaseTimer | None = None, out_dir=None, pool: FigurePool | None = None) -> Path:
     """Write the figures, ``portfolio_summary.txt``, ``analysis.json`` and
     ``report.html`` of the run in ``run_dir``; returns the path of ``report.html``.
 
@@ -307,7 +296,8 @@ def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
     ``run_dir``; ``raybt report`` writes into a temporary folder and moves
     each finished file into place). ``timer`` gets one phase per step
     (``report.load``, the analysis steps, each figure, ``report.summary``,
-    ``report.html``).
+    ``report.html``). ``pool``: draws the figures in parallel
+    (:class:`raybt.plots.pool.FigurePool`).
 
     Raises :data:`ReportError` (``raybt.errors.ConfigError`` unless raybt
     defines a ``ReportError``) naming the file when the folder or its
@@ -324,7 +314,7 @@ def build_report(run_dir, *, frontier: bool = True, run: dict | None = None,
                            weights_history=run.get("weights_history"), timer=timer)
     figures = write_figures(out_dir, analysis, equity=run["equity"], events=run["events"],
                             multipliers=run["multipliers"], config=run["config"],
-                            frontier=frontier, timer=timer)
+                            frontier=frontier, timer=timer, pool=pool)
     title = run["config"].get("name") or Path(run.get("final_dir") or run["run_dir"]).name
     summary = out_dir / "portfolio_summary.txt"
     write_portfolio_summary(summary, run["equity"], run["trades"], run["metrics"], run["weights"],

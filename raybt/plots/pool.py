@@ -1,0 +1,122 @@
+"""Figures drawn in worker processes, several at a time.
+
+Matplotlib draws under the GIL, so the report's figures take the sum of their
+times in one process (about 4-8 s for the default run's 13 PNGs here).  A
+:class:`FigurePool` draws them in ``workers`` processes instead.  Its workers
+come from a *forkserver* started when the pool is made (before Ray or any
+other thread starts, so nothing is forked from a multi-threaded process),
+with :mod:`raybt.plots.figures` (matplotlib, pandas) imported once in the
+server: a command makes the pool at its start and the workers are ready,
+imports done, by the time the figures are due.
+
+Each figure is a :data:`FigureJob`: a module-level ``plot_*`` function and
+its arguments, pickled to a worker.  Inputs larger than
+:data:`MAX_INPUT_BYTES` (a 1,000-asset equity table) are drawn in this
+process instead, one after another, rather than copied.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import pandas as pd
+
+from raybt.phases import PhaseTimer, phase
+
+MAX_INPUT_BYTES = 256 * 1024 * 1024  # figure inputs above this are drawn in-process, not copied to a worker
+
+
+class FigureJob(NamedTuple):
+    """One PNG: ``function(*args, **kwargs)`` writes it and returns its path."""
+
+    name: str
+    function: Callable
+    args: tuple
+    kwargs: dict
+
+
+def _input_bytes(value: Any) -> int:
+    if isinstance(value, (pd.DataFrame, pd.Series)):
+        return int(value.memory_usage(deep=False).sum()) if isinstance(value, pd.DataFrame) \
+            else int(value.memory_usage(deep=False))
+    if isinstance(value, dict):
+        return sum(_input_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_input_bytes(v) for v in value)
+    return 0
+
+
+def _draw(job: FigureJob) -> tuple[Path, float]:
+    start = time.perf_counter()
+    path = job.function(*job.args, **job.kwargs)
+    return path, time.perf_counter() - start
+
+
+def _ready() -> int:
+    return os.getpid()
+
+
+def _ignore_interrupts() -> None:
+    """Workers leave Ctrl-C to the command (which stops them), so it prints no worker tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def figure_workers() -> int:
+    """Workers a command draws its figures with: 2 where there are 2 CPUs or more, else 0 (in-process)."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 0
+
+
+class FigurePool:
+    """``workers`` processes drawing figures; use as a context manager (workers stop at exit)."""
+
+    def __init__(self, workers: int = 2):
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["raybt.plots.figures"])
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                             initializer=_ignore_interrupts)
+        # start the workers now: they import matplotlib while the command loads and runs
+        self._warm = [self._executor.submit(_ready) for _ in range(workers)]
+
+    def __enter__(self) -> "FigurePool":
+        return self
+
+    def __exit__(self, kind, *exc) -> None:
+        self.close(wait=kind is None)  # after an error the command exits now, not once the workers are up
+
+    def close(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    def draw(self, jobs: list[FigureJob], timer: PhaseTimer | None = None) -> dict[str, Path]:
+        """Every job's PNG, ``{name: path}`` in ``jobs`` order.
+
+        ``timer`` gets ``figure.parallel``: the wall time of them all.
+        """
+        large = [_input_bytes((job.args, job.kwargs)) > MAX_INPUT_BYTES for job in jobs]
+        out: dict[str, Path] = {}
+        with phase(timer, "figure.parallel"):
+            futures = {job.name: self._executor.submit(_draw, job) for job, big in zip(jobs, large) if not big}
+            for job, big in zip(jobs, large):  # meanwhile, the large ones here
+                if big:
+                    out[job.name] = Path(job.function(*job.args, **job.kwargs))
+            for name, future in futures.items():
+                out[name] = Path(future.result()[0])
+        return {job.name: out[job.name] for job in jobs}
+
+
+def draw_figures(jobs: list[FigureJob], timer: PhaseTimer | None = None,
+                 pool: FigurePool | None = None) -> dict[str, Path]:
+    """The jobs drawn by ``pool``, or here one after another (``figure.<name>`` each) without one."""
+    if pool is not None:
+        return pool.draw(jobs, timer)
+    out = {}
+    for job in jobs:
+        with phase(timer, f"figure.{job.name}"):
+            out[job.name] = Path(job.function(*job.args, **job.kwargs))
+    return out
