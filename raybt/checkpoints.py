@@ -286,6 +286,10 @@ def load_checkpoint(tmp: Path, hashes: dict) -> tuple[dict, dict] | None:
     """
     folder = Path(tmp) / FOLDER
     if not (folder / MANIFEST).is_file():
+        for old in (Path(tmp) / "checkpoint.pkl", folder / "checkpoint.pkl"):
+            if old.exists():  # an earlier raybt's pickle: never read (it could run code), never ignored
+                raise ConfigError(f"{old}: a checkpoint of an earlier raybt, as a pickle, which raybt no "
+                                  f"longer reads (a pickle can run code); start the run again with --overwrite")
         return None
     manifest = _read_manifest(folder)
     saved = manifest["hashes"]

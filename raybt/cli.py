@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
-from raybt.errors import ConfigError, RaybtError
+from raybt.errors import ConfigError, RaybtError, RaybtWarning
 
 DEFAULT_ASSET_CONFIG = "assets_config_highperf.json"  # in ./configs, written from the packaged defaults if absent
 DEFAULT_RESULTS = Path("results")
@@ -214,10 +215,6 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
     n_assets = len(configs)
-    from raybt.data.checks import degenerate_warnings, result_warnings
-
-    warnings = [line for name, bars, asset in zip(backtester.names, backtester.bars, configs)
-                for line in degenerate_warnings(bars, f"asset {name}", asset.params)]
     # what runs, on stdout once everything is checked (stderr is for the progress bar and errors)
     print(f"parameters: {pconf.asset_config}"
           + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
@@ -238,12 +235,12 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     show = sys.stderr.isatty() and not args.no_progress
     with chunk_progress(n_chunks, f"{pconf.name} ({n_assets} assets, {args.engine})", show, dashboard) as update:
         backtester.progress = update
-        result = backtester.run(checkpoint_dir=tmp, resume=resume)
-    warnings += result_warnings({"portfolio": result.metrics["portfolio"], **result.metrics["assets"]})
-    for line in warnings:
+        with warnings.catch_warnings():  # printed below as warning: lines, not as Python warnings
+            warnings.simplefilter("ignore", RaybtWarning)
+            result = backtester.run(checkpoint_dir=tmp, resume=resume)
+    for line in result.provenance["warnings"]:
         _echo(f"warning: {line}")
     result.provenance["best_configs"] = best
-    result.provenance["warnings"] = warnings
     result.save(out, reuse=True, format=pconf.output.format, timer=timer, figure_pool=figure_pool)
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])

@@ -22,3 +22,9 @@ class ConfigError(RaybtError):
 
 class ClusterError(RaybtError):
     """The Ray cluster cannot be reached or used."""
+
+
+class RaybtWarning(UserWarning):
+    """Data or results that run but say little (a constant price, no trades): issued by
+    ``PortfolioBacktester.run`` and kept in ``result.provenance["warnings"]``; the CLI prints each as
+    ``warning: ...``."""

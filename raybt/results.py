@@ -91,8 +91,31 @@ def check_output_dir(final: Path) -> None:
             raise ConfigError(f"{final}: cannot create the output folder: {parent} is a file, not a folder")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise ConfigError(f"{final}: output folder not writable ({parent}: permission denied)")
+        _probe(parent)
     except OSError as exc:
         raise ConfigError(f"{final}: output folder not usable ({os_error_text(exc)})") from None
+
+
+def _probe(folder: Path) -> None:
+    """Create and remove a folder in ``folder``: permissions say yes to root even where nothing can be
+    written (/proc, a read-only mount); this asks the file system (OSError if it refuses)."""
+    import tempfile
+
+    os.rmdir(tempfile.mkdtemp(prefix=".raybt-probe-", dir=folder))
+
+
+def check_writable_folder(folder: Path, what: str = "folder") -> None:
+    """``folder`` (existing or not) can receive files: ConfigError naming it, one line, if not."""
+    folder = Path(folder)
+    try:
+        parent = folder
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise ConfigError(f"{folder}: {what} not usable: {parent} is a file, not a folder")
+        _probe(parent)
+    except OSError as exc:
+        raise ConfigError(f"{folder}: {what} not writable ({os_error_text(exc)})") from None
 
 
 def lock_partial(tmp: Path) -> None:

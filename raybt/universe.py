@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from raybt.config.universe import AssetConfig, AssetUniverse, SyntheticSpec
-from raybt.errors import DataError
+from raybt.errors import ConfigError, DataError
 
 
 def ensure_synthetic(spec: SyntheticSpec, echo=None) -> None:
@@ -70,13 +70,17 @@ def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
     """Validated bars of one asset, resampled to ``timeframe`` (default: the asset's)."""
     from raybt.data.loader import load_bars
     from raybt.data.resample import resample_bars
-    from raybt.data.timeframes import infer_timeframe, parse_timeframe
+    from raybt.data.timeframes import infer_timeframe, parse_timeframe, timeframe_label
 
     if _needs_synthetic(asset, universe):
         ensure_synthetic(universe.synthetic, echo)
     bars = load_bars(asset.data, timestamp_format=asset.timestamp_format)
     target = parse_timeframe(timeframe or asset.timeframe)
-    if len(bars) > 1 and target > infer_timeframe(bars.index):
+    native = infer_timeframe(bars.index) if len(bars) > 1 else None
+    if timeframe and native is not None and target < native:  # asked for: it cannot be had
+        raise ConfigError(f"{asset.data}: --timeframe {timeframe} is finer than the {timeframe_label(native)} bars of "
+                          f"asset {asset.name}; bars can only be resampled to a coarser timeframe")
+    if native is not None and target > native:
         bars = resample_bars(bars, target)
     if len(bars) < 2:
         raise DataError(f"{asset.data}: only {len(bars)} bar(s); a backtest needs at least 2")

@@ -140,14 +140,19 @@ def test_a_crafted_checkpoint_cannot_execute_code(assets, interrupted, tmp_path_
     assert not marker.exists()
 
 
-def test_an_old_pickle_checkpoint_is_never_read(assets, reference, tmp_path, tmp_path_factory):
+@pytest.mark.parametrize("where", [".", FOLDER])
+def test_an_old_pickle_checkpoint_is_never_read(assets, tmp_path, tmp_path_factory, where):
+    """A checkpoint.pkl (where an earlier raybt wrote it, or in checkpoint/) is refused by name, never
+    unpickled, and not silently ignored either (the run would restart from its beginning unsaid)."""
     import pickle
 
     marker = tmp_path_factory.mktemp("payload") / "pwned"
-    (tmp_path / "checkpoint.pkl").write_bytes(pickle.dumps(Payload(marker)))
-    result = PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=tmp_path, resume=True)
+    (tmp_path / where).mkdir(exist_ok=True)
+    (tmp_path / where / "checkpoint.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(ConfigError, match=r"checkpoint.pkl: a checkpoint of an earlier raybt, as a pickle, "
+                                          r"which raybt no longer reads \(a pickle can run code\)"):
+        PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=tmp_path, resume=True)
     assert not marker.exists()
-    _same(reference, result)  # no checkpoint of the new kind: the run starts from the beginning
 
 
 def test_digests_are_checked_before_anything_is_loaded(assets, interrupted):

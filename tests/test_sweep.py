@@ -293,3 +293,20 @@ def test_sweep_on_a_cluster_whose_workers_have_no_data_files(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1].split()
     assert last[:2] == ["NODES", "3"] and last[2:] == ["OK", "2"], done.stdout
+
+
+def test_sweep_out_into_a_folder_that_is_not_a_sweeps_is_refused(universe_dir, tmp_path, capsys):
+    """A finished run folder (or any folder of other files) as --out: refused before anything runs,
+    not mixed with points/, sweep.json and the scatter. An earlier sweep's folder is reused."""
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    for name in ("metrics.json", "portfolio_equity.parquet", "report.html"):
+        (run_folder / name).write_text("{}")
+    path = _write_sweep(universe_dir, "refused.yaml", name="refused", parameters=PRODUCT)
+    parser = add_sweep_arguments(argparse.ArgumentParser())
+    args = parser.parse_args([str(path), "--engine", "local", "--out", str(run_folder), "--no-progress"])
+    with pytest.raises(ConfigError, match=r"run: output folder already holds files that are not a sweep's "
+                                          r"\(metrics.json, portfolio_equity.parquet, report.html\)"):
+        sweep_command(args)
+    assert sorted(p.name for p in run_folder.iterdir()) == ["metrics.json", "portfolio_equity.parquet",
+                                                             "report.html"]

@@ -84,6 +84,18 @@ def test_ambiguous_dates_are_refused_with_a_hint(tmp_path):
                               f"asset config or --date-format")
 
 
+def test_iso_rows_then_day_first_rows_are_refused(tmp_path):
+    """ISO dates, then d/m/y dates from row 1001 on (a file appended to by another tool): the later
+    rows were read month-first one by one (4 January became 1 April)."""
+    stamps = pd.date_range("2024-01-01", periods=2000, freq="5min", tz="UTC")
+    text = list(stamps[:1000].strftime("%Y-%m-%d %H:%M")) + list(stamps[1000:].strftime("%d/%m/%Y %H:%M"))
+    path = write_csv(tmp_path / "mixed.csv", "date,open,high,low,close,volume", text, ohlc_rows(len(text)))
+    with pytest.raises(DataError, match=r"mixed.csv: column 'date', data row 1001: date '04/01/2024 11:20' is "
+                                        r"day/month/year or month/day/year while row 1 \('2024-01-01 00:00'\) "
+                                        r"is not: one date format per file"):
+        load_bars(path)
+
+
 def test_first_ambiguous_row_is_named(tmp_path):
     path = write_csv(tmp_path / "x.csv", "Date,Open,High,Low,Close", ["01/01/2019", "02/02/2019", "03/02/2019"],
                      ohlc_rows(3)[:, :4])
@@ -336,3 +348,41 @@ def test_result_warnings_match_what_the_run_gives(tmp_path):
     lines = result_warnings({"TINY": tiny.metrics, "FLAT": flat.metrics, "OK": normal.metrics})
     assert lines == ["TINY: Sharpe is NaN (the equity never changed, or too few bars)", "FLAT: no trades",
                      "FLAT: Sharpe is NaN (the equity never changed, or too few bars)"]
+
+
+def test_the_python_api_warns_like_the_cli():
+    """PortfolioBacktester.run issues a RaybtWarning per finding and keeps the lines in
+    ``result.provenance["warnings"]`` (run_info.json's warnings); only raybt run printed them."""
+    from raybt.config.portfolio import portfolio_config_from_dict
+    from raybt.config.universe import AssetConfig
+    from raybt.engine import PortfolioBacktester
+    from raybt.errors import RaybtWarning
+
+    params = validate_params({})
+    frames = {"OK": bars_of(ohlc_rows(3000)),
+              "FLAT": bars_of(np.column_stack([np.full((3000, 4), 1.25), np.ones(3000)]))}
+    assets = {name: (AssetConfig(name=name, data=None, timeframe="5m", params=params), bars)
+              for name, bars in frames.items()}
+    config = portfolio_config_from_dict({"name": "w", "risk": {"cluster_correlation": None}}, "w")
+    with pytest.warns(RaybtWarning) as caught:
+        result = PortfolioBacktester(assets, config, engine="local").run()
+    said = [str(w.message) for w in caught]
+    assert said == result.provenance["warnings"]
+    assert "FLAT: no trades" in said and any(line.startswith("asset FLAT: ") for line in said)
+    assert not any(line.startswith(("OK", "asset OK")) for line in said)
+
+
+def test_cli_timeframe_finer_than_the_bars_is_refused(tmp_path, capsys, monkeypatch):
+    """--timeframe 1m on 1h bars ran the 1h bars without a word."""
+    monkeypatch.chdir(tmp_path)
+    assets = {"assets": {n: {"data": str(ambiguous_file(tmp_path, f"{n}.csv")), "timeframe": "1h",
+                             "timestamp_format": "%d/%m/%Y %H:%M"} for n in ("A", "B")}}
+    (tmp_path / "assets.json").write_text(json.dumps(assets))
+    portfolio = tmp_path / "p.yaml"
+    portfolio.write_text(f"name: t\nasset_config: {tmp_path / 'assets.json'}\nengine:\n  chunk: 1D\n")
+    rc = main(["run", str(portfolio), "--engine", "local", "--no-progress", "--timeframe", "1m",
+               "--out", str(tmp_path / "r")])
+    message = one_line_error(capsys, rc)
+    assert message == (f"error: {tmp_path / 'A.csv'}: --timeframe 1m is finer than the 1h bars of asset A; "
+                       f"bars can only be resampled to a coarser timeframe")
+    assert not (tmp_path / "r").exists()

@@ -406,3 +406,20 @@ def test_stitched_equity_stays_flat_after_ruin():
     equity, metrics = stitch_test_spans("a", p, windows, runs)
     np.testing.assert_allclose(equity["equity"].to_numpy(), [100, 50, 80, 80, 88, 96, 104, 112])
     assert metrics["total_return"] == pytest.approx(0.8 * 1.4 - 1)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--out", "/proc/raybt-out"], "/proc/raybt-out: output folder not usable"),
+    (["--best-dir", "/proc/raybt-best"], "/proc/raybt-best: --best-dir folder not writable"),
+    (["--batch", "0"], "--batch must be >= 1, got 0"),
+], ids=["out unwritable", "best-dir unwritable", "batch 0"])
+def test_optimize_refuses_what_it_could_not_finish_before_running(world, tmp_path, capsys, args, needle):
+    """An output it could not write is found before the grid runs (the error came after it, below the
+    banner), and --batch 0 is an error (it silently became 128)."""
+    out = tmp_path / "opt"
+    rc = main(["optimize", "--config", str(world / "assets.json"), "--grid", str(world / "grid.yaml"),
+               "--engine", "local", "--no-progress", *(["--out", str(out)] if "--out" not in args else []), *args])
+    captured = capsys.readouterr()
+    assert rc == 2 and "Traceback" not in captured.err
+    assert captured.err.splitlines() == [captured.err.splitlines()[0]] and needle in captured.err, captured.err
+    assert captured.err.startswith("error: ") and not out.exists()

@@ -164,6 +164,15 @@ def _parse_times(raw: pd.Series, source: str, where: str, fmt: str | None = None
     try:
         parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
         if parsed.isna().any():
+            # rows that are not ISO: a d/m/y or m/d/y date among them would be read month-first, row
+            # by row, whatever the file meant
+            other = np.flatnonzero(parsed.isna().to_numpy() & text.str.match(_DAY_MONTH.pattern).to_numpy())
+            if len(other):
+                row = int(other[0])
+                _fail(source, where, row + 1, None,
+                      f"date {shown.iloc[row]!r} is day/month/year or month/day/year while row 1 "
+                      f"({shown.iloc[0]!r}) is not: one date format per file, or set timestamp_format "
+                      f"(e.g. {_example_format(shown.iloc[row])}) in the asset config or --date-format")
             parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
     except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
         parsed = pd.Series([_one_time(x) for x in text], index=text.index)

@@ -21,6 +21,7 @@ place (the frames' columns locally, the stored arrays on Ray), never a copy.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import pandas as pd
 from raybt.engine.execute import LocalExecution, drive
 from raybt.engine.intake import take_bars
 from raybt.engine.plan import make_plan
-from raybt.errors import ConfigError
+from raybt.errors import ConfigError, RaybtWarning
 from raybt.phases import PhaseTimer, phase
 from raybt.result import PortfolioResult, assemble_result
 
@@ -172,7 +173,22 @@ class PortfolioBacktester:
         self.run_info = RunInfo(self.engine, layout.kind, layout.describe(plan.names), layout.n_shards,
                                 stats.nodes, stats.recoveries)
         timings.update(n_chunks=len(plan.bounds) - 1, n_shards=layout.n_shards)
-        return self._result(plan, output, timings, provenance)
+        result = self._result(plan, output, timings, provenance)
+        with phase(timer, "metrics.warnings"):
+            result.provenance["warnings"] = self._warnings(plan.intake, result)
+        for line in result.provenance["warnings"]:
+            warnings.warn(line, RaybtWarning, stacklevel=2)
+        return result
+
+    @staticmethod
+    def _warnings(intake, result) -> list[str]:
+        """What makes this run say little: degenerate bars (a constant or vanishing price, sizes that
+        round to nothing) and results without trades or a Sharpe (:mod:`raybt.data.checks`)."""
+        from raybt.data.checks import degenerate_warnings, result_warnings
+
+        found = [line for name, bars, asset in zip(intake.names, intake.bars, intake.configs)
+                 for line in degenerate_warnings(bars, f"asset {name}", asset.params)]
+        return found + result_warnings({"portfolio": result.metrics["portfolio"], **result.metrics["assets"]})
 
     def _result(self, plan, output, timings, provenance) -> PortfolioResult:
         import raybt

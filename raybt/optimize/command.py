@@ -83,7 +83,7 @@ def optimize_command(args) -> int:
     from raybt.optimize.outputs import write_outputs
     from raybt.optimize.runner import run_optimization
     from raybt.phases import PhaseTimer
-    from raybt.results import new_run_dir
+    from raybt.results import check_output_dir, check_writable_folder, new_run_dir
     from raybt.universe import load_asset_bars
 
     train = getattr(args, "train", None)
@@ -92,7 +92,8 @@ def optimize_command(args) -> int:
         raise ConfigError(f"--train must be a fraction in (0, 1), got {train}")
     if walk_forward is not None and walk_forward < 1:
         raise ConfigError(f"--walk-forward must be >= 1, got {walk_forward}")
-    batch = getattr(args, "batch", 128) or 128
+    batch = getattr(args, "batch", None)
+    batch = 128 if batch is None else batch
     if batch < 1:
         raise ConfigError(f"--batch must be >= 1, got {batch}")
     engine = getattr(args, "engine", "ray") or "ray"
@@ -105,8 +106,9 @@ def optimize_command(args) -> int:
         universe = load_asset_universe(getattr(args, "config", None) or default_config(DEFAULT_ASSET_CONFIG, _echo))
         names = _asset_names(getattr(args, "assets", None), universe)
     out = Path(args.out) if getattr(args, "out", None) else new_run_dir(DEFAULT_RESULTS, "optimize")
-    if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out}: output folder already exists and is not empty")
+    check_output_dir(out)  # both folders before the grid runs, not after
+    best_dir = getattr(args, "best_dir", None)
+    check_writable_folder(DEFAULT_RESULTS if best_dir is None else Path(best_dir), "--best-dir folder")
     assets = {}
     with timer.phase("load.bars"):
         for name in names:
@@ -124,7 +126,6 @@ def optimize_command(args) -> int:
     with timer.phase("run.grid"):
         result = run_optimization(assets, grid, train=train, walk_forward=walk_forward, engine=engine,
                                   batch=batch, address=getattr(args, "address", None), progress=show)
-    best_dir = getattr(args, "best_dir", None)
     with timer.phase("file.outputs"):
         write_outputs(result, out, DEFAULT_RESULTS if best_dir is None else best_dir)
     print_optimize_table(result)

@@ -257,6 +257,20 @@ def load_point_summary(points_dir: Path, point_id: str) -> tuple[dict, float]:
 # --- the sweep -----------------------------------------------------------------------------
 
 
+def check_sweep_folder(out: Path) -> None:
+    """``out`` is new, empty or an earlier sweep's folder (whose finished points are reused); a folder
+    holding anything else (a run, an optimisation, your files) is refused rather than mixed into."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ConfigError(f"{out}: output path exists and is not a folder")
+    entries = sorted(p.name for p in out.iterdir())
+    if entries and not ((out / "points").is_dir() or (out / "sweep.json").is_file()):
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise ConfigError(f"{out}: output folder already holds files that are not a sweep's ({shown}); "
+                          f"choose another --out")
+
+
 def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | None = None,
               rank_by: str | None = None, progress: bool = False, max_parallel: int | None = None,
               best_configs_dir="results", echo=None) -> SweepResult:
@@ -284,6 +298,7 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     t_resolved = time.perf_counter()
     out = Path(out) if out is not None else new_run_dir("results", f"sweep-{spec.name}")
     points_dir = out / "points"
+    check_sweep_folder(out)
     try:
         points_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
