@@ -100,3 +100,32 @@ def test_ray_equals_local_with_reestimated_weights(ray_session, universe, result
     pd.testing.assert_frame_equal(result.equity, ray_result.equity, check_exact=True)
     pd.testing.assert_frame_equal(result.trades, ray_result.trades, check_exact=True)
     pd.testing.assert_frame_equal(result.weight_history, ray_result.weight_history, check_exact=True)
+
+
+def test_the_three_readers_of_transfers_agree_on_a_sleeves_own_return(result):
+    """A sleeve's return net of rebalancing transfers, ``E_t / (E_{t-1} + moved_t) - 1``, as the
+    coordinator's estimator (flow_adjusted_returns), the result's time-weighted index and the analysis
+    of a saved run (sleeve_returns with the multipliers' flows) compute it: the same numbers."""
+    from raybt.allocation.estimator import flow_adjusted_returns
+    from raybt.analysis import capital_flows, sleeve_returns
+
+    names = list(result.weights.index)
+    equity = result.equity[names].to_numpy(dtype=np.float64).T
+    m = result.multipliers
+    assert (m["capital_adjustment"] != 0).any()  # the run moved cash between sleeves
+    flows = capital_flows(m, result.equity.index, names)
+    analysed = sleeve_returns(result.equity, names, flows).to_numpy()
+    # the result's index: final/initial of its per-bar growth is the time-weighted return in metrics.json
+    index = np.cumprod(np.r_[[np.ones(len(names))], 1.0 + analysed], axis=0)
+    for j, name in enumerate(names):
+        assert index[-1, j] - 1.0 == pytest.approx(result.metrics["assets"][name]["total_return"], rel=1e-9)
+    # the coordinator's estimator over the whole run, transfers at the first bar of their chunk
+    starts = m.groupby("chunk")["chunk_start"].first()
+    bounds = result.equity.index.get_indexer(pd.to_datetime(starts, utc=True))
+    adjustments = {int(chunk): frame.set_index("asset").reindex(names)["capital_adjustment"].to_numpy(float)
+                   for chunk, frame in m.groupby("chunk") if (frame["capital_adjustment"] != 0).any()}
+    chunk_of = dict(zip(starts.index.astype(int), bounds))
+    estimated = flow_adjusted_returns(equity, 1, equity.shape[1], equity[:, 0],
+                                      np.array([chunk_of.get(k, -1) for k in range(max(chunk_of) + 1)]),
+                                      adjustments)
+    np.testing.assert_allclose(estimated, analysed, rtol=0, atol=1e-15)
