@@ -177,21 +177,6 @@ class ChunkReport:
     trades: np.ndarray
     state: np.ndarray
 
-    def to_wire(self) -> tuple:
-        """Plain-array tuple for transport between processes.
-
-        Record arrays travel as raw bytes (``uint8`` views): Ray serialises a
-        tuple of plain arrays several times faster than a dataclass holding
-        structured arrays. :meth:`from_wire` restores the exact records.
-        """
-        return (self.t_start, self.t_end, self.equity, self.trades.view(np.uint8), self.state.view(np.uint8))
-
-    @classmethod
-    def from_wire(cls, wire: tuple) -> "ChunkReport":
-        t_start, t_end, equity, trades, state = wire
-        return cls(t_start, t_end, equity, np.ascontiguousarray(trades).view(TRADE_DT),
-                   np.ascontiguousarray(state).view(STATE_DT))
-
 
 class AssetGroup:
     """A shard of assets with their bars, parameters and explicit kernel state."""

@@ -27,35 +27,26 @@ from dataclasses import dataclass
 import numpy as np
 import ray
 
-from raybt.asset import AssetGroup, ChunkReport, shard_bars
+from raybt.asset import AssetGroup, shard_bars
+from raybt.chunk_digest import DigestingGroup
 from raybt.coordinator import Coordinator, WorkerLost
 from raybt.config.portfolio import TRANSPORTS
-from raybt.types import INSTR_DT, neutral_instructions
+from raybt.types import neutral_instructions
 
 
-class Shard:
-    """Plain class hosted by an actor: a shard's AssetGroup (serial kernel)."""
+class Shard(DigestingGroup):
+    """Plain class hosted by an actor: a shard's AssetGroup (serial kernel) from the object store.
+
+    Per chunk it sends the coordinator only a :class:`~raybt.chunk_digest.ChunkDigest`
+    (:meth:`step_digest`) and keeps its assets' equity and trades until
+    :meth:`collect` (:class:`~raybt.chunk_digest.DigestingGroup`).
+    """
 
     def __init__(self, assets, params):
         from raybt.compile import warm_up_kernels
 
         warm_up_kernels()  # load the compiled kernel now, not inside the first chunk
-        self.group = group_from_refs(assets, params, parallel=False)
-
-    def step(self, t_start, t_end, instructions):
-        """One chunk; the report as a plain-array tuple (:meth:`ChunkReport.to_wire`).
-
-        ``instructions`` arrive as raw bytes of ``INSTR_DT`` records (plain
-        arrays travel faster than record arrays).
-        """
-        instructions = np.ascontiguousarray(instructions).view(INSTR_DT)
-        return self.group.step(t_start, t_end, instructions).to_wire()
-
-    def get_state(self):
-        return self.group.get_state()
-
-    def set_state(self, state):
-        self.group.set_state(state)
+        super().__init__(group_from_refs(assets, params, parallel=False))
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -155,6 +146,8 @@ class RayGroupSet:
     every shard's state from its last checkpoint and replays.
     """
 
+    keeps_outputs = True  # per chunk a ChunkDigest; equity and trades on collect()
+
     def __init__(self, shard_args, options, transport: str = "tasks", labels=None):
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
@@ -174,8 +167,10 @@ class RayGroupSet:
         if self._dag is None:
             from ray.dag import InputNode, MultiOutputNode
 
+            n = len(self.actors)
             with InputNode() as inp:
-                outputs = [a.step.bind(inp[0], inp[1], inp[2 + i]) for i, a in enumerate(self.actors)]
+                outputs = [a.step_digest.bind(inp[0], inp[1], inp[2 + i], inp[2 + n + i])
+                           for i, a in enumerate(self.actors)]
                 dag = MultiOutputNode(outputs)
             self._dag = dag.experimental_compile()
         return self._dag
@@ -189,17 +184,26 @@ class RayGroupSet:
             except Exception:  # noqa: BLE001 - a graph broken by a dead actor is already shut down
                 pass
 
-    def step(self, t_start, t_end, instructions):
+    def step_digest(self, t_start, t_end, instructions, extras):
+        """One chunk on every shard: their :class:`~raybt.chunk_digest.ChunkDigest` (see :meth:`Shard.step_digest`)."""
+        from raybt.chunk_digest import ChunkDigest
+
         raw = [np.ascontiguousarray(ins).view(np.uint8) for ins in instructions]
         if self.transport == "compiled":
             try:
-                wires = self._get(self._compiled_dag().execute(t_start, t_end, *raw))
+                wires = self._get(self._compiled_dag().execute(t_start, t_end, *raw, *extras))
             except WorkerLost:
                 self.teardown()
                 raise
         else:
-            wires = self._get([a.step.remote(t_start, t_end, ins) for a, ins in zip(self.actors, raw)])
-        return [ChunkReport.from_wire(w) for w in wires]
+            wires = self._get([a.step_digest.remote(t_start, t_end, ins, ext)
+                               for a, ins, ext in zip(self.actors, raw, extras)])
+        return [ChunkDigest.from_wire(w) for w in wires]
+
+    def collect(self):
+        """What every shard kept since the last call (:meth:`Shard.collect`), in shard order."""
+        self.teardown()
+        return self._get([a.collect.remote() for a in self.actors])
 
     def get_states(self):
         self.teardown()
