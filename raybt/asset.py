@@ -68,9 +68,14 @@ def read_only(values, dtype=np.float64) -> np.ndarray:
 
 
 def _typed_list(arrays, item_type) -> List:
-    out = List.empty_list(item_type)
-    for array in arrays:
-        out.append(array)
+    """A typed list of ``arrays`` (each of numba type ``item_type``), built by cached kernels."""
+    from raybt.kernels.lists import list_append_nb, list_of_nb
+
+    if not arrays:
+        return List.empty_list(item_type)
+    out = list_of_nb(arrays[0])
+    for array in arrays[1:]:
+        list_append_nb(out, array)
     return out
 
 

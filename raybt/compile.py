@@ -28,4 +28,6 @@ def warm_up_kernels() -> None:
     moments = RollingBlockMoments(36, 2, block=4)
     equity = np.ascontiguousarray(np.vstack([close, close[::-1]]) * 1e5)
     moments.append_chunk(equity, equity[:, 0], 0)
+    wide = np.ascontiguousarray(np.hstack([equity, equity]))
+    moments.append_chunk(wide[:, 8:40], wide[:, 7], 8)  # a view of the coordinator's equity matrix, as it steps
     moments.factors(0.5)

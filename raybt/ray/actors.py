@@ -42,11 +42,22 @@ class Shard(DigestingGroup):
     :meth:`collect` (:class:`~raybt.chunk_digest.DigestingGroup`).
     """
 
-    def __init__(self, assets, params):
+    def __init__(self, after=None):
+        """Started before its bars are known (while the driver loads them): loads the kernels now.
+
+        ``after``: an object reference Ray resolves first (the coordinator's ``ready()``, so that one
+        process at a time writes numba's cache when it is cold).
+        """
         from raybt.compile import warm_up_kernels
 
-        warm_up_kernels()  # load the compiled kernel now, not inside the first chunk
-        super().__init__(group_from_refs(assets, params, parallel=False))
+        warm_up_kernels()  # from numba's cache, not inside the first chunk
+        super().__init__(None)
+
+    def load(self, assets, params) -> bool:
+        """Its assets: :class:`StoredBars` (mapped from the object store on this node) and PARAM_DT records."""
+        self.group = group_from_refs(assets, params, parallel=False)
+        self._clear()
+        return True
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
@@ -119,6 +130,16 @@ def fetch_output(coordinator):
 
 
 ShardActor = ray.remote(Shard)
+
+
+def start_shards(labels, options, after=None) -> list:
+    """One shard actor per label, all started at once (none waited for), named after what they hold.
+
+    ``after``: an object reference their constructors wait for (see :class:`Shard`).
+    """
+    # the names are unique: a restart must not wait for the dead actor's name
+    return [ShardActor.options(name=f"raybt {label} #{secrets.token_hex(3)}", **options).remote(after)
+            for label in labels]
 CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorHost)
 
 
@@ -148,7 +169,11 @@ class RayGroupSet:
 
     keeps_outputs = True  # per chunk a ChunkDigest; equity and trades on collect()
 
-    def __init__(self, shard_args, options, transport: str = "tasks", labels=None):
+    def __init__(self, shard_args, options, transport: str = "tasks", labels=None, actors=None):
+        """``actors``: shard actors already started (:func:`start_shards`, same labels), else started here.
+
+        Every shard is given its bars at once and waited for together (one ``ray.get``).
+        """
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.shard_args = list(shard_args)
@@ -156,12 +181,18 @@ class RayGroupSet:
         self.transport = transport
         self.labels = list(labels) if labels is not None else [f"shard {k}" for k in range(len(self.shard_args))]
         self._dag = None
-        self.actors = [self._start(i) for i in range(len(self.shard_args))]
+        if actors is None:
+            actors = start_shards(self.labels, self.options)
+        if len(actors) != len(self.shard_args):
+            raise ValueError(f"{len(actors)} shard actors for {len(self.shard_args)} shards")
+        self.actors = list(actors)
+        self._get([a.load.remote(*args) for a, args in zip(self.actors, self.shard_args)])
 
     def _start(self, i: int):
-        """Shard i's actor (again, after its process died), named after what it holds."""
-        name = f"raybt {self.labels[i]} #{secrets.token_hex(3)}"  # unique: a restart must not wait for the name
-        return ShardActor.options(name=name, **self.options).remote(*self.shard_args[i])
+        """Shard i's actor again, after its process died: started and given its bars (calls after it queue)."""
+        actor = start_shards([self.labels[i]], self.options)[0]
+        actor.load.remote(*self.shard_args[i])
+        return actor
 
     def _compiled_dag(self):
         if self._dag is None:
