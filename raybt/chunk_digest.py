@@ -145,11 +145,17 @@ class DigestingGroup:
 
     def __init__(self, group):
         self.group = group
+        self._equity_out = None  # the group's rows of a shared assets x bars matrix, if it writes there
         self._clear()
 
     @property
     def n_assets(self) -> int:
         return self.group.n_assets
+
+    def write_equity_to(self, rows: np.ndarray) -> None:
+        """Write each chunk's equity into ``rows`` (this group's rows of a shared assets x union-bars
+        matrix, e.g. the coordinator's, mapped) instead of keeping it for :meth:`collect`."""
+        self._equity_out = rows
 
     def _clear(self) -> None:
         self._kept_from, self._kept_equity, self._kept_trades, self._kept_starts = 0, [], [], []
@@ -168,7 +174,10 @@ class DigestingGroup:
         if not self._kept_starts:
             self._kept_from = int(t_start)
         self._kept_starts.append(int(t_start))
-        self._kept_equity.append(report.equity)
+        if self._equity_out is None:
+            self._kept_equity.append(report.equity)
+        else:
+            self._equity_out[:, int(t_start):int(t_end)] = report.equity
         self._kept_trades.append(report.trades)
         n = self.n_assets
         lo, partial_block, block = (int(v) for v in extras[:3])

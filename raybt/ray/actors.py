@@ -59,6 +59,19 @@ class Shard(DigestingGroup):
         self._clear()
         return True
 
+    def share_equity(self, node_id: str, handle, first_row: int) -> bool:
+        """Write the equity straight into the coordinator's shared matrix when it is on this node
+        (:mod:`raybt.shared_memory`); True if so, else it is kept and collected."""
+        from raybt.shared_memory import attach_shared
+
+        if node_id != ray.get_runtime_context().get_node_id():
+            return False
+        shared = attach_shared(handle)
+        if shared is None:
+            return False
+        self.write_equity_to(shared[first_row:first_row + self.n_assets])
+        return True
+
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
@@ -99,6 +112,9 @@ class CoordinatorHost(Coordinator):
         self._shared = create_shared((sum(len(idx) for idx in layout), len(timeline_ns)))
         super().__init__(groups, layout, timeline_ns, *args,
                          equity_buffer=None if self._shared is None else self._shared.array, **kwargs)
+        if self._shared is not None and hasattr(groups, "share_equity"):  # shards on this node write there
+            groups.share_equity(ray.get_runtime_context().get_node_id(), self._shared.handle,
+                                [int(idx[0]) for idx in self.layout])
 
     def equity_handle(self):
         """(node id, :class:`~raybt.shared_memory.SharedHandle` or None) of the equity matrix."""
@@ -181,6 +197,7 @@ class RayGroupSet:
         self.transport = transport
         self.labels = list(labels) if labels is not None else [f"shard {k}" for k in range(len(self.shard_args))]
         self._dag = None
+        self._shared = None  # (node id, handle, first rows) of the coordinator's shared equity
         if actors is None:
             actors = start_shards(self.labels, self.options)
         if len(actors) != len(self.shard_args):
@@ -192,7 +209,16 @@ class RayGroupSet:
         """Shard i's actor again, after its process died: started and given its bars (calls after it queue)."""
         actor = start_shards([self.labels[i]], self.options)[0]
         actor.load.remote(*self.shard_args[i])
+        if self._shared is not None:
+            node, handle, rows = self._shared
+            actor.share_equity.remote(node, handle, rows[i])
         return actor
+
+    def share_equity(self, node_id: str, handle, first_rows) -> list:
+        """Shards on ``node_id`` write their equity into the shared matrix of ``handle`` (rows from
+        ``first_rows[i]``) instead of keeping it; returns which do."""
+        self._shared = (node_id, handle, list(first_rows))
+        return self._get([a.share_equity.remote(node_id, handle, row) for a, row in zip(self.actors, first_rows)])
 
     def _compiled_dag(self):
         if self._dag is None:
