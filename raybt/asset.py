@@ -102,7 +102,9 @@ class ShardBars:
 
     def __post_init__(self):
         n_assets = len(self.union_base)
-        if len(self.arrays) != n_assets or any(len(lst) != n_assets for lst in
+        from raybt.kernels.lists import list_length_nb  # len() of a typed list would compile in every process
+
+        if len(self.arrays) != n_assets or any(list_length_nb(lst) != n_assets for lst in
                                                (self.opens, self.highs, self.lows, self.closes, self.union_pos)):
             raise ShardError(f"shard: {n_assets} union bases but {len(self.arrays)} assets' arrays")
         for a, (o, h, lo, c, stored) in enumerate(self.arrays):

@@ -19,10 +19,11 @@ def warm_up_kernels() -> None:
     from raybt.types import neutral_instructions
 
     close = np.linspace(1.0, 1.1, 64)
-    group = AssetGroup(shard_bars([close], [close * 1.001], [close * 0.999], [close],
-                                 [np.arange(64, dtype=np.int64)]),
-                       param_records([validate_params({})]))
-    group.step(0, 64, neutral_instructions(1))
+    gapped = np.arange(0, 128, 2, dtype=np.int64)  # stored union positions (an asset with gaps)
+    group = AssetGroup(shard_bars([close] * 2, [close * 1.001] * 2, [close * 0.999] * 2, [close] * 2,
+                                  [np.arange(64, dtype=np.int64), gapped]),  # two assets: the lists' appends too
+                       param_records([validate_params({})] * 2))
+    group.step(0, 128, neutral_instructions(2))
     from raybt.risk import RollingBlockMoments
 
     moments = RollingBlockMoments(36, 2, block=4)

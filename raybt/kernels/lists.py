@@ -23,3 +23,8 @@ def list_of_nb(first):
 @njit(cache=True)
 def list_append_nb(items, item):
     items.append(item)
+
+
+@njit(cache=True)
+def list_length_nb(items):
+    return len(items)
