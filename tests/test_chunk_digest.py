@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from raybt.allocation.estimator import WeightEstimator
 from raybt.asset import AssetGroup
-from raybt.chunk_digest import (ChunkDigest, DigestingGroup, canonical_blocks, digest_chunk, path_extremes,
-                                portfolio_path)
+from raybt.chunk_digest import (ChunkDigest, DigestingGroup, canonical_blocks, chunk_request, digest_chunk,
+                                path_extremes, portfolio_path)
 from raybt.config.params import validate_params
 from raybt.config.portfolio import portfolio_config_from_dict
 from raybt.config.universe import AssetConfig
@@ -120,8 +120,8 @@ class LeanGroups:
             if (t_start, g) in self.lose_at:
                 self.lose_at.discard((t_start, g))
                 self._lose(g)
-            wires.append(group.step_digest(t_start, t_end, ins, ext))
-        return [ChunkDigest.from_wire(w) for w in wires]
+            wires.append(group.step_bytes(chunk_request(t_start, t_end, ins, ext)))  # as the shard actors get them
+        return [ChunkDigest.from_wire(np.frombuffer(w, dtype=np.float64)) for w in wires]
 
     def collect(self):
         self.collects += 1
