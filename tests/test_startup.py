@@ -96,3 +96,13 @@ def test_selection_restarts_the_early_shards_under_the_right_names(ray_session):
     result = bt.run()
     assert bt.execution.early_shards is None
     assert bt.run_info.n_shards == 2 and result.equity.shape[1] == 2 + selected
+
+
+def test_a_shard_actor_process_imports_no_pandas(repo_root):
+    """The shard actor's module and warm-up stay clear of the coordinator's imports (pandas: ~0.6 s)."""
+    code = ("import sys; import raybt.ray.shard; from raybt.compile import warm_up_shard_kernels; "
+            "warm_up_shard_kernels(); print(sorted(m for m in ('pandas', 'raybt.coordinator', 'raybt.risk') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]", done.stdout

@@ -1,9 +1,7 @@
 """Ray shells over the plain engine objects.
 
-* :class:`Shard` (made remote as ``ShardActor``) owns a shard of assets: its
-  bars arrive as object-store references (put once by the driver, so they
-  reach actors on any node), it builds an :class:`~raybt.asset.AssetGroup`
-  and advances it one chunk per call.
+* :class:`~raybt.ray.shard.Shard` (:mod:`raybt.ray.shard`) owns a shard of
+  assets in its own actor.
 * :class:`RayGroupSet` is the coordinator's group set over those actors: one
   fan-out and one ``ray.get`` per chunk, never a get per actor in a loop.
 * :class:`ColocatedShards` is the group set living inside the coordinator's
@@ -20,63 +18,14 @@ Actors are named after what they hold (``raybt coordinator of <run>``,
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-from dataclasses import dataclass
 
 import numpy as np
 import ray
 
-from raybt.asset import AssetGroup, shard_bars
-from raybt.chunk_digest import DigestingGroup
+from raybt.ray.shard import group_from_refs, start_shards
 from raybt.coordinator import Coordinator, WorkerLost
 from raybt.config.portfolio import TRANSPORTS
 from raybt.types import neutral_instructions
-
-
-class Shard(DigestingGroup):
-    """Plain class hosted by an actor: a shard's AssetGroup (serial kernel) from the object store.
-
-    Per chunk it sends the coordinator only a :class:`~raybt.chunk_digest.ChunkDigest`
-    (:meth:`step_digest`) and keeps its assets' equity and trades until
-    :meth:`collect` (:class:`~raybt.chunk_digest.DigestingGroup`).
-    """
-
-    def __init__(self, after=None):
-        """Started before its bars are known (while the driver loads them): loads the kernels now.
-
-        ``after``: an object reference Ray resolves first (the coordinator's ``ready()``, so that one
-        process at a time writes numba's cache when it is cold).
-        """
-        from raybt.compile import warm_up_kernels
-
-        warm_up_kernels()  # from numba's cache, not inside the first chunk
-        super().__init__(None)
-
-    def load(self, assets, params) -> bool:
-        """Its assets: :class:`StoredBars` (mapped from the object store on this node) and PARAM_DT records."""
-        self.group = group_from_refs(assets, params, parallel=False)
-        self._clear()
-        return True
-
-    def share_equity(self, node_id: str, handle, first_row: int) -> bool:
-        """Write the equity straight into the coordinator's shared matrix when it is on this node
-        (:mod:`raybt.shared_memory`); True if so, else it is kept and collected."""
-        from raybt.shared_memory import attach_shared
-
-        if node_id != ray.get_runtime_context().get_node_id():
-            return False
-        shared = attach_shared(handle)
-        if shared is None:
-            return False
-        self.write_equity_to(shared[first_row:first_row + self.n_assets])
-        return True
-
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
-
-    def pid(self) -> int:
-        return os.getpid()
 
 
 class CoordinatorHost(Coordinator):
@@ -145,17 +94,6 @@ def fetch_output(coordinator):
     return output
 
 
-ShardActor = ray.remote(Shard)
-
-
-def start_shards(labels, options, after=None) -> list:
-    """One shard actor per label, all started at once (none waited for), named after what they hold.
-
-    ``after``: an object reference their constructors wait for (see :class:`Shard`).
-    """
-    # the names are unique: a restart must not wait for the dead actor's name
-    return [ShardActor.options(name=f"raybt {label} #{secrets.token_hex(3)}", **options).remote(after)
-            for label in labels]
 CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorHost)
 
 
@@ -359,32 +297,6 @@ def store_bars(bars):
     ref = ray.put(tuple(np.ascontiguousarray(bars[c].to_numpy(), dtype=np.float64) for c in PRICE_COLUMNS))
     arrays = ray.get(ref)
     return ref, pd.DataFrame(dict(zip(PRICE_COLUMNS, arrays)), index=bars.index, copy=False)
-
-
-@dataclass(frozen=True)
-class StoredBars:
-    """Where a shard finds one asset's bars: its stored OHLC from row ``start``, and its union positions.
-
-    ``positions``/``base``: as :func:`raybt.timeline.asset_positions` gives them.
-    """
-
-    ref: "ray.ObjectRef"
-    start: int
-    positions: np.ndarray
-    base: int
-
-
-def group_from_refs(assets, params, *, parallel: bool) -> AssetGroup:
-    """An AssetGroup over :class:`StoredBars` (the arrays mapped zero-copy on this node)."""
-    stored = ray.get([a.ref for a in assets])
-    columns = [[], [], [], []]
-    for asset, arrays in zip(assets, stored):
-        for column, values in zip(columns, arrays):
-            view = values[asset.start:]
-            view.sum()  # fault the shared-memory pages in now, not one by one inside the chunks
-            column.append(view)
-    bars = shard_bars(*columns, [(a.positions, a.base) for a in assets])
-    return AssetGroup(bars, params, parallel=parallel)
 
 
 def shard_arguments(stored, layout, params_per_shard) -> list:

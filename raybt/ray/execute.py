@@ -21,8 +21,9 @@ import ray
 from raybt.coordinator import CoordinatorOutput
 from raybt.engine.execute import RunStats
 from raybt.engine.plan import Layout, Plan, choose_layout
-from raybt.ray.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, StoredBars, actor_options,
-                              fetch_output, shard_arguments, shard_labels, start_shards, store_bars)
+from raybt.ray.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, fetch_output,
+                              shard_arguments, shard_labels, store_bars)
+from raybt.ray.shard import StoredBars, start_shards
 from raybt.ray.runtime import ensure_ray
 from raybt.timeline import asset_positions
 
