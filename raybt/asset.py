@@ -68,9 +68,14 @@ def read_only(values, dtype=np.float64) -> np.ndarray:
 
 
 def _typed_list(arrays, item_type) -> List:
-    out = List.empty_list(item_type)
-    for array in arrays:
-        out.append(array)
+    """A typed list of ``arrays`` (each of numba type ``item_type``), built by cached kernels."""
+    from raybt.kernels.lists import list_append_nb, list_of_nb
+
+    if not arrays:
+        return List.empty_list(item_type)
+    out = list_of_nb(arrays[0])
+    for array in arrays[1:]:
+        list_append_nb(out, array)
     return out
 
 
@@ -97,7 +102,9 @@ class ShardBars:
 
     def __post_init__(self):
         n_assets = len(self.union_base)
-        if len(self.arrays) != n_assets or any(len(lst) != n_assets for lst in
+        from raybt.kernels.lists import list_length_nb  # len() of a typed list would compile in every process
+
+        if len(self.arrays) != n_assets or any(list_length_nb(lst) != n_assets for lst in
                                                (self.opens, self.highs, self.lows, self.closes, self.union_pos)):
             raise ShardError(f"shard: {n_assets} union bases but {len(self.arrays)} assets' arrays")
         for a, (o, h, lo, c, stored) in enumerate(self.arrays):
@@ -176,21 +183,6 @@ class ChunkReport:
     equity: np.ndarray
     trades: np.ndarray
     state: np.ndarray
-
-    def to_wire(self) -> tuple:
-        """Plain-array tuple for transport between processes.
-
-        Record arrays travel as raw bytes (``uint8`` views): Ray serialises a
-        tuple of plain arrays several times faster than a dataclass holding
-        structured arrays. :meth:`from_wire` restores the exact records.
-        """
-        return (self.t_start, self.t_end, self.equity, self.trades.view(np.uint8), self.state.view(np.uint8))
-
-    @classmethod
-    def from_wire(cls, wire: tuple) -> "ChunkReport":
-        t_start, t_end, equity, trades, state = wire
-        return cls(t_start, t_end, equity, np.ascontiguousarray(trades).view(TRADE_DT),
-                   np.ascontiguousarray(state).view(STATE_DT))
 
 
 class AssetGroup:

@@ -11,6 +11,30 @@ from __future__ import annotations
 import numpy as np
 
 
+def warm_up_shard_kernels() -> None:
+    """Numba's start-up and what a shard actor runs besides the strategy kernel (loaded at its first
+    step): the typed-list and digest kernels. Imports nothing heavier than numba (no pandas, scipy)."""
+    from raybt.chunk_digest import canonical_blocks, digest_chunk
+    from raybt.kernels.lists import list_append_nb, list_length_nb, list_of_nb
+
+    close = read_only_copy(np.linspace(1.0, 1.1, 16))
+    items = list_of_nb(close)
+    list_append_nb(items, close)
+    list_length_nb(items)
+    positions = list_of_nb(read_only_copy(np.arange(16, dtype=np.int64)))
+    list_append_nb(positions, read_only_copy(np.arange(16, dtype=np.int64)))
+    list_length_nb(positions)
+    equity = np.vstack([close, close, close]) * 1e5
+    digest_chunk(equity, np.zeros(3), 0, 0, equity[:, 0], np.zeros(3), -1, 4)
+    assert canonical_blocks(0, 3) == [(1, 0), (0, 2)]
+
+
+def read_only_copy(values) -> np.ndarray:
+    out = np.array(values)
+    out.flags.writeable = False
+    return out
+
+
 def warm_up_kernels() -> None:
     """Compile (or load from cache) the serial shard kernel and the coordinator's kernels in this process."""
     from raybt.asset import AssetGroup, shard_bars
@@ -19,13 +43,16 @@ def warm_up_kernels() -> None:
     from raybt.types import neutral_instructions
 
     close = np.linspace(1.0, 1.1, 64)
-    group = AssetGroup(shard_bars([close], [close * 1.001], [close * 0.999], [close],
-                                 [np.arange(64, dtype=np.int64)]),
-                       param_records([validate_params({})]))
-    group.step(0, 64, neutral_instructions(1))
+    gapped = np.arange(0, 128, 2, dtype=np.int64)  # stored union positions (an asset with gaps)
+    group = AssetGroup(shard_bars([close] * 2, [close * 1.001] * 2, [close * 0.999] * 2, [close] * 2,
+                                  [np.arange(64, dtype=np.int64), gapped]),  # two assets: the lists' appends too
+                       param_records([validate_params({})] * 2))
+    group.step(0, 128, neutral_instructions(2))
     from raybt.risk import RollingBlockMoments
 
     moments = RollingBlockMoments(36, 2, block=4)
     equity = np.ascontiguousarray(np.vstack([close, close[::-1]]) * 1e5)
     moments.append_chunk(equity, equity[:, 0], 0)
+    wide = np.ascontiguousarray(np.hstack([equity, equity]))
+    moments.append_chunk(wide[:, 8:40], wide[:, 7], 8)  # a view of the coordinator's equity matrix, as it steps
     moments.factors(0.5)

@@ -30,11 +30,11 @@ import copy
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
-
 import numpy as np
 
 from raybt import risk
 from raybt.config.portfolio import RiskConfig
+from raybt.decisions import EVENT_COLUMNS, FACTORS, Decision, multiplier_table  # noqa: F401 - re-exported
 from raybt.types import INSTR_DT
 
 
@@ -83,26 +83,6 @@ class ChunkSummary:
     halted: bool
     event: str
     sleeves: np.ndarray | None = None  # each asset's equity at the end of the chunk (global order)
-
-
-#: the columns of ``events``: ``drawdown`` from the portfolio's all-time peak (positive fraction);
-#: ``breaker_drawdown`` the drawdown the breaker measured (from its own peak, reset at each resume) on
-#: ``trip``/``resume`` rows, NaN on ``rebalance`` rows; ``equity`` the portfolio's at the decision
-EVENT_COLUMNS = ("chunk", "decided_at", "event", "drawdown", "breaker_drawdown", "equity")
-
-#: the factors of a size multiplier, in the order :class:`Decision` stores them
-FACTORS = ("base", "portfolio_risk", "correlation", "drawdown", "multiplier")
-
-
-class Decision(NamedTuple):
-    """One chunk's decision: what the coordinator told every asset, and why."""
-
-    chunk: int
-    decided_at: int  # ns, the last bar the decision could see
-    chunk_start: int  # ns, the chunk's first bar
-    instructions: np.ndarray  # INSTR_DT, one per asset (global order)
-    factors: np.ndarray  # (len(FACTORS), n_assets) float64
-    reason: str  # '' | 'start' | 'breaker'
 
 
 @dataclass
@@ -192,7 +172,12 @@ class Coordinator:
         self.last_checkpoint = None
         self._states = None  # per-group kernel states after the last chunk
         self.recoveries = 0
-        self.timing = {"groups_s": 0.0, "coordinator_s": 0.0}  # wall time, for benchmarks
+        self.timing = {"groups_s": 0.0, "coordinator_s": 0.0, "collect_s": 0.0}  # wall time, for benchmarks
+        # a group set that keeps its equity and trades (shard actors) sends a ChunkDigest per chunk
+        # instead; the coordinator collects the outputs when it needs them (checkpoints, re-estimates, the end)
+        self.lean = bool(getattr(groups, "keeps_outputs", False))
+        if self.lean and any(isinstance(rows, np.ndarray) for rows in self._rows):
+            raise ValueError("a group set that keeps its outputs needs contiguous shards")
         self._disk_marker = _Marker(0, 0, 0, 0, 0, 0)  # where the previous checkpoint on disk ended
 
     @property
@@ -282,6 +267,7 @@ class Coordinator:
         last = int(self.bounds[self.chunk + 1])
         first = int(np.searchsorted(self.timeline_ns[:last], decided_at - self.lookback_ns, side="right"))
         first = min(max(first, 0), last - 2)
+        self._collect()  # the sleeves' equity over the lookback, from the shards that keep it
         previous = self.equity[:, first - 1] if first > 0 else self.initial_sleeves
         returns = flow_adjusted_returns(self.equity, first, last, previous, self.bounds, self.adjustments)
         return self.estimator.rebalance(returns, self.names)
@@ -294,26 +280,7 @@ class Coordinator:
 
     def multiplier_table(self) -> dict:
         """The decisions so far as columns, one row per chunk and asset (global asset index)."""
-        n, rows = self.n_assets, self.decisions
-        if not rows:
-            return {}
-
-        def per_chunk(values):
-            return np.repeat(np.asarray(values), n)
-
-        instr = np.concatenate([r.instructions for r in rows])
-        factors = np.stack([r.factors for r in rows])  # chunks x factors x assets
-        table = {"chunk": per_chunk([r.chunk for r in rows]), "decided_at": per_chunk([r.decided_at for r in rows]),
-                 "chunk_start": per_chunk([r.chunk_start for r in rows]), "asset": np.tile(np.arange(n), len(rows)),
-                 "multiplier": instr["size_multiplier"].astype(np.float64)}
-        for k, key in enumerate(FACTORS[:-1]):
-            table[key] = factors[:, k, :].reshape(-1)
-        table["halted"] = instr["halted"].astype(bool)
-        table["flatten"] = instr["flatten"].astype(bool)
-        table["max_margin"] = instr["max_margin"].astype(np.float64)
-        table["capital_adjustment"] = instr["capital_adjustment"].astype(np.float64)
-        table["reason"] = per_chunk(np.asarray([r.reason for r in rows], dtype=object))
-        return table
+        return multiplier_table(self.decisions, self.n_assets)
 
     # --- checkpoints -------------------------------------------------------------------
 
@@ -342,7 +309,11 @@ class Coordinator:
 
     def checkpoint(self) -> dict:
         """Everything needed to continue exactly from the current chunk boundary (in memory, for
-        recovering from a lost worker; outputs after it are dropped by :meth:`restore`)."""
+        recovering from a lost worker; outputs after it are dropped by :meth:`restore`).
+
+        Shards that keep their outputs hand them over first: a shard restarted after the
+        checkpoint has only what it replays."""
+        self._collect()
         return {
             "chunk": self.chunk,
             "sleeves": self.sleeves.copy(),
@@ -386,6 +357,7 @@ class Coordinator:
         (:func:`raybt.checkpoint_state.checkpoint_delta`)."""
         from raybt.checkpoint_state import checkpoint_delta
 
+        self._recovering(self._gather)
         return checkpoint_delta(self)
 
     def restore_checkpoint(self, state: dict, outputs: dict) -> None:
@@ -399,49 +371,93 @@ class Coordinator:
 
     def advance_chunk(self) -> ChunkSummary:
         """Run one chunk; on a lost worker, restore the last checkpoint and replay."""
-        target = self.chunk
         if self.last_checkpoint is None:
-            self.last_checkpoint = self.checkpoint()
-        while True:
-            try:
-                while self.chunk < target:  # replay after a recovery
-                    self._advance_chunk()
-                summary = self._advance_chunk()
-                break
-            except WorkerLost:
-                self.recoveries += 1
-                self.groups.recover()
-                self.restore(self.last_checkpoint)
+            self.last_checkpoint = self._recovering(self.checkpoint)
+        return self._recovering(self._chunk_then_checkpoint)
+
+    def _chunk_then_checkpoint(self) -> ChunkSummary:
+        summary = self._advance_chunk()
         if self.checkpoint_every and self.chunk % self.checkpoint_every == 0:
             self.last_checkpoint = self.checkpoint()
         return summary
 
+    def _recovering(self, action):
+        """``action()`` at the current chunk; on a lost worker, restore the last checkpoint, replay, try again."""
+        target = self.chunk
+        while True:
+            try:
+                while self.chunk < target:  # replay after a recovery
+                    self._advance_chunk()
+                return action()
+            except WorkerLost:
+                self.recoveries += 1
+                self.groups.recover()
+                if self.last_checkpoint is not None:  # None: lost at the start, nothing to go back to
+                    self.restore(self.last_checkpoint)
+
+    def _gather(self) -> None:
+        """Every output up to now in this coordinator, and every group's kernel state."""
+        self._collect()
+        self._group_states()
+
+    def _collect(self) -> None:
+        """Take the equity and trades the groups kept since they last handed them over (lean group sets)."""
+        if not self.lean:
+            return
+        from raybt.chunk_digest import merge_collected
+
+        clock = time.perf_counter()
+        self._trade_parts.extend(merge_collected(self.groups.collect(), self.layout, self.equity))
+        self.timing["collect_s"] += time.perf_counter() - clock
+
     def _advance_chunk(self) -> ChunkSummary:
+        from raybt.chunk_digest import digest_chunk, path_extremes, portfolio_path
+
         k = self.chunk
         t_start, t_end = int(self.bounds[k]), int(self.bounds[k + 1])
         per_group = [self.instructions[idx] for idx in self.layout]
-        self._group_states()
-        clock = time.perf_counter()
-        reports = self.groups.step(t_start, t_end, per_group)
-        after_step = time.perf_counter()
-        self.timing["groups_s"] += after_step - clock
-        equity = self.equity[:, t_start:t_end]  # a view: filled in place
-        for g, (idx, rows, report) in enumerate(zip(self.layout, self._rows, reports)):
-            equity[rows] = report.equity
-            self.margins[rows] = report.state["margin"]
-            self._states[g] = report.state.copy()
-            if len(report.trades):
-                trades = report.trades if report.trades.flags.writeable else report.trades.copy()
-                trades["asset"] = idx[trades["asset"]]
-                self._trade_parts.append(trades)
-
         moved = self.instructions["capital_adjustment"]
+        previous = self.sleeves + moved
+        returns = self.returns
+        clock = time.perf_counter()
+        if self.lean:
+            extras = [np.concatenate([[idx[0], returns.partial_block, returns.block], previous[rows],
+                                      returns.partial[rows]]) for idx, rows in zip(self.layout, self._rows)]
+            digests = self.groups.step_digest(t_start, t_end, per_group, extras)
+            after_step = time.perf_counter()
+            self._states = None  # the shards have them; asked for when a checkpoint needs them
+            sleeves = np.empty(self.n_assets)
+            sums = np.empty((len(digests[0].returns), self.n_assets))
+            for rows, digest in zip(self._rows, digests):
+                sleeves[rows] = digest.last
+                self.margins[rows] = digest.margins
+                sums[:, rows] = digest.returns
+            first_block = digests[0].first_block
+        else:
+            self._group_states()
+            reports = self.groups.step(t_start, t_end, per_group)
+            after_step = time.perf_counter()
+            equity = self.equity[:, t_start:t_end]  # a view: filled in place
+            for g, (idx, rows, report) in enumerate(zip(self.layout, self._rows, reports)):
+                equity[rows] = report.equity
+                self.margins[rows] = report.state["margin"]
+                self._states[g] = report.state.copy()
+                if len(report.trades):
+                    trades = report.trades if report.trades.flags.writeable else report.trades.copy()
+                    trades["asset"] = idx[trades["asset"]]
+                    self._trade_parts.append(trades)
+            digests = [digest_chunk(equity, self.margins, 0, t_start, previous, returns.partial,
+                                    returns.partial_block, returns.block)]
+            sleeves, sums, first_block = equity[:, -1].copy(), digests[0].returns, digests[0].first_block
+        self.timing["groups_s"] += after_step - clock
+
         if np.any(moved != 0):
             self.adjustments[k] = moved.copy()
-        path_max, path_last = self.returns.append_chunk(equity, self.sleeves + moved, t_start)
+        path_max, path_last = path_extremes(portfolio_path(digests, self.n_assets))
+        returns.push_chunk(sums, first_block, t_start, t_end - t_start)
         self.peak = max(self.peak, path_max)
         self.drawdown = 1.0 - path_last / self.peak if self.peak > 0 else 0.0
-        self.sleeves = equity[:, -1].copy()
+        self.sleeves = sleeves
         self._decide(path_max, path_last)
         self.chunk += 1
         self.timing["coordinator_s"] += time.perf_counter() - after_step
@@ -460,6 +476,7 @@ class Coordinator:
     def output(self, with_equity: bool = True) -> CoordinatorOutput:
         """The run's outputs so far; ``with_equity=False`` leaves ``equity`` None (the
         caller maps the shared equity buffer itself, see ``bars_done``)."""
+        self._recovering(self._gather)  # the outputs the shards kept, and their final states
         equity = self.equity[:, : self.bars_done] if with_equity else None
         trades = list(self._trade_parts)  # concatenated column by column by records.trades_frame
         states = self._group_states()

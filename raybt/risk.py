@@ -161,23 +161,28 @@ class RollingBlockMoments:
         """Add one chunk's sleeve equities (assets x bars from union position ``t_start``).
 
         ``previous``: each sleeve's equity before the chunk (transfers
-        included). Returns the portfolio equity path's (max, last).
+        included). Returns the portfolio equity path's (max, last), the path
+        summed as :mod:`raybt.chunk_digest` sums it.
         """
-        from raybt.kernels.portfolio import chunk_portfolio_nb
+        from raybt.chunk_digest import digest_chunk, path_extremes, portfolio_path
 
-        width = equity.shape[1]
-        if width == 0:
+        if equity.shape[1] == 0:
             return -np.inf, np.nan
-        path_max, path_last, sums, first_id = chunk_portfolio_nb(
-            equity, np.asarray(previous, dtype=np.float64), int(t_start), self.block, self.partial,
-            self.partial_block)
+        digest = digest_chunk(equity, np.zeros(len(equity)), 0, t_start, previous, self.partial,
+                              self.partial_block, self.block)
+        self.push_chunk(digest.returns, digest.first_block, t_start, equity.shape[1])
+        return path_extremes(portfolio_path([digest], len(equity)))
+
+    def push_chunk(self, sums: np.ndarray, first_id: int, t_start: int, width: int) -> None:
+        """Add one chunk's block-summed returns (:func:`~raybt.kernels.portfolio.block_returns_nb`, every asset)."""
+        if width == 0:
+            return
         last_id = first_id + len(sums) - 1
         if (t_start + width) % self.block == 0:
             complete, self.partial_block = sums, -1
         else:
             complete, self.partial, self.partial_block = sums[:-1], sums[-1].copy(), last_id
         self._push(complete)
-        return path_max, path_last
 
     def _push(self, blocks: np.ndarray) -> None:
         if len(blocks) == 0:

@@ -23,6 +23,11 @@ per sample on this VM, which would slow the timed runs, so time and memory
 come from different runs.
 
     python scripts/bench_engine.py [--assets 15 100 1000] [--bars 200000] [--bars-1000 100000]
+
+With ``--layouts local colocated actors:2 actors:4 [--chunk 1D 7D]`` it
+compares the layouts instead (one universe, ``--assets 100``): engine and
+setup seconds per layout and the overhead per chunk against the bare Ray
+fan-out round trip measured in the same run (:mod:`bench_layouts`).
 """
 
 from __future__ import annotations
@@ -66,7 +71,15 @@ def main():
     ap.add_argument("--source", choices=["files", "memory"], default="files")
     ap.add_argument("--repeat", type=int, default=2, help="runs per engine")
     ap.add_argument("--data-dir", default=None, help="where --source files writes the universe (default: a temp dir)")
+    ap.add_argument("--layouts", nargs="+", default=None,
+                    help="compare layouts instead: local colocated actors:N ... (see bench_layouts.py)")
+    ap.add_argument("--chunk", nargs="+", default=["1D"], help="chunk lengths for --layouts")
     args = ap.parse_args()
+    if args.layouts:
+        from bench_layouts import run_layouts
+
+        run_layouts(args, PARAMS, bench_config)
+        return
 
     import ray
 

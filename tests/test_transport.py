@@ -8,6 +8,7 @@ actor tasks, must equal the in-process engine bit for bit.
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from test_engine import N_BARS, _assets
 from raybt.data.synth import generate_universe
@@ -23,6 +24,7 @@ def _config(transport):
                  "cooldown_chunks": 2, "resume_drawdown": 0.01, "max_entry_margin": 0.05}}, "transport")
 
 
+@pytest.mark.ray
 def test_compiled_transport_equals_local(ray_session):
     universe = generate_universe(n_assets=15, n_bars=N_BARS, timeframe="5m", seed=3, shocks=[(0.5, -0.2, 24)])
     local = PortfolioBacktester(_assets(universe), _config("tasks"), engine="local").run()

@@ -89,8 +89,10 @@ class PortfolioBacktester:
 
             with phase(self.timer, "ray.init"):
                 # the coordinator's actor starts now: it loads the kernels while the bars load
+                names = list(assets) if isinstance(assets, dict) else [getattr(a, "name", None) for a in assets]
                 self.execution = RayExecution(portfolio_config.engine, len(assets), address=address,
-                                              run_name=run_name or getattr(portfolio_config, "name", "run"))
+                                              run_name=run_name or getattr(portfolio_config, "name", "run"),
+                                              names=names)
         try:
             self.intake = take_bars(assets, store=self.execution.store, universe=universe, timeframe=timeframe,
                                     echo=echo, timer=self.timer)

@@ -1,9 +1,11 @@
 """Per-chunk portfolio bookkeeping for the coordinator (numba).
 
-One pass over a chunk's sleeve equities (assets x bars) gives what the
-coordinator's decisions need: the portfolio equity path's maximum and last
-value (the sum over assets, in asset order), and each asset's per-bar
-returns summed into correlation blocks of ``block`` union-timeline positions.
+What the coordinator's decisions need from a chunk's sleeve equities (assets
+x bars), computed where the equities are (a shard actor or the coordinator):
+each asset's per-bar returns summed into correlation blocks of ``block``
+union-timeline positions, and the per-bar sums of aligned blocks of assets
+(added pairwise) from which the portfolio equity path is assembled
+(:mod:`raybt.chunk_digest`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from numba import njit
 
 
 @njit(cache=True)
-def chunk_portfolio_nb(equity, previous, t_start, block, partial, partial_block):
-    """Portfolio path statistics and block-summed returns of one chunk.
+def block_returns_nb(equity, previous, t_start, block, partial, partial_block):
+    """Each asset's per-bar returns of one chunk, summed into correlation blocks.
 
     ``equity``: assets x bars of the chunk (currency); ``previous``: each
     sleeve's equity before the chunk's first bar, rebalancing transfers
@@ -25,10 +27,11 @@ def chunk_portfolio_nb(equity, previous, t_start, block, partial, partial_block)
     chunk (``partial_block`` its id, -1 if none). A return is
     ``e_t / e_{t-1} - 1`` (0 when the base is not positive or the result
     is not finite). Block ``j`` covers positions ``[j*block, (j+1)*block)``.
+    Each asset's sums depend on that asset's row only, so a shard of assets
+    gives the same numbers for them as the whole portfolio does.
 
-    Returns ``(path_max, path_last, block_sums, first_block_id)`` where
-    ``block_sums[i]`` sums block ``first_block_id + i`` (the last row may be
-    an unfinished block).
+    Returns ``(block_sums, first_block_id)`` where ``block_sums[i]`` sums
+    block ``first_block_id + i`` (the last row may be an unfinished block).
     """
     n_assets, width = equity.shape
     first_id = t_start // block
@@ -37,7 +40,6 @@ def chunk_portfolio_nb(equity, previous, t_start, block, partial, partial_block)
     if partial_block == first_id:
         for a in range(n_assets):
             sums[0, a] = partial[a]
-    path = np.zeros(width)
     first_block_end = (first_id + 1) * block - t_start  # k where the chunk's second block starts
     for a in range(n_assets):
         base = previous[a]
@@ -51,7 +53,6 @@ def chunk_portfolio_nb(equity, previous, t_start, block, partial, partial_block)
                 block_end += block
                 total = sums[row, a]
             value = equity[a, k]
-            path[k] += value
             r = 0.0
             if base > 0.0:
                 r = value / base - 1.0
@@ -60,8 +61,29 @@ def chunk_portfolio_nb(equity, previous, t_start, block, partial, partial_block)
             total += r
             base = value
         sums[row, a] = total
-    path_max = -np.inf
+    return sums, first_id
+
+
+@njit(cache=True)
+def pairwise_rows_nb(equity, first, level, out):
+    """``out[k]`` = the sum over rows ``first .. first + 2**level - 1`` of ``equity[:, k]``, added pairwise.
+
+    The sum of an aligned block of ``2**level`` assets is (sum of its left
+    half) + (sum of its right half), recursively down to single rows: the
+    same additions whoever computes the block (a shard or the coordinator),
+    so the portfolio's equity path does not depend on how assets are sharded.
+    """
+    size = 1 << level
+    width = equity.shape[1]
+    work = np.empty((size, width))
+    for r in range(size):
+        for k in range(width):
+            work[r, k] = equity[first + r, k]
+    while size > 1:
+        half = size // 2
+        for r in range(half):
+            for k in range(width):
+                work[r, k] = work[2 * r, k] + work[2 * r + 1, k]
+        size = half
     for k in range(width):
-        if path[k] > path_max:
-            path_max = path[k]
-    return path_max, path[width - 1], sums, first_id
+        out[k] = work[0, k]

@@ -1,9 +1,7 @@
 """Ray shells over the plain engine objects.
 
-* :class:`Shard` (made remote as ``ShardActor``) owns a shard of assets: its
-  bars arrive as object-store references (put once by the driver, so they
-  reach actors on any node), it builds an :class:`~raybt.asset.AssetGroup`
-  and advances it one chunk per call.
+* :class:`~raybt.ray.shard.Shard` (:mod:`raybt.ray.shard`) owns a shard of
+  assets in its own actor.
 * :class:`RayGroupSet` is the coordinator's group set over those actors: one
   fan-out and one ``ray.get`` per chunk, never a get per actor in a loop.
 * :class:`ColocatedShards` is the group set living inside the coordinator's
@@ -20,48 +18,14 @@ Actors are named after what they hold (``raybt coordinator of <run>``,
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-from dataclasses import dataclass
 
 import numpy as np
 import ray
 
-from raybt.asset import AssetGroup, ChunkReport, shard_bars
+from raybt.ray.shard import group_from_refs, start_shards
 from raybt.coordinator import Coordinator, WorkerLost
 from raybt.config.portfolio import TRANSPORTS
-from raybt.types import INSTR_DT, neutral_instructions
-
-
-class Shard:
-    """Plain class hosted by an actor: a shard's AssetGroup (serial kernel)."""
-
-    def __init__(self, assets, params):
-        from raybt.compile import warm_up_kernels
-
-        warm_up_kernels()  # load the compiled kernel now, not inside the first chunk
-        self.group = group_from_refs(assets, params, parallel=False)
-
-    def step(self, t_start, t_end, instructions):
-        """One chunk; the report as a plain-array tuple (:meth:`ChunkReport.to_wire`).
-
-        ``instructions`` arrive as raw bytes of ``INSTR_DT`` records (plain
-        arrays travel faster than record arrays).
-        """
-        instructions = np.ascontiguousarray(instructions).view(INSTR_DT)
-        return self.group.step(t_start, t_end, instructions).to_wire()
-
-    def get_state(self):
-        return self.group.get_state()
-
-    def set_state(self, state):
-        self.group.set_state(state)
-
-    def node_id(self) -> str:
-        return ray.get_runtime_context().get_node_id()
-
-    def pid(self) -> int:
-        return os.getpid()
+from raybt.types import neutral_instructions
 
 
 class CoordinatorHost(Coordinator):
@@ -97,6 +61,9 @@ class CoordinatorHost(Coordinator):
         self._shared = create_shared((sum(len(idx) for idx in layout), len(timeline_ns)))
         super().__init__(groups, layout, timeline_ns, *args,
                          equity_buffer=None if self._shared is None else self._shared.array, **kwargs)
+        if self._shared is not None and hasattr(groups, "share_equity"):  # shards on this node write there
+            groups.share_equity(ray.get_runtime_context().get_node_id(), self._shared.handle,
+                                [int(idx[0]) for idx in self.layout])
 
     def equity_handle(self):
         """(node id, :class:`~raybt.shared_memory.SharedHandle` or None) of the equity matrix."""
@@ -127,7 +94,6 @@ def fetch_output(coordinator):
     return output
 
 
-ShardActor = ray.remote(Shard)
 CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorHost)
 
 
@@ -155,7 +121,13 @@ class RayGroupSet:
     every shard's state from its last checkpoint and replays.
     """
 
-    def __init__(self, shard_args, options, transport: str = "tasks", labels=None):
+    keeps_outputs = True  # per chunk a ChunkDigest; equity and trades on collect()
+
+    def __init__(self, shard_args, options, transport: str = "tasks", labels=None, actors=None):
+        """``actors``: shard actors already started (:func:`start_shards`, same labels), else started here.
+
+        Every shard is given its bars at once and waited for together (one ``ray.get``).
+        """
         if transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
         self.shard_args = list(shard_args)
@@ -163,19 +135,35 @@ class RayGroupSet:
         self.transport = transport
         self.labels = list(labels) if labels is not None else [f"shard {k}" for k in range(len(self.shard_args))]
         self._dag = None
-        self.actors = [self._start(i) for i in range(len(self.shard_args))]
+        self._shared = None  # (node id, handle, first rows) of the coordinator's shared equity
+        if actors is None:
+            actors = start_shards(self.labels, self.options)
+        if len(actors) != len(self.shard_args):
+            raise ValueError(f"{len(actors)} shard actors for {len(self.shard_args)} shards")
+        self.actors = list(actors)
+        self._get([a.load.remote(*args) for a, args in zip(self.actors, self.shard_args)])
 
     def _start(self, i: int):
-        """Shard i's actor (again, after its process died), named after what it holds."""
-        name = f"raybt {self.labels[i]} #{secrets.token_hex(3)}"  # unique: a restart must not wait for the name
-        return ShardActor.options(name=name, **self.options).remote(*self.shard_args[i])
+        """Shard i's actor again, after its process died: started and given its bars (calls after it queue)."""
+        actor = start_shards([self.labels[i]], self.options)[0]
+        actor.load.remote(*self.shard_args[i])
+        if self._shared is not None:
+            node, handle, rows = self._shared
+            actor.share_equity.remote(node, handle, rows[i])
+        return actor
+
+    def share_equity(self, node_id: str, handle, first_rows) -> list:
+        """Shards on ``node_id`` write their equity into the shared matrix of ``handle`` (rows from
+        ``first_rows[i]``) instead of keeping it; returns which do."""
+        self._shared = (node_id, handle, list(first_rows))
+        return self._get([a.share_equity.remote(node_id, handle, row) for a, row in zip(self.actors, first_rows)])
 
     def _compiled_dag(self):
         if self._dag is None:
             from ray.dag import InputNode, MultiOutputNode
 
             with InputNode() as inp:
-                outputs = [a.step.bind(inp[0], inp[1], inp[2 + i]) for i, a in enumerate(self.actors)]
+                outputs = [a.step_bytes.bind(inp[i]) for i, a in enumerate(self.actors)]
                 dag = MultiOutputNode(outputs)
             self._dag = dag.experimental_compile()
         return self._dag
@@ -189,17 +177,25 @@ class RayGroupSet:
             except Exception:  # noqa: BLE001 - a graph broken by a dead actor is already shut down
                 pass
 
-    def step(self, t_start, t_end, instructions):
-        raw = [np.ascontiguousarray(ins).view(np.uint8) for ins in instructions]
+    def step_digest(self, t_start, t_end, instructions, extras):
+        """One chunk on every shard: their :class:`~raybt.chunk_digest.ChunkDigest` (see :meth:`Shard.step_digest`)."""
+        from raybt.chunk_digest import ChunkDigest, chunk_request
+
+        requests = [chunk_request(t_start, t_end, ins, ext) for ins, ext in zip(instructions, extras)]
         if self.transport == "compiled":
             try:
-                wires = self._get(self._compiled_dag().execute(t_start, t_end, *raw))
+                wires = self._get(self._compiled_dag().execute(*requests))
             except WorkerLost:
                 self.teardown()
                 raise
-        else:
-            wires = self._get([a.step.remote(t_start, t_end, ins) for a, ins in zip(self.actors, raw)])
-        return [ChunkReport.from_wire(w) for w in wires]
+        else:  # one bytes object each way: cheaper through Ray than numpy arguments
+            wires = self._get([a.step_bytes.remote(r) for a, r in zip(self.actors, requests)])
+        return [ChunkDigest.from_wire(np.frombuffer(w, dtype=np.float64)) for w in wires]
+
+    def collect(self):
+        """What every shard kept since the last call (:meth:`Shard.collect`), in shard order."""
+        self.teardown()
+        return self._get([a.collect.remote() for a in self.actors])
 
     def get_states(self):
         self.teardown()
@@ -301,32 +297,6 @@ def store_bars(bars):
     ref = ray.put(tuple(np.ascontiguousarray(bars[c].to_numpy(), dtype=np.float64) for c in PRICE_COLUMNS))
     arrays = ray.get(ref)
     return ref, pd.DataFrame(dict(zip(PRICE_COLUMNS, arrays)), index=bars.index, copy=False)
-
-
-@dataclass(frozen=True)
-class StoredBars:
-    """Where a shard finds one asset's bars: its stored OHLC from row ``start``, and its union positions.
-
-    ``positions``/``base``: as :func:`raybt.timeline.asset_positions` gives them.
-    """
-
-    ref: "ray.ObjectRef"
-    start: int
-    positions: np.ndarray
-    base: int
-
-
-def group_from_refs(assets, params, *, parallel: bool) -> AssetGroup:
-    """An AssetGroup over :class:`StoredBars` (the arrays mapped zero-copy on this node)."""
-    stored = ray.get([a.ref for a in assets])
-    columns = [[], [], [], []]
-    for asset, arrays in zip(assets, stored):
-        for column, values in zip(columns, arrays):
-            view = values[asset.start:]
-            view.sum()  # fault the shared-memory pages in now, not one by one inside the chunks
-            column.append(view)
-    bars = shard_bars(*columns, [(a.positions, a.base) for a in assets])
-    return AssetGroup(bars, params, parallel=parallel)
 
 
 def shard_arguments(stored, layout, params_per_shard) -> list:

@@ -21,8 +21,9 @@ import ray
 from raybt.coordinator import CoordinatorOutput
 from raybt.engine.execute import RunStats
 from raybt.engine.plan import Layout, Plan, choose_layout
-from raybt.ray.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, StoredBars, actor_options,
-                              fetch_output, shard_arguments, shard_labels, store_bars)
+from raybt.ray.actors import (ColocatedShards, CoordinatorActor, RayGroupSet, actor_options, fetch_output,
+                              shard_arguments, shard_labels, store_bars)
+from raybt.ray.shard import StoredBars, start_shards
 from raybt.ray.runtime import ensure_ray
 from raybt.timeline import asset_positions
 
@@ -38,7 +39,9 @@ class RayExecution:
 
     store = staticmethod(store_bars)
 
-    def __init__(self, engine_config, n_assets: int, *, address: str | None = None, run_name: str = "run"):
+    def __init__(self, engine_config, n_assets: int, *, address: str | None = None, run_name: str = "run",
+                 names=None):
+        """``names``: the assets in portfolio order, if known: the shard actors start now, named after them."""
         ensure_ray(address)
         self.engine_config = engine_config
         self.run_name = run_name
@@ -47,6 +50,26 @@ class RayExecution:
         self.layout: Layout = choose_layout("ray", engine_config.layout, n_assets, engine_config.assets_per_actor,
                                             n_nodes, self.cpus)
         self.host = self._start_host()
+        self.early_shards = None  # (labels, actors) started with the coordinator, while the bars load
+        if self.layout.kind == "actors" and names is not None and len(names) == n_assets:
+            labels = shard_labels(list(names), self.layout.shards, run_name)
+            # their kernels load once the coordinator's have (one writer of a cold numba cache)
+            self.early_shards = (labels, start_shards(labels, self._shard_options(self.layout),
+                                                      after=self.host.ready.remote()))
+
+    def _shard_options(self, layout: Layout) -> dict:
+        return actor_options(min(1.0, self.cpus / layout.n_shards), spread=self.n_nodes > 1)
+
+    def _shard_actors(self, labels):
+        """The shard actors started early if they are the ones ``labels`` name (else they go)."""
+        early, self.early_shards = self.early_shards, None
+        if early is None:
+            return None
+        if early[0] == labels:
+            return early[1]
+        for actor in early[1]:  # other assets simulated (a selection): started again under the right names
+            ray.kill(actor)
+        return None
 
     def _start_host(self):
         """The coordinator's actor, created now and started later; colocated, it reserves the node's CPUs."""
@@ -74,9 +97,9 @@ class RayExecution:
         if self.layout.kind == "colocated":
             groups = ColocatedShards(args)
         else:
-            cpus_per_actor = min(1.0, self.cpus / len(shards))
-            groups = RayGroupSet(args, actor_options(cpus_per_actor, spread=self.n_nodes > 1),
-                                 self.engine_config.transport, shard_labels(plan.names, shards, self.run_name))
+            labels = shard_labels(plan.names, shards, self.run_name)
+            groups = RayGroupSet(args, self._shard_options(self.layout), self.engine_config.transport, labels,
+                                 actors=self._shard_actors(labels))
         host = self.host
         ray.get(host.start.remote(groups, list(shards), plan.timeline.as_unit("ns").asi8, plan.bounds,
                                   plan.initial_sleeves, plan.target, config.risk, config.rebalance,
@@ -99,6 +122,7 @@ class RayExecution:
 
     def abort(self) -> None:
         """Release the coordinator (and with it its shards)."""
+        self._shard_actors(None)  # shard actors started early and never used
         if self.host is not None:
             ray.kill(self.host)
             self.host = None

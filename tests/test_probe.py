@@ -1,0 +1,33 @@
+"""The bench's floor: the bare Ray fan-out round trip, and how the bench names layouts."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+
+@pytest.mark.ray
+def test_fanout_round_trip_measures_and_releases_its_actors(ray_session):
+    from ray._private import state
+
+    from raybt.ray.probe import fanout_round_trip
+
+    before = {aid for aid, a in state.actors().items() if a["State"] == "ALIVE"}
+    times = fanout_round_trip(2, n_calls=30)
+    assert 0 < times["best"] <= times["median"] and times["best"] <= times["mean"] < 1.0
+    alive = {aid for aid, a in state.actors().items() if a["State"] == "ALIVE" and a["ActorClassName"] in
+             ("_Idle", "_Caller")}
+    assert not (alive - before), "the probe's actors outlived it"
+
+
+def test_bench_layout_names(repo_root):
+    sys.path.insert(0, str(repo_root / "scripts"))
+    from bench_layouts import parse_layout
+
+    assert parse_layout("local", 100) == ("local", {})
+    assert parse_layout("colocated", 100) == ("ray", {"layout": "colocated"})
+    assert parse_layout("actors:4", 100) == ("ray", {"layout": "actors", "assets_per_actor": 25})
+    assert parse_layout("actors:3", 100) == ("ray", {"layout": "actors", "assets_per_actor": 34})
+    with pytest.raises(SystemExit):
+        parse_layout("actors:x", 100)

@@ -1,0 +1,108 @@
+"""Start-up of the actors layout: kernels loaded from numba's cache, shard actors started early.
+
+A new process (a shard actor's) loads every kernel a shard uses from the
+cache the first process wrote, and builds its typed lists of bars without
+compiling numba's list methods (which cost about 1.8 s per process). The
+shard actors are started with the coordinator, while the bars load, and the
+run uses those actors.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from test_engine import _assets, _config
+
+NEW_PROCESS = textwrap.dedent("""
+    import numba.typed.typedlist as typedlist
+    from raybt.compile import warm_up_kernels
+    from raybt.kernels.lists import list_append_nb, list_of_nb
+    from raybt.kernels.portfolio import block_returns_nb, pairwise_rows_nb
+    from raybt.kernels import advance_shard_nb
+
+    warm_up_kernels()
+    kernels = {"list_of_nb": list_of_nb, "list_append_nb": list_append_nb, "block_returns_nb": block_returns_nb,
+               "pairwise_rows_nb": pairwise_rows_nb, "advance_shard_nb": advance_shard_nb}
+    for name, kernel in kernels.items():
+        print(name, sum(kernel.stats.cache_misses.values()), sum(kernel.stats.cache_hits.values()))
+    compiled = [n for n, f in vars(typedlist).items() if getattr(f, "overloads", None)]
+    print("typedlist", len(compiled), 0)
+""")
+
+
+def test_a_new_process_loads_the_kernels_from_the_cache(tmp_path, repo_root):
+    script = tmp_path / "new_process.py"
+    script.write_text(NEW_PROCESS)
+    runs = [subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=repo_root)
+            for _ in range(2)]  # the first may write the cache; the second must only read it
+    assert runs[1].returncode == 0, runs[1].stderr[-3000:]
+    counts = {line.split()[0]: tuple(map(int, line.split()[1:])) for line in runs[1].stdout.splitlines()}
+    assert counts["typedlist"] == (0, 0), "numba's typed-list methods were compiled in the process"
+    for name in ("list_of_nb", "list_append_nb", "block_returns_nb", "pairwise_rows_nb", "advance_shard_nb"):
+        misses, hits = counts[name]
+        assert misses == 0 and hits >= 1, (name, misses, hits)
+
+
+@pytest.mark.ray
+def test_shard_actors_start_with_the_coordinator_and_run_the_chunks(ray_session):
+    from ray._private import state
+
+    from raybt.data.synth import generate_universe
+    from raybt.engine import PortfolioBacktester
+
+    universe = generate_universe(n_assets=6, n_bars=2 * 288, timeframe="5m", seed=4)
+    config = _config().with_overrides(layout="actors", assets_per_actor=3)
+    bt = PortfolioBacktester(_assets(universe), config, engine="ray")
+    labels, actors = bt.execution.early_shards  # started before the run, named after their assets
+    assert len(actors) == 2 and labels[0].startswith("shard ") and " of " in labels[0]
+    early = {a._actor_id.hex() for a in actors}
+    seen = []
+
+    def alive_shards(summaries):
+        seen.append({aid for aid, a in state.actors().items()
+                     if a["ActorClassName"] == "Shard" and a["State"] == "ALIVE"})
+
+    bt.progress = alive_shards
+    result = bt.run()
+    assert seen and all(ids == early for ids in seen)
+    assert bt.run_info.n_shards == 2 and len(result.equity) == 2 * 288
+    local = PortfolioBacktester(_assets(universe), _config(), engine="local").run()
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(local.equity, result.equity, check_exact=True)
+    pd.testing.assert_frame_equal(local.trades, result.trades, check_exact=True)
+
+
+@pytest.mark.ray
+def test_selection_restarts_the_early_shards_under_the_right_names(ray_session):
+    """Fewer assets simulated than given: the early actors (named after the given assets) are replaced."""
+    selected = 4
+    from raybt.data.synth import generate_universe
+    from raybt.engine import PortfolioBacktester
+
+    from raybt.config.portfolio import portfolio_config_from_dict
+
+    universe = generate_universe(n_assets=6, n_bars=3 * 288, timeframe="5m", seed=4)
+    doc = portfolio_config_from_dict({
+        "name": "selection", "initial_capital": 1_000_000, "engine": {"chunk": "4h", "layout": "actors",
+                                                                        "assets_per_actor": 3},
+        "allocation": {"model": "equal_weight", "max_assets": selected, "lookback": "1D"}}, "selection")
+    bt = PortfolioBacktester(_assets(universe), doc, engine="ray")
+    assert bt.execution.early_shards is not None
+    result = bt.run()
+    assert bt.execution.early_shards is None
+    assert bt.run_info.n_shards == 2 and result.equity.shape[1] == 2 + selected
+
+
+def test_a_shard_actor_process_imports_no_pandas(repo_root):
+    """The shard actor's module and warm-up stay clear of the coordinator's imports (pandas: ~0.6 s)."""
+    code = ("import sys; import raybt.ray.shard; from raybt.compile import warm_up_shard_kernels; "
+            "warm_up_shard_kernels(); print(sorted(m for m in ('pandas', 'raybt.coordinator', 'raybt.risk') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]", done.stdout
