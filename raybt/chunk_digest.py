@@ -109,6 +109,23 @@ def portfolio_path(digests, n_assets: int) -> np.ndarray:
     for d in digests:
         for (level, index), values in zip(d.blocks.tolist(), d.block_path):
             given[(level, index)] = values
+    return _complete_tree(given, n_assets)
+
+
+def tree_sum(equity: np.ndarray) -> np.ndarray:
+    """The per-bar sum of every row of ``equity`` (assets x bars) on the same tree as
+    :func:`portfolio_path`: the portfolio equity of a run, bit for bit what its coordinator saw."""
+    equity = np.ascontiguousarray(equity, dtype=np.float64)
+    n, width = equity.shape
+    given = {}
+    for level, index in canonical_blocks(0, n):
+        given[(level, index)] = out = np.empty(width)
+        pairwise_rows_nb(equity, index << level, level, out)
+    return _complete_tree(given, n) if n else np.zeros(width)
+
+
+def _complete_tree(given: dict, n_assets: int) -> np.ndarray:
+    """The root of the summation tree over ``n_assets`` from the block sums ``{(level, index): values}``."""
     top = max(int(n_assets) - 1, 0).bit_length()
 
     def node(level: int, index: int):

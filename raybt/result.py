@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from raybt.allocation.estimator import growth_net_of_transfers
+from raybt.chunk_digest import tree_sum
 from raybt.coordinator import EVENT_COLUMNS
 from raybt.phases import PhaseTimer, phase
 from raybt.records import drawdown, trades_frame
@@ -198,7 +199,7 @@ def assemble_result(output, names, bars_index, timeline: pd.DatetimeIndex, bound
 
     index = timeline.rename("timestamp")
     with phase(timer, "assemble.equity"):
-        portfolio = output.equity.sum(axis=0)
+        portfolio = tree_sum(output.equity)  # the additions the coordinator made, in its order
         equity = equity_frame(portfolio, output.equity, names, index)
     with phase(timer, "assemble.trades"):
         trades = trades_frame(output.trades, names, bars_index)

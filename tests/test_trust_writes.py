@@ -194,11 +194,13 @@ def test_report_rewrite_interrupted_leaves_every_file_whole(tmp_path, universe, 
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     import raybt.plots.figures as figures
+    import raybt.plots.pool as pool
 
     def broken(*args, **kwargs):
         raise KeyboardInterrupt  # as if SIGTERM arrived while the figures were being drawn
 
     monkeypatch.setattr(figures, "plot_rolling_sharpe", broken)
+    monkeypatch.setattr(pool, "figure_workers", lambda: 0)  # drawn here, where the patch is
     with pytest.raises(KeyboardInterrupt):
         from raybt.cli import _report
 
