@@ -249,3 +249,20 @@ def merge_collected(batches, layout, equity: np.ndarray) -> list:
                 parts.append((start, g, piece))
     parts.sort(key=lambda part: (part[0], part[1]))
     return [piece for _, _, piece in parts]
+
+
+def portfolio_equity(equity: np.ndarray, columns: int = 8192) -> np.ndarray:
+    """The portfolio's equity per bar from the sleeves' (assets x bars), summed on the same tree as the
+    coordinator's path, so the table's equity is exactly what the breaker and drawdown rules saw.
+    ``columns`` bars at a time (the pairwise sums need a block's rows at once)."""
+    n, width = equity.shape
+    out = np.empty(width)
+    blocks = canonical_blocks(0, n)
+    for lo in range(0, width, columns):
+        part = equity[:, lo:lo + columns]
+        sums = np.empty((len(blocks), part.shape[1]))
+        for row, (level, index) in enumerate(blocks):
+            pairwise_rows_nb(part, index << level, level, sums[row])
+        out[lo:lo + part.shape[1]] = portfolio_path([ChunkDigest(lo, lo + part.shape[1], np.asarray(
+            blocks, dtype=np.int64).reshape(-1, 2), sums, np.zeros(0), np.zeros(0), np.zeros((0, 0)), 0)], n)
+    return out
