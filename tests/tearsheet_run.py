@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from raybt.broker import validate_params
+from raybt.config.params import validate_params
 from raybt.config import AssetConfig
 from raybt.data.synth import generate_universe
 from raybt.engine import PortfolioBacktester
-from raybt.portfolio_config import portfolio_config_from_dict
+from raybt.config.portfolio import portfolio_config_from_dict
 
 N_BARS = 14 * 288
 #: per asset: contract size, leverage, spread, slippage, commission (different on purpose)
