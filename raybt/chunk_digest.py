@@ -112,18 +112,6 @@ def portfolio_path(digests, n_assets: int) -> np.ndarray:
     return _complete_tree(given, n_assets)
 
 
-def tree_sum(equity: np.ndarray) -> np.ndarray:
-    """The per-bar sum of every row of ``equity`` (assets x bars) on the same tree as
-    :func:`portfolio_path`: the portfolio equity of a run, bit for bit what its coordinator saw."""
-    equity = np.ascontiguousarray(equity, dtype=np.float64)
-    n, width = equity.shape
-    given = {}
-    for level, index in canonical_blocks(0, n):
-        given[(level, index)] = out = np.empty(width)
-        pairwise_rows_nb(equity, index << level, level, out)
-    return _complete_tree(given, n) if n else np.zeros(width)
-
-
 def _complete_tree(given: dict, n_assets: int) -> np.ndarray:
     """The root of the summation tree over ``n_assets`` from the block sums ``{(level, index): values}``."""
     top = max(int(n_assets) - 1, 0).bit_length()
@@ -266,3 +254,20 @@ def merge_collected(batches, layout, equity: np.ndarray) -> list:
                 parts.append((start, g, piece))
     parts.sort(key=lambda part: (part[0], part[1]))
     return [piece for _, _, piece in parts]
+
+
+def portfolio_equity(equity: np.ndarray, columns: int = 8192) -> np.ndarray:
+    """The portfolio's equity per bar from the sleeves' (assets x bars), summed on the same tree as the
+    coordinator's path, so the table's equity is exactly what the breaker and drawdown rules saw.
+    ``columns`` bars at a time (the pairwise sums need a block's rows at once)."""
+    n, width = equity.shape
+    out = np.empty(width)
+    blocks = canonical_blocks(0, n)
+    for lo in range(0, width, columns):
+        part = equity[:, lo:lo + columns]
+        sums = np.empty((len(blocks), part.shape[1]))
+        for row, (level, index) in enumerate(blocks):
+            pairwise_rows_nb(part, index << level, level, sums[row])
+        out[lo:lo + part.shape[1]] = portfolio_path([ChunkDigest(lo, lo + part.shape[1], np.asarray(
+            blocks, dtype=np.int64).reshape(-1, 2), sums, np.zeros(0), np.zeros(0), np.zeros((0, 0)), 0)], n)
+    return out

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from raybt.allocation.estimator import growth_net_of_transfers
-from raybt.chunk_digest import tree_sum
 from raybt.coordinator import EVENT_COLUMNS
 from raybt.phases import PhaseTimer, phase
 from raybt.records import drawdown, trades_frame
@@ -195,11 +194,12 @@ def assemble_result(output, names, bars_index, timeline: pd.DatetimeIndex, bound
     ``output``: the coordinator's :class:`~raybt.coordinator.CoordinatorOutput`;
     ``bars_index``: each asset's own timestamps (trade bars are local to them).
     """
+    from raybt.chunk_digest import portfolio_equity
     from raybt.metrics import compute_metrics
 
     index = timeline.rename("timestamp")
     with phase(timer, "assemble.equity"):
-        portfolio = tree_sum(output.equity)  # the additions the coordinator made, in its order
+        portfolio = portfolio_equity(output.equity)  # summed as the coordinator summed its path
         equity = equity_frame(portfolio, output.equity, names, index)
     with phase(timer, "assemble.trades"):
         trades = trades_frame(output.trades, names, bars_index)

@@ -188,3 +188,18 @@ def test_lost_group_replays_from_the_checkpoint_to_the_same_results(reference):
     lean = _run(plan, config, groups, shards, checkpoint_every=5)
     assert lean.recoveries == 3 and sorted(groups.lost) == [0, 1, 2]
     _assert_same(full, lean)
+
+
+def test_portfolio_equity_is_the_coordinators_path_bar_for_bar(reference):
+    """The equity table's portfolio column is summed as the coordinator summed the path it acted on."""
+    from raybt.chunk_digest import portfolio_equity
+
+    plan, config, full = reference
+    out = full.output()
+    table = portfolio_equity(out.equity, columns=100)  # column blocks do not change any sum
+    assert np.array_equal(table, portfolio_equity(out.equity))
+    for k in range(full.n_chunks):
+        t0, t1 = int(plan.bounds[k]), int(plan.bounds[k + 1])
+        chunk = np.ascontiguousarray(out.equity[:, t0:t1])
+        digest = digest_chunk(chunk, np.zeros(len(chunk)), 0, t0, chunk[:, 0], np.zeros(len(chunk)), -1, 12)
+        assert np.array_equal(portfolio_path([digest], len(chunk)), table[t0:t1])
