@@ -38,19 +38,21 @@ from raybt.data.loader import load_bars  # noqa: E402
 from raybt.data.synth import write_universe  # noqa: E402
 from raybt.engine import PortfolioBacktester, release_free_memory  # noqa: E402
 from raybt.phases import PhaseTimer  # noqa: E402
+from raybt.plots.pool import FigurePool, figure_workers  # noqa: E402
 
 
 def folder_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def whole_command(paths, args, out: Path, timer: PhaseTimer):
-    """What ``raybt run`` does after ray.init: load, run, save with figures and report."""
+def whole_command(paths, args, out: Path, timer: PhaseTimer, figure_pool=None):
+    """What ``raybt run`` does after ray.init: load, run, save with figures and report (drawn by
+    ``figure_pool``, the workers ``raybt run`` starts before Ray)."""
     params = validate_params(PARAMS)
     configs = [AssetConfig(name=p.stem, data=p, timeframe="5m", params=params) for p in paths]
     backtester = PortfolioBacktester(configs, bench_config(args.chunk), engine=args.engine, timer=timer)
     result = backtester.run()
-    result.save(out, format=args.format, timer=timer)
+    result.save(out, format=args.format, timer=timer, figure_pool=figure_pool)
     n_trades = len(result.trades)
     del result, backtester
     return n_trades
@@ -66,6 +68,7 @@ def main():
     ap.add_argument("--data-dir", default=None, help="where the universe is written (default: a temp dir)")
     ap.add_argument("--no-memory", action="store_true", help="skip the separate memory run")
     ap.add_argument("--no-kernel", action="store_true", help="skip the bare-kernel baseline")
+    ap.add_argument("--serial-figures", action="store_true", help="draw the figures in this process, one by one")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="raybt-e2e-"))
@@ -80,6 +83,8 @@ def main():
     release_free_memory()
 
     timer = PhaseTimer()
+    workers = 0 if args.serial_figures else figure_workers()
+    figure_pool = FigurePool(workers) if workers else None  # started before Ray, as raybt run does
     if args.engine == "ray":
         from raybt.ray.runtime import ensure_ray
 
@@ -88,7 +93,9 @@ def main():
         print(f"ray.init {time.perf_counter() - t:.1f} s (not counted)")
     out = work / "run"
     t = time.perf_counter()
-    n_trades = whole_command(paths, args, out, timer)
+    n_trades = whole_command(paths, args, out, timer, figure_pool)
+    if figure_pool is not None:
+        figure_pool.close()
     wall = time.perf_counter() - t
     seconds = timer.seconds
     seconds.pop("ray.init", None)
@@ -118,7 +125,10 @@ def main():
 
     if not args.no_memory:
         with PeakMemory() as mem:
-            whole_command(paths, args, out, PhaseTimer())
+            pool = FigurePool(workers) if workers else None  # its workers count in the tree
+            whole_command(paths, args, out, PhaseTimer(), pool)
+            if pool is not None:
+                pool.close()
         print(f"peak memory of the process tree (separate run, sampler on): PSS {mem.peak / 1e9:.2f} GB "
               f"(RSS sum {mem.peak_rss / 1e9:.2f} GB)")
     shutil.rmtree(work, ignore_errors=True)
