@@ -475,11 +475,11 @@ def _degenerate(name, mutate, needle):
                 result = api_run(frames)
             except RaybtError as exc:
                 return api_error(exc)
-        said = [str(w.message) for w in caught] + [str(x) for x in (getattr(result, "warnings", None) or [])]
+        kept = (getattr(result, "provenance", None) or {}).get("warnings") or []
+        said = [str(w.message) for w in caught] + [str(x) for x in kept]
         hit = [s for s in said if k in s and needle in s]
         return {"rc": 0, "check": (bool(hit), f"warning present: {hit[0][:80]}" if hit else
-                                   f"no warning naming {k} and '{needle}' ({summary(result)}; result.warnings="
-                                   f"{getattr(result, 'warnings', 'n/a')!r})")}
+                                   f"no warning naming {k} and '{needle}' ({summary(result)}; provenance warnings={kept!r})")}
 
 
 def _scale(s):
@@ -1418,7 +1418,7 @@ portfolio_case("portfolio: YAML syntax error", "k", text="risk:\n  max_portfolio
 portfolio_case("asset config: JSON syntax error", "k", assets_text='{"assets": {')
 
 portfolio_case("asset leverage -30", "p", assets_edit=_asset("broker", "leverage", -30))
-portfolio_case("asset entry_z 0", "p", assets_edit=_asset("strategy", "entry_z", 0))
+portfolio_case("asset entry_z -1", "p", assets_edit=_asset("strategy", "entry_z", -1))  # spec: entry_z >= 0
 portfolio_case("asset bb_period 1", "p", assets_edit=_asset("strategy", "bb_period", 1))
 portfolio_case("asset sl_atr -1", "p", assets_edit=_asset("strategy", "sl_atr", -1))
 portfolio_case("asset tp_atr 'abc'", "p", assets_edit=_asset("strategy", "tp_atr", "abc"))
@@ -1459,7 +1459,7 @@ def backtest_set_case(name, cls, sets, expect="error"):
         return {"rc": cli(args)}
 
 
-for _s in ["leverage=-1", "entry_z=0", "bb_period=1", "sl_atr=-2", "bb_period=1e30", "spread=-1", "sizing=kelly",
+for _s in ["leverage=-1", "entry_z=-1", "bb_period=1", "sl_atr=-2", "bb_period=1e30", "spread=-1", "sizing=kelly",
            "allow_short=maybe", "weight=0"]:
     backtest_set_case(f"--set {_s}", "p", [_s])
 backtest_set_case("--set levrage=2 (misspelt)", "k", ["levrage=2"])
@@ -1478,7 +1478,7 @@ def api_params_case(name, params):
 
 
 api_params_case("validate_params leverage -1", {"leverage": -1})
-api_params_case("validate_params entry_z 0", {"entry_z": 0})
+api_params_case("validate_params entry_z -1", {"entry_z": -1})
 api_params_case("validate_params bb_period 1", {"bb_period": 1})
 api_params_case("validate_params sl_atr -1", {"sl_atr": -1})
 api_params_case("validate_params unknown key bb_perod", {"bb_perod": 20})
@@ -1550,7 +1550,7 @@ GOOD_GRID = {"grid": {"bb_period": [20, 30], "entry_z": [1.8, 2.4]}, "selection"
 grid_case("grid: unknown parameter 'bb_perod'", grid_doc={"grid": {"bb_perod": [20, 30]}})
 grid_case("grid: empty value list", grid_doc={"grid": {"bb_period": []}})
 grid_case("grid: bb_period [1]", grid_doc={"grid": {"bb_period": [1, 20]}})
-grid_case("grid: entry_z [0]", grid_doc={"grid": {"entry_z": [0, 2]}})
+grid_case("grid: entry_z [-1]", grid_doc={"grid": {"entry_z": [-1, 2]}})
 grid_case("grid: leverage [-10]", grid_doc={"grid": {"leverage": [-10]}})
 grid_case("grid: string value", grid_doc={"grid": {"sl_atr": ["abc"]}})
 grid_case("grid: YAML syntax error", grid_text="grid:\n  bb_period: [20, 30\n")
