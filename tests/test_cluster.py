@@ -26,7 +26,7 @@ REHEARSAL = textwrap.dedent("""
 
     root = Path(sys.argv[1])
     universe = generate_universe(n_assets=12, n_bars=3 * 288, timeframe="5m", seed=6, shocks=[(0.5, -0.2, 24)])
-    config = _config().with_overrides(layout="actors", assets_per_actor=3)
+    config = _config()  # layout auto: on a multi-node cluster, shard actors, one per CPU
     cluster = Cluster(initialize_head=True, head_node_args={{"num_cpus": 1}})
     for _ in range(3):
         cluster.add_node(num_cpus=1)
@@ -55,7 +55,7 @@ def test_actors_across_four_nodes_equal_local_byte_for_byte(tmp_path, repo_root)
                           cwd=repo_root)
     assert done.returncode == 0, done.stderr[-3000:]
     _, layout, shards, nodes, trades, trips = done.stdout.strip().splitlines()[-1].split()
-    assert (layout, int(shards)) == ("actors", 4)
+    assert (layout, int(shards)) == ("actors", 4)  # chosen by auto: 4 CPUs on 4 nodes
     assert int(nodes) >= 3, "the shard actors were not spread over the nodes"
     assert int(trades) > 50 and int(trips) >= 1  # the breaker acted on the path the shards' digests made
     for name in TABLES:
