@@ -15,19 +15,33 @@ RESULT_FILES = ("portfolio_equity.parquet", "trades.parquet", "multipliers.parqu
                 "weights.csv", "weights_history.csv", "analysis.json")
 
 
-def _run(tmp_path, name, *args):
+def _start(tmp_path, name, *args):
     out = tmp_path / name
-    done = subprocess.run([sys.executable, "-m", "raybt.cli", "run", "--out", str(out), "--no-progress",
-                           "--checkpoint-seconds", "0", *args],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out, done.stdout
+    return out, subprocess.Popen([sys.executable, "-m", "raybt.cli", "run", "--out", str(out), "--no-progress",
+                                  "--checkpoint-seconds", "0", *args],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+
+
+def _finish(started):
+    out, proc = started
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-3000:]
+    return out, stdout
 
 
 @pytest.mark.ray
 def test_one_actor_per_asset_equals_local_byte_for_byte(tmp_path):
-    local, _ = _run(tmp_path, "local", "--engine", "local")
-    actors, printed = _run(tmp_path, "actors", "--engine", "ray", "--layout", "actors", "--assets-per-actor", "1")
+    from raybt.config.universe import load_asset_universe
+    from raybt.universe import ensure_synthetic
+
+    # the configs and the bundled universe, written once, before the two runs read them
+    subprocess.run([sys.executable, "-m", "raybt.cli", "init", str(tmp_path)], check=True, capture_output=True,
+                   timeout=120)
+    ensure_synthetic(load_asset_universe(tmp_path / "configs" / "assets_config_highperf.json").synthetic, None)
+    # both at once (the local run is done while the actors start): the same results either way
+    runs = [_start(tmp_path, "local", "--engine", "local"),
+            _start(tmp_path, "actors", "--engine", "ray", "--layout", "actors", "--assets-per-actor", "1")]
+    (local, _), (actors, printed) = [_finish(started) for started in runs]
     run = json.loads((actors / "run_info.json").read_text())["run"]
     n_assets = len(json.loads((local / "metrics.json").read_text())["assets"])
     assert run["layout"] == "actors" and run["n_shards"] == n_assets > 1, run
