@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sleeves import random_sleeves
 from raybt.phases import PhaseTimer
 from raybt.plots import FIGURES
 from raybt.plots import figures as F
@@ -113,16 +114,7 @@ def test_asset_frontier_points_match_pandas_on_the_finite_rows():
 # ------------------------------------------------------------------ what is drawn
 
 def _run(n_assets: int, n_bars: int, seed: int = 1):
-    idx = pd.date_range("2024-01-01", periods=n_bars, freq="5min", tz="UTC")
-    rng = np.random.default_rng(seed)
-    r = rng.normal(0, 1e-3, (n_bars, n_assets)) + rng.normal(2e-6, 3e-6, n_assets)
-    r[0] = 0.0
-    names = [f"A{i:04d}" for i in range(n_assets)]
-    sleeves = 1000.0 * np.cumprod(1 + r, axis=0)
-    equity = pd.DataFrame(sleeves, index=idx, columns=names)
-    equity.insert(0, "equity", sleeves.sum(axis=1))
-    returns = pd.DataFrame(r[1:], index=idx[1:], columns=names)
-    return equity, returns, names
+    return random_sleeves(n_assets, n_bars, seed)
 
 
 def test_equity_at_many_sleeves_bands_and_six_named_lines(tmp_path, drawn):

@@ -20,6 +20,7 @@ from matplotlib.collections import LineCollection, PathCollection, PolyCollectio
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from sleeves import random_sleeves
 from raybt.analysis.tearsheet import tearsheet
 from raybt.plots import figures as F
 from raybt.plots.base import _HALT, _MIN_SPAN, _money
@@ -82,15 +83,7 @@ def _assert_distinguishable(fig, min_delta_e: float = 20.0) -> int:
 
 
 def _walk(n_assets: int, n_bars: int, seed: int = 1):
-    idx = pd.date_range("2024-01-01", periods=n_bars, freq="5min", tz="UTC")
-    rng = np.random.default_rng(seed)
-    r = rng.normal(0, 1e-3, (n_bars, n_assets)) + rng.normal(2e-6, 3e-6, n_assets)
-    r[0] = 0.0
-    names = [f"A{i:04d}_5m" for i in range(n_assets)]
-    sleeves = 1000.0 * np.cumprod(1 + r, axis=0)
-    equity = pd.DataFrame(sleeves, index=idx, columns=names)
-    equity.insert(0, "equity", sleeves.sum(axis=1))
-    return equity, pd.DataFrame(r[1:], index=idx[1:], columns=names), names
+    return random_sleeves(n_assets, n_bars, seed, suffix='_5m')
 
 
 def test_legend_entries_are_distinguishable_at_fifteen_sleeves(tmp_path, drawn):
