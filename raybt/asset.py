@@ -35,6 +35,11 @@ from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
 #: wait at the end (measured on 2 cores, 100 assets x 1D chunks: 0.34 -> 0.31 s).
 PARALLEL_ASSETS_PER_TASK = 4
 
+#: Fewest asset-bars in a chunk for which a parallel group starts its threads: below it, starting and
+#: joining them costs more than the work (the default universe at 1-hour chunks is 180 asset-bars a
+#: chunk), and idle threads spinning on the second core slow whatever else runs there.
+PARALLEL_MIN_ASSET_BARS = 20_000
+
 #: numba types of a shard's per-asset arrays (read-only: plasma buffers and caller's columns alike).
 BAR_ARRAY = types.Array(types.float64, 1, "C", readonly=True)
 POS_ARRAY = types.Array(types.int64, 1, "C", readonly=True)
@@ -199,8 +204,7 @@ class AssetGroup:
         self.bars = bars
         self.params = params
         self.state = initial_state(params) if state is None else state.copy()
-        self.parallel = parallel
-        self._advance = advance_shard_parallel_nb if parallel else advance_shard_nb
+        self.parallel = parallel  # threads for chunks of PARALLEL_MIN_ASSET_BARS or more
         self._trade_buffer = np.zeros((bars.n_assets, 0), dtype=TRADE_DT)
         self._trade_counts = np.zeros(bars.n_assets, dtype=np.int64)
         self._n_bars = np.array([bars.n_bars(a) for a in range(bars.n_assets)], dtype=np.int64)
@@ -231,8 +235,10 @@ class AssetGroup:
             self._trade_buffer = np.zeros((self.n_assets, width), dtype=TRADE_DT)
         equity = np.empty((self.n_assets, width), dtype=np.float64)
         b = self.bars
-        with parallel_chunksize(PARALLEL_ASSETS_PER_TASK if self.parallel else 0):
-            self._advance(
+        parallel = self.parallel and self.n_assets * width >= PARALLEL_MIN_ASSET_BARS
+        advance = advance_shard_parallel_nb if parallel else advance_shard_nb
+        with parallel_chunksize(PARALLEL_ASSETS_PER_TASK if parallel else 0):
+            advance(
                 b.opens, b.highs, b.lows, b.closes, b.union_pos, b.union_base, self.params,
                 self.state, instructions, t_start, t_end, equity, self._trade_buffer,
                 self._trade_counts,

@@ -16,6 +16,28 @@ from raybt.coordinator import FACTORS, CheckpointDelta, Coordinator, Decision, _
 from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
 
 
+def _joined(parts: list, dtype) -> np.ndarray:
+    """The C-contiguous arrays ``parts`` of ``dtype`` joined as one flat array, as one copy of their
+    bytes (``np.stack``/``np.concatenate`` promote record types field by field: milliseconds a checkpoint)."""
+    return np.frombuffer(bytearray(b"".join(np.ascontiguousarray(part) for part in parts)), dtype=dtype)
+
+
+def _rows(rows: list, shape: tuple, dtype=np.float64) -> np.ndarray:
+    """``rows`` (arrays of ``shape``) stacked along a new first axis."""
+    return _joined(rows, dtype).reshape(len(rows), *shape)
+
+
+def _bounds_digest(self: Coordinator) -> np.ndarray:
+    """SHA-256 of the run's chunk bounds (32 bytes): a checkpoint names the chunking it was taken under
+    without storing it every time (70 KB at one-hour chunks over a year)."""
+    import hashlib
+
+    if self._bounds_sha256 is None:
+        digest = hashlib.sha256(np.ascontiguousarray(self.bounds, dtype=np.int64).tobytes()).digest()
+        self._bounds_sha256 = np.frombuffer(digest, dtype=np.uint8).copy()
+    return self._bounds_sha256
+
+
 def checkpoint_delta(self: Coordinator) -> CheckpointDelta:
     """The state at this chunk boundary and the outputs since the previous call, as plain arrays.
 
@@ -31,7 +53,7 @@ def checkpoint_delta(self: Coordinator) -> CheckpointDelta:
         "target_weights": self.target_weights, "instructions": self.instructions,
         "scalars": np.array([self.peak, self.drawdown, breaker.peak], dtype=np.float64),
         "breaker": np.array([int(breaker.tripped), breaker.chunks_since_trip], dtype=np.int64),
-        "bounds": self.bounds,
+        "bounds_sha256": _bounds_digest(self),
         **{f"returns.{k}": v for k, v in self.returns.to_arrays().items()},
         **{f"group_state.{g}": st for g, st in enumerate(self._group_states())},
     }
@@ -42,14 +64,12 @@ def checkpoint_delta(self: Coordinator) -> CheckpointDelta:
     trades = self._trade_parts[marker.trade_parts:]
     outputs = {
         "equity": self.equity[:, marker.bars:done].copy(),
-        "trades": np.concatenate(trades) if trades else np.zeros(0, dtype=TRADE_DT),
+        "trades": _joined(trades, TRADE_DT),
         "decision.chunk": np.array([d.chunk for d in decisions], dtype=np.int64),
         "decision.decided_at": np.array([d.decided_at for d in decisions], dtype=np.int64),
         "decision.chunk_start": np.array([d.chunk_start for d in decisions], dtype=np.int64),
-        "decision.instructions": (np.stack([d.instructions for d in decisions]) if decisions
-                                  else np.zeros((0, self.n_assets), dtype=INSTR_DT)),
-        "decision.factors": (np.stack([d.factors for d in decisions]) if decisions
-                             else np.zeros((0, len(FACTORS), self.n_assets))),
+        "decision.instructions": _rows([d.instructions for d in decisions], (self.n_assets,), INSTR_DT),
+        "decision.factors": _rows([d.factors for d in decisions], (len(FACTORS), self.n_assets)),
         "decision.reason": np.array([d.reason for d in decisions], dtype="U16"),
         "event.chunk": np.array([e["chunk"] for e in events], dtype=np.int64),
         "event.decided_at": np.array([e["decided_at"] for e in events], dtype=np.int64),
@@ -59,10 +79,9 @@ def checkpoint_delta(self: Coordinator) -> CheckpointDelta:
         "event.equity": np.array([e["equity"] for e in events], dtype=np.float64),
         "weights.chunk": np.array([w[0] for w in weights], dtype=np.int64),
         "weights.decided_at": np.array([w[1] for w in weights], dtype=np.int64),
-        "weights.values": (np.stack([w[2] for w in weights]) if weights else np.zeros((0, self.n_assets))),
+        "weights.values": _rows([w[2] for w in weights], (self.n_assets,)),
         "adjust.chunk": np.array(moved, dtype=np.int64),
-        "adjust.amount": (np.stack([self.adjustments[c] for c in moved]) if moved
-                          else np.zeros((0, self.n_assets))),
+        "adjust.amount": _rows([self.adjustments[c] for c in moved], (self.n_assets,)),
     }
     self._disk_marker = _Marker(done, self.chunk, len(self._trade_parts), len(self.decisions), len(self.events),
                                 len(self.weight_history))
@@ -76,7 +95,7 @@ def restore_checkpoint(self: Coordinator, state: dict, outputs: dict) -> None:
     delta's state. The results then equal an uninterrupted run's, bit for bit.
     """
     chunk = int(state["chunk"])
-    if len(state["sleeves"]) != self.n_assets or not np.array_equal(state["bounds"], self.bounds):
+    if len(state["sleeves"]) != self.n_assets or not np.array_equal(state["bounds_sha256"], _bounds_digest(self)):
         raise ValueError("the checkpoint belongs to a run with other assets or chunks")
     done = int(self.bounds[chunk])
     if outputs["equity"].shape != (self.n_assets, done):

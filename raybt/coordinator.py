@@ -140,6 +140,7 @@ class Coordinator:
                       for idx in self.layout]
         self.timeline_ns = np.asarray(timeline_ns, dtype=np.int64)
         self.bounds = np.asarray(bounds, dtype=np.int64)
+        self._bounds_sha256 = None  # computed at the first checkpoint on disk (raybt.checkpoint_state)
         self.n_assets = int(sum(len(idx) for idx in self.layout))
         self.settings = settings
         self.rebalance = rebalance

@@ -216,7 +216,7 @@ def setup() -> None:
     write_portfolio(W, portfolio_doc())
     raybt_("run", P("p.yaml"), "--engine", "local", "--no-progress", "--out", P("ref_run"))
     raybt_("backtest", "--data", P("u", "EURUSDX_5m.parquet"), "--out", P("ref_bt"))
-    # an interrupted run with a real checkpoint (SIGTERM after the first manifest), and its uninterrupted twin
+    # an interrupted run with a real checkpoint (SIGTERM after the first state), and its uninterrupted twin
     write_portfolio(W, portfolio_doc(engine={"chunk": "15min", "checkpoint_every": 10, "checkpoint_seconds": 0}),
                     name="pckpt.yaml")
     raybt_("run", P("pckpt.yaml"), "--engine", "local", "--no-progress", "--out", P("ckpt_ref"))
@@ -225,15 +225,15 @@ def setup() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "raybt.cli", "run", P("pckpt.yaml"), "--engine", "local",
                              "--no-progress", "--out", folder / "out"], env=ENV, cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    manifest = folder / ".out.partial" / "checkpoint" / "manifest.json"
+    state = folder / ".out.partial" / "checkpoint" / "state-b.rec"  # (two checkpoints: both slots written)
     deadline = time.time() + 300
-    while not manifest.exists() and proc.poll() is None and time.time() < deadline:
+    while not (state.exists() and state.stat().st_size) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(timeout=120)
-    if not manifest.exists() or rc != 143:
-        raise SystemExit(f"setup: could not interrupt a run with a checkpoint (rc {rc}, manifest {manifest.exists()})")
+    if not state.exists() or rc != 143:
+        raise SystemExit(f"setup: could not interrupt a run with a checkpoint (rc {rc}, state {state.exists()})")
     # a small grid and a sweep base
     P("grid.yaml").write_text(yaml.safe_dump({"grid": {"bb_period": [20, 30], "entry_z": [1.8, 2.4]},
                                               "selection": {"max_drawdown": 0.5, "min_trades": 3}}))
@@ -549,12 +549,29 @@ def ckpt_case(name, craft, expect="error"):
         return _resume_result(cd, _resume(cd))
 
 
-def _manifest(folder):
-    return json.loads((folder / "manifest.json").read_text())
+STATE_SLOTS = ("state-a.rec", "state-b.rec")
 
 
-def _write_manifest(folder, doc):
-    (folder / "manifest.json").write_text(json.dumps(doc))
+def _forged(meta, entries, payload):
+    """An array record with a valid digest (a forger can compute it too) around any header and payload."""
+    from raybt.array_records import MAGIC, PREFIX
+
+    header = json.dumps({"meta": meta, "arrays": entries}).encode()
+    body = header + payload
+    return PREFIX.pack(MAGIC, len(header), len(payload), hashlib.sha256(body).digest()) + body
+
+
+def _slot_meta(path):
+    from raybt.array_records import unpack
+    from raybt.checkpoints import RECORD_DTYPES
+
+    return unpack(bytearray(path.read_bytes()), 0, RECORD_DTYPES)[0]
+
+
+def _flip(path, at):
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
 
 
 def craft_pickle_only(cd, folder):
@@ -569,60 +586,75 @@ def craft_pickle_beside(cd, folder):
     (folder.parent / "checkpoint.pkl").write_bytes(pickle.dumps(Payload(_pwned(cd))))
 
 
-def craft_bad_hash(cd, folder):
-    doc = _manifest(folder)
-    doc["state"]["sha256"] = "0" * 64
-    _write_manifest(folder, doc)
+def craft_old_manifest(cd, folder):
+    """An earlier raybt's .npz checkpoint: refused by name."""
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "chunk": 3, "segments": []}))
 
 
-def craft_state_is_pickle_hash_matches(cd, folder):
-    doc = _manifest(folder)
-    state = folder / doc["state"]["file"]
-    state.write_bytes(pickle.dumps(Payload(_pwned(cd))))
-    doc["state"]["sha256"] = hashlib.sha256(state.read_bytes()).hexdigest()
-    _write_manifest(folder, doc)
+def craft_bad_digest_both(cd, folder):
+    for name in STATE_SLOTS:
+        _flip(folder / name, -10)
 
 
-def craft_npz_object_array(cd, folder):
-    doc = _manifest(folder)
-    state = folder / doc["state"]["file"]
-    with np.load(state) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["chunk"] = np.array([Payload(_pwned(cd))], dtype=object)
-    np.savez(state, **arrays)
-    doc["state"]["sha256"] = hashlib.sha256(state.read_bytes()).hexdigest()
-    _write_manifest(folder, doc)
+def craft_newest_state_torn(cd, folder):
+    newest = max(STATE_SLOTS, key=lambda name: _slot_meta(folder / name)["chunk"])
+    data = (folder / newest).read_bytes()
+    (folder / newest).write_bytes(data[:len(data) // 2] + bytes(len(data) - len(data) // 2))
 
 
-def craft_segment_edited(cd, folder):
-    doc = _manifest(folder)
-    seg = folder / doc["segments"][0]["file"]
-    with np.load(seg) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["equity"] = arrays["equity"] * 2
-    np.savez(seg, **arrays)  # digest not updated
-    return doc
+def craft_state_is_pickle(cd, folder):
+    for name in STATE_SLOTS:
+        (folder / name).write_bytes(pickle.dumps(Payload(_pwned(cd))))
 
 
-def craft_path_escape(cd, folder):
-    doc = _manifest(folder)
-    shutil.copy(folder / doc["state"]["file"], cd / "evil.npz")
-    doc["state"]["file"] = "../../evil.npz"
-    _write_manifest(folder, doc)
+def craft_state_object_array(cd, folder):
+    payload = pickle.dumps(np.array([Payload(_pwned(cd))], dtype=object))
+    for name in STATE_SLOTS:
+        (folder / name).write_bytes(_forged(_slot_meta(folder / name), [["chunk", "|O", [1]]], payload))
 
 
-def craft_manifest_garbage(cd, folder):
-    (folder / "manifest.json").write_text("{not json")
+def craft_state_record_dtype_forged(cd, folder):
+    """A record-type name the reader does not know, digest fixed."""
+    for name in STATE_SLOTS:
+        (folder / name).write_bytes(_forged(_slot_meta(folder / name), [["chunk", "evil", [1]]], b"\0" * 8))
 
 
-def craft_manifest_format(cd, folder):
-    doc = _manifest(folder)
+def craft_state_array_past_end(cd, folder):
+    for name in STATE_SLOTS:
+        (folder / name).write_bytes(_forged(_slot_meta(folder / name), [["sleeves", "<f8", [10 ** 9]]], b"\0" * 8))
+
+
+def craft_output_edited(cd, folder):
+    _flip(folder / "outputs.log", 200)  # inside the first record; its digest is stale
+
+
+def craft_log_truncated(cd, folder):
+    log = folder / "outputs.log"
+    log.write_bytes(log.read_bytes()[:-16])
+
+
+def craft_log_extra_tail(cd, folder):
+    """Bytes after what the state names (a kill between the log append and the state): dropped."""
+    with open(folder / "outputs.log", "ab") as log:
+        log.write(b"RAYBTAR1" + bytes(100))
+
+
+def craft_run_garbage(cd, folder):
+    (folder / "run.json").write_text("{not json")
+
+
+def craft_run_format(cd, folder):
+    doc = json.loads((folder / "run.json").read_text())
     doc["format"] = 99
-    _write_manifest(folder, doc)
+    (folder / "run.json").write_text(json.dumps(doc))
 
 
-def craft_state_missing(cd, folder):
-    (folder / _manifest(folder)["state"]["file"]).unlink()
+def craft_states_missing(cd, folder):
+    """No state at all: as a run stopped before its first checkpoint, the resume starts from the beginning."""
+    for name in STATE_SLOTS:
+        (folder / name).unlink()
 
 
 def craft_config_changed(cd, folder):
@@ -667,14 +699,19 @@ def craft_nothing(cd, folder):
 
 ckpt_case("checkpoint.pkl only (old format, payload)", craft_pickle_only)
 ckpt_case("checkpoint.pkl beside a valid checkpoint (payload)", craft_pickle_beside, expect="ok")
-ckpt_case("manifest hash does not match state", craft_bad_hash)
-ckpt_case("state replaced by a pickle, hash updated", craft_state_is_pickle_hash_matches)
-ckpt_case("state .npz with an object array, hash updated", craft_npz_object_array)
-ckpt_case("segment edited, digest stale", craft_segment_edited)
-ckpt_case("manifest names ../../evil.npz", craft_path_escape)
-ckpt_case("manifest not JSON", craft_manifest_garbage)
-ckpt_case("manifest format 99", craft_manifest_format)
-ckpt_case("state file missing", craft_state_missing)
+ckpt_case("an earlier raybt's manifest.json checkpoint", craft_old_manifest)
+ckpt_case("both state slots damaged (digest differs)", craft_bad_digest_both)
+ckpt_case("newest state slot torn, the other whole", craft_newest_state_torn, expect="ok")
+ckpt_case("state slots replaced by a pickle (payload)", craft_state_is_pickle)
+ckpt_case("state record: object array over a pickle, digest fixed", craft_state_object_array)
+ckpt_case("state record: unknown record type, digest fixed", craft_state_record_dtype_forged)
+ckpt_case("state record: array runs past the record, digest fixed", craft_state_array_past_end)
+ckpt_case("output record edited, digest stale", craft_output_edited)
+ckpt_case("outputs.log shorter than the state says", craft_log_truncated)
+ckpt_case("outputs.log with a tail after the state", craft_log_extra_tail, expect="ok")
+ckpt_case("run.json not JSON", craft_run_garbage)
+ckpt_case("run.json format 99", craft_run_format)
+ckpt_case("no state slot (log only)", craft_states_missing, expect="ok")
 ckpt_case("config changed since the checkpoint", craft_config_changed)
 ckpt_case("data changed since the checkpoint", craft_data_changed)
 ckpt_case("run_request.json not an object", craft_request_garbage)
@@ -1026,7 +1063,7 @@ def _(cd):
 def _(cd):
     partial = copy_partial(cd)
     rc = run_local(P("pckpt.yaml"), cd / "out")
-    kept = (partial / "checkpoint" / "manifest.json").is_file()
+    kept = (partial / "checkpoint" / "state-a.rec").is_file()
     if not kept:
         print("note: the interrupted run's checkpoint was deleted", file=sys.stdout)
     return {"rc": rc, "note": "checkpoint kept" if kept else "CHECKPOINT DELETED"}

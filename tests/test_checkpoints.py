@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from raybt.config.params import validate_params
-from raybt.checkpoints import FOLDER, MANIFEST, load_checkpoint
+from raybt.array_records import MAGIC, PREFIX, unpack
+from raybt.checkpoints import FOLDER, OUTPUTS, RECORD_DTYPES, RUN, STATES, load_checkpoint
 from raybt.config.universe import AssetConfig
 from raybt.data.synth import generate_universe
 from raybt.engine import PortfolioBacktester
@@ -62,7 +63,7 @@ def interrupted(assets, tmp_path):
     with pytest.raises(Stop):
         PortfolioBacktester(assets, _config(), engine="local", progress=_interrupt_after(20)).run(
             checkpoint_dir=tmp_path)
-    assert (tmp_path / FOLDER / MANIFEST).is_file()
+    assert (tmp_path / FOLDER / STATES[0]).is_file()
     return tmp_path
 
 
@@ -89,22 +90,31 @@ def test_a_resumed_run_can_be_interrupted_and_resumed_again(assets, reference, i
     _same(reference, resumed)
 
 
-def test_each_segment_holds_only_the_work_since_the_previous_checkpoint(interrupted):
+def _records(path):
+    """(meta, arrays) of every record in a file, in order."""
+    buffer, offset, out = bytearray(path.read_bytes()), 0, []
+    while offset < len(buffer):
+        meta, arrays, offset = unpack(buffer, offset, RECORD_DTYPES)
+        out.append((meta, arrays))
+    return out
+
+
+def _hashes(folder):
+    return json.loads((folder / FOLDER / RUN).read_text())["hashes"]
+
+
+def test_each_record_holds_only_the_work_since_the_previous_checkpoint(interrupted):
     """Every bar's equity is written once, in order: the checkpoints cost the work, not its square."""
-    manifest = json.loads((interrupted / FOLDER / MANIFEST).read_text())
-    segments = manifest["segments"]
-    assert 1 <= len(segments) <= 19  # one per batch of 5 chunks, merged when the disk lags behind
-    widths, trades = [], 0
-    for entry in segments:
-        with np.load(interrupted / FOLDER / entry["file"], allow_pickle=False) as npz:
-            widths.append(npz["equity"].shape[1])
-            trades += len(npz["trades"])
-    assert [e["equity_from"] for e in segments] == list(np.cumsum([0] + widths[:-1]))
-    state, outputs = load_checkpoint(interrupted, manifest["hashes"])
-    assert sum(widths) == outputs["equity"].shape[1] and trades == len(outputs["trades"])
-    assert manifest["chunk"] == 19 * EVERY and int(state["chunk"]) == manifest["chunk"]
-    states = [f for f in os.listdir(interrupted / FOLDER) if f.startswith("state-")]
-    assert states == [manifest["state"]["file"]]  # the previous state files are gone
+    records = _records(interrupted / FOLDER / OUTPUTS)
+    assert 1 <= len(records) <= 19  # one per batch of 5 chunks, merged when the disk lags behind
+    widths = [arrays["equity"].shape[1] for _, arrays in records]
+    assert [meta["equity_from"] for meta, _ in records] == list(np.cumsum([0] + widths[:-1]))
+    state, outputs = load_checkpoint(interrupted, _hashes(interrupted))
+    assert outputs["equity"].shape[1] == sum(widths)
+    assert len(outputs["trades"]) == sum(len(arrays["trades"]) for _, arrays in records)
+    newest = max((_records(interrupted / FOLDER / name)[0][0] for name in STATES), key=lambda m: m["chunk"])
+    assert newest["chunk"] == 19 * EVERY == int(state["chunk"]) and newest["records"] == len(records)
+    assert sorted(os.listdir(interrupted / FOLDER)) == sorted([RUN, *STATES, OUTPUTS])  # no temporary files left
 
 
 class Payload:
@@ -117,27 +127,38 @@ class Payload:
         return (open, (self.marker, "w"))
 
 
-def _sha256(path):
+def _forged(meta, entries, payload):
+    """A record with a valid digest (a forger can compute it too) around any header and payload."""
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    header = json.dumps({"meta": meta, "arrays": entries}).encode()
+    body = header + payload
+    return PREFIX.pack(MAGIC, len(header), len(payload), hashlib.sha256(body).digest()) + body
+
+
+def _forge_states(folder, entries, payload):
+    """Both state slots replaced by a forged record (one forged slot alone loses to the other, whole one)."""
+    for name in STATES:
+        [(meta, _)] = _records(folder / FOLDER / name)
+        (folder / FOLDER / name).write_bytes(_forged(meta, entries, payload))
 
 
 def test_a_crafted_checkpoint_cannot_execute_code(assets, interrupted, tmp_path_factory):
+    """A state record claiming an object array over a pickle's bytes is refused before anything is read."""
+    import pickle
+
     marker = tmp_path_factory.mktemp("payload") / "pwned"
-    folder = interrupted / FOLDER
-    manifest = json.loads((folder / MANIFEST).read_text())
-    state = folder / manifest["state"]["file"]
-    with np.load(state, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    arrays["sleeves"] = np.array([Payload(marker)], dtype=object)
-    with open(state, "wb") as fh:
-        np.savez(fh, **arrays)  # object array: stored as a pickle
-    manifest["state"]["sha256"] = _sha256(state)  # a forger can fix the digest too
-    (folder / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError, match=r"state-\d+\.npz"):
+    _forge_states(interrupted, [["sleeves", "|O", [1]]], pickle.dumps(np.array([Payload(marker)], dtype=object)))
+    with pytest.raises(ConfigError, match=r"state-a.rec: the state of the checkpoint is sleeves: unexpected data type '\|O'"):
         PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
     assert not marker.exists()
+
+
+def test_an_old_npz_checkpoint_is_refused_by_name(assets, tmp_path):
+    (tmp_path / FOLDER).mkdir()
+    (tmp_path / FOLDER / "manifest.json").write_text("{}")
+    with pytest.raises(ConfigError, match="manifest.json: a checkpoint in an earlier raybt's format"):
+        PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=tmp_path, resume=True)
 
 
 @pytest.mark.parametrize("where", [".", FOLDER])
@@ -156,24 +177,53 @@ def test_an_old_pickle_checkpoint_is_never_read(assets, tmp_path, tmp_path_facto
 
 
 def test_digests_are_checked_before_anything_is_loaded(assets, interrupted):
-    folder = interrupted / FOLDER
-    manifest = json.loads((folder / MANIFEST).read_text())
-    k = len(manifest["segments"])  # the last one (merged checkpoints make fewer segments on a busy machine)
-    segment = folder / manifest["segments"][k - 1]["file"]
-    data = bytearray(segment.read_bytes())
+    log = interrupted / FOLDER / OUTPUTS
+    k = len(_records(log))  # the last one (merged checkpoints make fewer records on a busy machine)
+    data = bytearray(log.read_bytes())
     data[-100] ^= 0xFF
-    segment.write_bytes(bytes(data))
-    with pytest.raises(ConfigError, match=f"segment {k} of the checkpoint is damaged"):
+    log.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=rf"outputs.log: output record {k} of the checkpoint is damaged "
+                                          r"\(SHA-256 differs\)"):
         PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
 
 
-def test_a_manifest_naming_a_file_outside_its_folder_is_refused(interrupted):
-    folder = interrupted / FOLDER
-    manifest = json.loads((folder / MANIFEST).read_text())
-    manifest["segments"][0]["file"] = "../../etc/passwd.npz"
-    (folder / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError, match="bad file name"):
-        load_checkpoint(interrupted, manifest["hashes"])
+def test_an_array_running_past_its_record_is_refused(interrupted):
+    """A forged header whose arrays claim more bytes than the record holds is caught before any is read."""
+    _forge_states(interrupted, [["sleeves", "<f8", [10 ** 9]]], b"\0" * 64)
+    with pytest.raises(ConfigError, match="sleeves: the array runs past the record"):
+        load_checkpoint(interrupted, _hashes(interrupted))
+
+
+def test_a_log_shorter_than_the_state_says_is_refused(interrupted):
+    log = interrupted / FOLDER / OUTPUTS
+    log.write_bytes(log.read_bytes()[:-10])
+    with pytest.raises(ConfigError, match="outputs.log: the outputs of the checkpoint are missing"):
+        load_checkpoint(interrupted, _hashes(interrupted))
+
+
+def test_a_state_torn_while_written_gives_way_to_the_other_slot(assets, reference, interrupted):
+    """A kill while a state slot is written leaves it damaged: the resume continues from the other slot's
+    (earlier) checkpoint, bit-identical, and drops the output records after it."""
+    newest = max(STATES, key=lambda name: _records(interrupted / FOLDER / name)[0][0]["chunk"])
+    data = bytearray((interrupted / FOLDER / newest).read_bytes())
+    data[len(data) // 2:] = bytes(len(data) - len(data) // 2)
+    (interrupted / FOLDER / newest).write_bytes(bytes(data))
+    state, _ = load_checkpoint(interrupted, _hashes(interrupted))
+    assert int(state["chunk"]) < 19 * EVERY
+    resumed = PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
+    _same(reference, resumed)
+
+
+def test_outputs_appended_after_the_last_state_are_dropped_on_resume(assets, reference, interrupted):
+    """A kill between appending a record and replacing the state leaves a tail the state does not name
+    (here a whole record and a torn one): the resume continues from the state, bit-identical."""
+    log = interrupted / FOLDER / OUTPUTS
+    data = log.read_bytes()
+    last = _records(log)[-1]
+    tail = _forged(last[0], [], b"")
+    log.write_bytes(data + tail + tail[:20])
+    resumed = PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
+    _same(reference, resumed)
 
 
 def test_a_changed_config_is_refused(assets, interrupted):

@@ -94,7 +94,8 @@ def test_every_bar_chunks_equal_one_chunk_long_series():
     _assert_same(whole, reference_run(open_.tolist(), high.tolist(), low.tolist(), close.tolist(), params))
 
 
-def test_parallel_shard_equals_serial():
+def test_parallel_shard_equals_serial(monkeypatch):
+    """A parallel group (threads for chunks of PARALLEL_MIN_ASSET_BARS or more) equals a serial one."""
     from raybt.asset import AssetGroup, shard_bars
     from raybt.broker import param_records
     from raybt.config.params import validate_params
@@ -110,10 +111,13 @@ def test_parallel_shard_equals_serial():
                        np.sort(rng.choice(1200, n, replace=False))))
     packed = shard_bars(*[list(x) for x in zip(*arrays)])
     params = param_records([validate_params({"bb_period": 10 + a}) for a in range(5)])
+    # chunks of 100 and 300 bars: 500 and 1,500 asset-bars, either side of the threshold set here
+    monkeypatch.setattr("raybt.asset.PARALLEL_MIN_ASSET_BARS", 1000)
+    bounds = [0, 100, 400, 500, 800, 900, 1200]
     reports = []
     for parallel in (False, True):
         group = AssetGroup(packed, params, parallel=parallel)
-        reports.append([group.step(t, min(1200, t + 100), neutral_instructions(5)) for t in range(0, 1200, 100)])
+        reports.append([group.step(t0, t1, neutral_instructions(5)) for t0, t1 in zip(bounds[:-1], bounds[1:])])
     for serial, par in zip(*reports):
         assert np.array_equal(serial.equity, par.equity)
         assert serial.trades.tobytes() == par.trades.tobytes()

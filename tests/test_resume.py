@@ -66,7 +66,8 @@ def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, 
     proc = subprocess.Popen(_cli("run", portfolio_yaml, "--engine", "local", "--out", out, "--no-progress"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not (partial / "checkpoint" / "manifest.json").exists():
+    first_state = partial / "checkpoint" / "state-a.rec"
+    while not (first_state.exists() and first_state.stat().st_size):
         assert proc.poll() is None, proc.communicate()
         assert time.time() < deadline
         time.sleep(0.01)
@@ -75,7 +76,7 @@ def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, 
     assert proc.returncode == code, err
     assert "Traceback" not in err and "--resume" in err
     assert not out.exists()  # nothing under the final name
-    assert (partial / "INCOMPLETE").is_file() and (partial / "checkpoint" / "manifest.json").is_file()
+    assert (partial / "INCOMPLETE").is_file() and first_state.stat().st_size
 
     done = subprocess.run(_cli("run", "--resume", out, "--engine", "local", "--no-progress"),
                           capture_output=True, text=True, timeout=300)
@@ -100,10 +101,10 @@ def test_resume_refuses_changed_data(portfolio_yaml, tmp_path):
 
     assets, config = load_portfolio_from_config(None, portfolio_yaml)
     PortfolioBacktester(assets, config, engine="local").run(checkpoint_dir=tmp_path)  # a checkpoint every 3 chunks
-    path = tmp_path / "checkpoint" / "manifest.json"
-    manifest = json.loads(path.read_text())
-    manifest["hashes"]["data"] = {n: "0" * 64 for n in manifest["hashes"]["data"]}
-    path.write_text(json.dumps(manifest))
+    path = tmp_path / "checkpoint" / "run.json"
+    run = json.loads(path.read_text())
+    run["hashes"]["data"] = {n: "0" * 64 for n in run["hashes"]["data"]}
+    path.write_text(json.dumps(run))
     with pytest.raises(ConfigError, match="data of asset .* changed"):
         PortfolioBacktester(assets, config, engine="local").run(checkpoint_dir=tmp_path, resume=True)
 

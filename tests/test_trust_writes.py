@@ -156,9 +156,9 @@ def test_a_second_writer_of_a_run_gets_a_clear_error(tmp_path, universe):
     out = tmp_path / "out"
     first = subprocess.Popen(_cli("run", config, "--engine", "local", "--no-progress", "--out", out),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    manifest = tmp_path / ".out.partial" / "checkpoint" / "manifest.json"
+    state = tmp_path / ".out.partial" / "checkpoint" / "state-a.rec"
     deadline = time.time() + 120
-    while not manifest.exists():
+    while not (state.exists() and state.stat().st_size):
         assert first.poll() is None, first.communicate()
         assert time.time() < deadline
         time.sleep(0.02)

@@ -57,7 +57,7 @@ class LocalExecution:
         self.coordinator = Coordinator(LocalGroupSet([group]), list(self.layout.shards),
                                        plan.timeline.as_unit("ns").asi8, plan.bounds, plan.initial_sleeves,
                                        plan.target, config.risk, rebalance=config.rebalance, **plan.reweighing)
-        self.coordinator.set_checkpoint_every(config.engine.checkpoint_every)
+        # no in-memory checkpoints (set_checkpoint_every): in one process there is no worker to lose
 
     def call(self, method: str, *args):
         return getattr(self.coordinator, method)(*args)
@@ -80,7 +80,7 @@ def drive(call, config, *, progress=None, checkpoint_dir: Path | None = None, re
     ``resume``: ``(state, outputs)`` of a checkpoint to continue from. A
     checkpoint is taken every ``engine.checkpoint_seconds`` of wall time
     and/or every ``engine.checkpoint_every`` chunks (0 = off), and written to
-    ``checkpoint_dir`` by a background thread.
+    ``checkpoint_dir`` (:class:`~raybt.checkpoints.CheckpointWriter`).
     """
     from raybt.checkpoints import CheckpointWriter
 
@@ -104,8 +104,8 @@ def drive(call, config, *, progress=None, checkpoint_dir: Path | None = None, re
             done = summaries[-1].chunk + 1
             due = (every and done - saved_at >= every) or (seconds and time.monotonic() - saved_time >= seconds)
             if writer is not None and due and done < summaries[-1].n_chunks:
-                writer.submit(call("checkpoint_delta"))
+                writer.save(call("checkpoint_delta"))
                 saved_at, saved_time = done, time.monotonic()
     finally:
         if writer is not None:
-            writer.close()  # the last checkpoint is on disk before the run goes on (or stops)
+            writer.close()  # every checkpoint is on disk before the run goes on (or stops)
