@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from raybt import risk
+from raybt.chunk_digest import portfolio_equity
 from raybt.coordinator import FACTORS, CheckpointDelta, Coordinator, Decision, _Marker
 from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
 
@@ -101,6 +102,7 @@ def restore_checkpoint(self: Coordinator, state: dict, outputs: dict) -> None:
     if outputs["equity"].shape != (self.n_assets, done):
         raise ValueError("the checkpoint's equity does not cover the run up to its chunk")
     self.equity[:, :done] = outputs["equity"]
+    self.portfolio[:done] = portfolio_equity(self.equity[:, :done])  # summed on the coordinator's tree
     self._trade_parts = [np.ascontiguousarray(outputs["trades"], dtype=TRADE_DT)] if len(outputs["trades"]) else []
     self.decisions = [
         Decision(int(c), int(t), int(t0), np.ascontiguousarray(instr, dtype=INSTR_DT),

@@ -56,3 +56,33 @@ def warm_up_kernels() -> None:
     wide = np.ascontiguousarray(np.hstack([equity, equity]))
     moments.append_chunk(wide[:, 8:40], wide[:, 7], 8)  # a view of the coordinator's equity matrix, as it steps
     moments.factors(0.5)
+
+
+def warm_up_analysis() -> None:
+    """Load the analysis kernels (:mod:`raybt.analysis.nb`) from numba's cache by analysing a tiny
+    synthetic run: 3 sleeves x 600 five-minute bars and a few trades, built by the same constructors
+    as a real result, so every kernel meets the argument types of a real run. The Ray engine's driver
+    does this while its coordinator starts (about 0.4 s it would otherwise spend after the run)."""
+    import pandas as pd
+
+    from raybt.analysis import analyse_run
+    from raybt.records import trades_frame
+    from raybt.result import equity_frame
+    from raybt.types import LONG, TRADE_DT
+
+    names = ["a", "b", "c"]
+    index = pd.date_range("2024-01-01", periods=600, freq="5min", tz="UTC", name="timestamp")
+    steps = np.random.default_rng(0).normal(0.0, 1e-3, (3, 600))
+    sleeves = 1e5 * np.exp(np.cumsum(steps, axis=1))
+    records = np.zeros(6, dtype=TRADE_DT)
+    records["asset"] = [0, 1, 2, 0, 1, 2]
+    records["side"] = LONG
+    records["units"] = 1e4
+    records["entry_bar"], records["exit_bar"] = [10, 20, 30, 300, 310, 320], [50, 80, 90, 400, 450, 500]
+    records["entry_price"], records["exit_price"] = 1.0, 1.001
+    records["exit_reason"] = [0, 1, 2, 0, 1, 2]
+    records["pnl"], records["commission"] = [5.0, -3.0, 2.0, -1.0, 4.0, -2.0], 0.2
+    trades = trades_frame(records, names, [index] * 3)
+    params = {"contract_size": 1e5, "leverage": 30.0, "commission": 2e-5, "spread": 1e-4, "slippage": 0.0}
+    analyse_run(equity_frame(sleeves.sum(axis=0), sleeves, names, index), trades,
+                pd.Series(1 / 3, index=names), include_frontier=True, asset_params={n: params for n in names})

@@ -113,6 +113,7 @@ class CoordinatorOutput:
     events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
     states: list = field(default_factory=list)  # final STATE_DT per group
     bars_done: int = 0  # union positions simulated (the columns of equity)
+    portfolio: np.ndarray | None = None  # (bars_done,) the portfolio equity path the rules saw, per bar
 
 
 class _Marker(NamedTuple):
@@ -164,6 +165,7 @@ class Coordinator:
         if equity_buffer is not None and equity_buffer.shape != shape:
             raise ValueError(f"equity_buffer must have shape {shape}")
         self.equity = np.empty(shape) if equity_buffer is None else equity_buffer
+        self.portfolio = np.empty(shape[1])  # the summed path per bar, as the breaker and drawdown saw it
         self.equity.fill(0.0)  # touch the pages now rather than one by one inside the chunk loop
         self._trade_parts: list = []
         self.decisions: list[Decision] = []
@@ -454,7 +456,9 @@ class Coordinator:
 
         if np.any(moved != 0):
             self.adjustments[k] = moved.copy()
-        path_max, path_last = path_extremes(portfolio_path(digests, self.n_assets))
+        path = portfolio_path(digests, self.n_assets)
+        self.portfolio[t_start:t_end] = path
+        path_max, path_last = path_extremes(path)
         returns.push_chunk(sums, first_block, t_start, t_end - t_start)
         self.peak = max(self.peak, path_max)
         self.drawdown = 1.0 - path_last / self.peak if self.peak > 0 else 0.0
@@ -482,4 +486,4 @@ class Coordinator:
         trades = list(self._trade_parts)  # concatenated column by column by records.trades_frame
         states = self._group_states()
         return CoordinatorOutput(equity, trades, self.multiplier_table(), list(self.weight_history), self.events,
-                                 states, self.bars_done)
+                                 states, self.bars_done, self.portfolio[: self.bars_done].copy())

@@ -194,13 +194,11 @@ def assemble_result(output, names, bars_index, timeline: pd.DatetimeIndex, bound
     ``output``: the coordinator's :class:`~raybt.coordinator.CoordinatorOutput`;
     ``bars_index``: each asset's own timestamps (trade bars are local to them).
     """
-    from raybt.chunk_digest import portfolio_equity
     from raybt.metrics import compute_metrics
 
     index = timeline.rename("timestamp")
     with phase(timer, "assemble.equity"):
-        portfolio = portfolio_equity(output.equity)  # summed as the coordinator summed its path
-        equity = equity_frame(portfolio, output.equity, names, index)
+        equity = equity_frame(output.portfolio, output.equity, names, index)  # the path the rules saw
     with phase(timer, "assemble.trades"):
         trades = trades_frame(output.trades, names, bars_index)
         output.trades = []  # the records are in the table now; free them before the metrics

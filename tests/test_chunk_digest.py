@@ -155,6 +155,7 @@ def _run(plan, config, groups, shards, checkpoint_every=0):
 def _assert_same(a, b):
     oa, ob = a.output(), b.output()
     assert np.array_equal(oa.equity, ob.equity)
+    assert np.array_equal(oa.portfolio, ob.portfolio)  # the path the rules saw, recoveries included
     assert np.concatenate(oa.trades).tobytes() == np.concatenate(ob.trades).tobytes()
     ta, tb = oa.multipliers, ob.multipliers
     assert ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
@@ -198,6 +199,7 @@ def test_portfolio_equity_is_the_coordinators_path_bar_for_bar(reference):
     out = full.output()
     table = portfolio_equity(out.equity, columns=100)  # column blocks do not change any sum
     assert np.array_equal(table, portfolio_equity(out.equity))
+    assert np.array_equal(out.portfolio, table)  # the output's own path, as the run's table writes it
     for k in range(full.n_chunks):
         t0, t1 = int(plan.bounds[k]), int(plan.bounds[k + 1])
         chunk = np.ascontiguousarray(out.equity[:, t0:t1])

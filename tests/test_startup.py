@@ -106,3 +106,43 @@ def test_a_shard_actor_process_imports_no_pandas(repo_root):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]", done.stdout
+
+
+WARM_THEN_ANALYSE = textwrap.dedent("""
+    import json
+    import raybt.analysis.nb as nb
+    from raybt.analysis import analyse_run
+    from raybt.compile import warm_up_analysis
+    from raybt.data.synth import generate_universe
+    from raybt.engine import PortfolioBacktester
+    from raybt.run_folder import run_from_result
+    from test_engine import _assets, _config
+
+    warm_up_analysis()
+    kernels = {name: getattr(nb, name) for name in dir(nb) if name.endswith("_nb")}
+    before = {name: [str(s) for s in kernel.signatures] for name, kernel in kernels.items()}
+    universe = generate_universe(n_assets=4, n_bars=3000, timeframe="5m", seed=3, shocks=[(0.5, -0.2, 24)])
+    result = PortfolioBacktester(_assets(universe), _config(), engine="local").run()
+    run = run_from_result(result, "unused")
+    analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"], multipliers=run["multipliers"],
+                events=run["events"], asset_params=run.get("asset_params"),
+                weights_history=run.get("weights_history"))
+    after = {name: [str(s) for s in kernel.signatures] for name, kernel in kernels.items()}
+    print(json.dumps({"before": before, "after": after, "trades": len(result.trades)}))
+""")
+
+
+def test_the_drivers_analysis_warm_up_meets_a_real_runs_argument_types(tmp_path, repo_root):
+    """After :func:`warm_up_analysis` in a new process, analysing a real run adds no signature to any
+    analysis kernel: the warm-up loaded the very specialisations a run uses (from numba's cache)."""
+    import json
+
+    script = tmp_path / "warm_then_analyse.py"
+    script.write_text(WARM_THEN_ANALYSE)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=repo_root, env={**__import__("os").environ, "PYTHONPATH": str(repo_root / "tests")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["trades"] > 10
+    assert seen["after"] == seen["before"]
+    assert sum(1 for sigs in seen["before"].values() if sigs) >= 7  # every kernel but the off-grid search ran

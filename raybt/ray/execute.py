@@ -80,9 +80,13 @@ class RayExecution:
 
     def ready(self) -> None:
         """Wait until the coordinator's process has compiled (or loaded) the kernels: one writer of numba's cache."""
+        from raybt.compile import warm_up_analysis
+
         if self.host is None:  # a second run of the same backtester
             self.host = self._start_host()
-        ray.get(self.host.ready.remote())
+        loaded = self.host.ready.remote()
+        warm_up_analysis()  # this process's kernels (none of them the coordinator's) meanwhile
+        ray.get(loaded)
 
     def start(self, plan: Plan, config) -> None:
         """Build the shards and the Coordinator; every shard is built before the clock starts."""
