@@ -129,3 +129,25 @@ def test_the_three_readers_of_transfers_agree_on_a_sleeves_own_return(result):
                                       np.array([chunk_of.get(k, -1) for k in range(max(chunk_of) + 1)]),
                                       adjustments)
     np.testing.assert_allclose(estimated, analysed, rtol=0, atol=1e-15)
+
+
+def test_one_definition_of_a_sleeves_return_also_where_a_sleeve_is_ruined():
+    """The correlation blocks, the estimator and result index, and the analysis read a sleeve's return
+    through one function: bit-identical, also at a zero or negative base and at NaN equity (a zero
+    return there, not inf or NaN)."""
+    from raybt.allocation.estimator import growth_net_of_transfers
+    from raybt.analysis import sleeve_returns
+    from raybt.kernels.portfolio import block_returns_nb
+
+    rng = np.random.default_rng(5)
+    equity = 1e5 * np.exp(np.cumsum(rng.normal(0, 0.01, (4, 200)), axis=1))
+    equity[1, 80:] = 0.0  # ruined: a zero base from bar 81
+    equity[2, 50] = -20.0  # a negative base once
+    equity[3, 120] = np.nan  # a missing value
+    growth = growth_net_of_transfers(equity[:, 1:], equity[:, :-1])
+    index = pd.date_range("2024-01-01", periods=200, freq="5min", tz="UTC")
+    frame = pd.DataFrame(equity.T, index=index, columns=list("abcd"))
+    analysed = sleeve_returns(frame, list("abcd")).to_numpy().T
+    per_bar, _ = block_returns_nb(np.ascontiguousarray(equity[:, 1:]), equity[:, 0].copy(), 0, 1, np.zeros(4), -1)
+    assert np.isfinite(analysed).all() and (analysed[1, 80:] == 0).all() and analysed[2, 50] == 0
+    assert np.array_equal(growth - 1.0, analysed) and np.array_equal(per_bar.T, analysed)

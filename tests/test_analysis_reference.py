@@ -84,8 +84,13 @@ def sleeve_returns(equity: pd.DataFrame, assets: Iterable[str] | None = None,
     names = _assets(equity, assets)
     values = equity[names].to_numpy(dtype=np.float64)
     f = _flows_frame(flows, equity, names).to_numpy()
+    base = values[:-1] + f[1:]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = values[1:] / (values[:-1] + f[1:]) - 1.0
+        growth = values[1:] / base
+    # the run's one definition of a sleeve's return (raybt.kernels.portfolio.sleeve_growth_nb): 0 where the
+    # base is not positive or the ratio not finite (a ruined sleeve stays at a zero return; this reference
+    # kept IEEE's inf/NaN there until the analysis adopted the definition the engine and estimator use)
+    r = np.where((base > 0) & np.isfinite(growth), growth, 1.0) - 1.0
     return pd.DataFrame(r, index=equity.index[1:], columns=names)
 
 

@@ -123,19 +123,14 @@ def strategy_returns(equity: np.ndarray, names) -> pd.DataFrame:
 
 
 def growth_net_of_transfers(equity: np.ndarray, base: np.ndarray) -> np.ndarray:
-    """Per-bar growth factors ``E_t / (E_{t-1} + moved_t)`` of sleeves, elementwise.
-
-    ``base`` is each sleeve's previous equity plus the cash a rebalance moved
-    in at that bar (a transfer arrives before the bar's return, so it is not
-    a return). A base that is not positive (a sleeve stopped out to zero)
-    grows by 1 (a zero return). The one definition of a sleeve's own return
-    used by the coordinator's estimates (:func:`flow_adjusted_returns`) and the
-    result's time-weighted sleeve index (:func:`raybt.result.sleeve_performance`);
-    :func:`raybt.analysis.nb.sleeve_columns_nb` computes the same ratio from a
-    saved run in its one pass over the columns.
+    """Per-bar growth factors ``E_t / (E_{t-1} + moved_t)`` of sleeves (assets x bars), elementwise, by
+    :func:`raybt.kernels.portfolio.sleeve_growth_nb` (the one definition of a sleeve's own return; 1 where
+    the base is not positive or the ratio not finite). Used by the coordinator's estimates
+    (:func:`flow_adjusted_returns`) and the result's sleeve index (:func:`raybt.result.sleeve_performance`).
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(base > 0, equity / base, 1.0)
+    from raybt.kernels.portfolio import sleeve_growth_rows_nb
+
+    return sleeve_growth_rows_nb(np.asarray(equity, dtype=np.float64), np.asarray(base, dtype=np.float64))
 
 
 def flow_adjusted_returns(equity: np.ndarray, first: int, last: int, previous: np.ndarray,

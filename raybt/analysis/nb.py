@@ -1,11 +1,13 @@
 """Numba kernel of the per-sleeve pass (arrays and scalars in, arrays out).
 
 One read of each sleeve's equity column, in bar order, gives its returns,
-its drawdown and its total return: no temporaries, whatever the size.  The
-arithmetic is element by element the one of the numpy definitions it
-replaces (``E_t / (E_{t-1} + F_t) - 1``, :func:`raybt.metrics.drawdown_series`,
-the wealth index ``cumprod(1 + r)``), in the same order, with IEEE division
-(``error_model="numpy"``: x / 0 is inf or NaN, as in numpy).
+its drawdown and its total return: no temporaries, whatever the size.  A
+return is the run's own definition, ``sleeve_growth_nb(E_t, E_{t-1} + F_t) - 1``
+(:func:`raybt.kernels.portfolio.sleeve_growth_nb`: 0 where the base is not
+positive or the ratio not finite); the rest is element by element the
+arithmetic of the numpy definitions it replaces
+(:func:`raybt.metrics.drawdown_series`, the wealth index ``cumprod(1 + r)``),
+in the same order, with IEEE division (``error_model="numpy"``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import math
 import numpy as np
 
 from numba import njit
+
+from raybt.kernels.portfolio import sleeve_growth_nb
 
 
 @njit(cache=True, error_model="numpy")
@@ -50,7 +54,7 @@ def sleeve_columns_nb(V, R, flow_ptr, flow_rows, flow_amount, with_flows, want_r
                 if p < p_end and flow_rows[p] == t:
                     prev = prev + flow_amount[p]
                     p += 1
-                r = v / prev - 1.0
+                r = sleeve_growth_nb(v, prev) - 1.0  # the one definition of a sleeve's own return
                 R[t - 1, j] = r
                 if want_stats and with_flows:
                     g = 1.0 + r if math.isfinite(r) else 1.0

@@ -17,6 +17,36 @@ from numba import njit
 
 
 @njit(cache=True)
+def sleeve_growth_nb(value, base):
+    """A sleeve's growth factor over one bar, ``value / base``: its own return plus one.
+
+    ``base`` is the sleeve's previous equity plus the cash a rebalance moved
+    in at that bar (a transfer arrives before the bar's return, so it is not
+    a return). 1 (a zero return) when the base is not positive (a sleeve
+    stopped out to zero) or the ratio is not finite. The one definition of a
+    sleeve's own return: the correlation blocks (:func:`block_returns_nb`),
+    the coordinator's weight estimates and the result's sleeve index
+    (:func:`sleeve_growth_rows_nb`) and the analysis of a saved run
+    (:func:`raybt.analysis.nb.sleeve_columns_nb`) all call it.
+    """
+    if base > 0.0:
+        growth = value / base
+        if math.isfinite(growth):
+            return growth
+    return 1.0
+
+
+@njit(cache=True)
+def sleeve_growth_rows_nb(equity, base):
+    """:func:`sleeve_growth_nb` elementwise over two arrays of one shape (assets x bars, any layout)."""
+    out = np.empty(equity.shape)
+    for a in range(equity.shape[0]):
+        for t in range(equity.shape[1]):
+            out[a, t] = sleeve_growth_nb(equity[a, t], base[a, t])
+    return out
+
+
+@njit(cache=True)
 def block_returns_nb(equity, previous, t_start, block, partial, partial_block):
     """Each asset's per-bar returns of one chunk, summed into correlation blocks.
 
@@ -25,8 +55,7 @@ def block_returns_nb(equity, previous, t_start, block, partial, partial_block):
     included (the base of the first return); ``partial``/``partial_block``:
     the returns summed so far for the block still open from the previous
     chunk (``partial_block`` its id, -1 if none). A return is
-    ``e_t / e_{t-1} - 1`` (0 when the base is not positive or the result
-    is not finite). Block ``j`` covers positions ``[j*block, (j+1)*block)``.
+    ``sleeve_growth_nb(e_t, e_{t-1}) - 1``. Block ``j`` covers positions ``[j*block, (j+1)*block)``.
     Each asset's sums depend on that asset's row only, so a shard of assets
     gives the same numbers for them as the whole portfolio does.
 
@@ -53,12 +82,7 @@ def block_returns_nb(equity, previous, t_start, block, partial, partial_block):
                 block_end += block
                 total = sums[row, a]
             value = equity[a, k]
-            r = 0.0
-            if base > 0.0:
-                r = value / base - 1.0
-                if not math.isfinite(r):
-                    r = 0.0
-            total += r
+            total += sleeve_growth_nb(value, base) - 1.0
             base = value
         sums[row, a] = total
     return sums, first_id
