@@ -122,14 +122,6 @@ def find_resumable(path: Path) -> tuple[Path, Path, dict]:
 
 # --- writing ------------------------------------------------------------------------------
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _replace(path: Path, data: bytes) -> None:
     """Replace ``path`` by ``data`` durably (temporary file, fsync, rename)."""
     part = path.with_name(path.name + ".tmp")
@@ -162,6 +154,8 @@ class CheckpointWriter:
     """
 
     def __init__(self, tmp: Path, hashes: dict, *, sync_seconds: float = 1.0):
+        from raybt.results import fsync_path
+
         self.folder = Path(tmp) / FOLDER
         self.sync_seconds = sync_seconds
         self.records, self.log_bytes, self.chunk, newest = 0, 0, -1, None
@@ -175,7 +169,7 @@ class CheckpointWriter:
             self._log = open(self.folder / OUTPUTS, "ab")
             self._log.truncate(self.log_bytes)
             self._slots = [os.open(self.folder / name, os.O_RDWR | os.O_CREAT, 0o644) for name in STATES]
-            _fsync(self.folder)
+            fsync_path(self.folder)
         except OSError as exc:
             raise self._error(exc) from None
         self._next = 0 if newest != 0 else 1  # the slot not holding the newest state

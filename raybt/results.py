@@ -152,16 +152,13 @@ def _fsync_tree(folder: Path) -> None:
     """Flush every file under ``folder`` and the folders themselves to disk."""
     for root, dirs, files in os.walk(folder):
         for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(root))
+            fsync_path(Path(root) / name)
+        fsync_path(Path(root))
 
 
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries (its renames), to disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -216,7 +213,7 @@ def atomic_run_dir(final: Path, *, reuse: bool = False, overwrite: bool = False,
             if final.exists():
                 final.rmdir()
             os.replace(tmp, final)
-            fsync_dir(final.parent)
+            fsync_path(final.parent)
     except OSError as exc:
         _mark_incomplete(tmp, exc)
         raise ConfigError(f"{final}: cannot move the finished run into place ({os_error_text(exc)}); "
@@ -243,7 +240,7 @@ def atomic_files(folder: Path):
         _fsync_tree(tmp)
         for path in sorted(tmp.iterdir()):
             os.replace(path, folder / path.name)
-        fsync_dir(folder)
+        fsync_path(folder)
     except OSError as exc:
         raise ConfigError(f"{exc.filename or folder}: cannot write ({os_error_text(exc)})") from None
     finally:
