@@ -489,7 +489,7 @@ def _scale(s):
     return f
 
 
-_degenerate("prices scaled 1e-12 (API)", _scale(1e-12), "tiny")
+_degenerate("prices scaled 1e-12 (API)", _scale(1e-12), "prices scaled wrong")
 _degenerate("constant prices (API)", lambda f: f.assign(open=1.25, high=1.25, low=1.25, close=1.25), "constant")
 
 
@@ -1474,7 +1474,8 @@ portfolio_case("--timeframe 7x", "p", args=["--timeframe", "7x"])
 portfolio_case("--timeframe 1m (finer than the 5m bars)", "p", args=["--timeframe", "1m"])
 portfolio_case("assets: unknown asset name", "p", {"assets": ["EURUSDX_5m", "NOPE_5m"]})
 portfolio_case("allocation.lookback -2D", "p", {"allocation": {"lookback": "-2D"}})
-portfolio_case("allocation.lookback longer than the data", "p", {"allocation": {"lookback": "400D"}})
+portfolio_case("allocation.lookback longer than the data (equal_weight needs no window)", "p",
+               {"allocation": {"lookback": "400D"}}, expect="ok")
 
 portfolio_case("unknown allocation model in config", "m", {"allocation": {"model": "risk_parit"}})
 portfolio_case("--allocation riskparity", "m", args=["--allocation", "riskparity"])
@@ -1593,7 +1594,7 @@ grid_case("grid: string value", grid_doc={"grid": {"sl_atr": ["abc"]}})
 grid_case("grid: YAML syntax error", grid_text="grid:\n  bb_period: [20, 30\n")
 grid_case("grid: a list, not a mapping", grid_text="- 1\n- 2\n")
 grid_case("grid: no 'grid' key", grid_doc={"gird": {"bb_period": [20]}})
-grid_case("grid: value not a list", grid_doc={"grid": {"bb_period": 20}})
+grid_case("grid: one value, not a list (read as [20])", grid_doc={"grid": {"bb_period": 20}}, expect="ok")
 grid_case("grid: misspelt selection key", grid_doc={"grid": {"bb_period": [20]}, "selection": {"min_trade": 3}})
 grid_case("grid: max_candidates -1", grid_doc={"grid": {"bb_period": [20, 30]}, "max_candidates": -1})
 grid_case("optimize --train 1.5", grid_doc=GOOD_GRID, args=["--train", "1.5"])

@@ -277,3 +277,16 @@ def test_engine_min_variance_keeps_trading_sleeves_beside_an_idle_one():
     assert list(result.weights.index) == names
     assert (result.weights > 0.05).all() and result.weights[names[0]] < 0.9
     assert len(result.trades) > 0  # the trading sleeves were simulated
+
+
+def test_max_sharpe_splits_identical_assets_evenly():
+    """Identical return columns tie for every split: the tangency search starts from equal weights (when
+    feasible) and keeps them, instead of putting everything on one of the twins."""
+    import numpy as np
+    import pandas as pd
+
+    from raybt.allocation.models import max_sharpe
+
+    r = np.random.default_rng(1).normal(0.001, 0.01, 300)
+    weights = max_sharpe(pd.DataFrame({"a": r, "b": r, "c": r}))
+    np.testing.assert_allclose(weights.to_numpy(), [1 / 3] * 3, atol=1e-6)

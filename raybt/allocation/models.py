@@ -288,6 +288,9 @@ def max_sharpe(returns: pd.DataFrame, cap: float = 1.0) -> pd.Series:
         return min_variance(returns, cap)
     mu = mu / np.abs(mu).max()
     g = np.full((n, n), cap) - np.eye(n) if cap < 1.0 else None  # cap*Σy - y_i >= 0
+    even = np.full(n, 1.0 / n)
+    if mu @ even > 0 and 1.0 / n <= cap:
+        w0 = even  # start from equal weights when feasible: ties (identical assets) stay even
     y = _solve_qp(cov, mu, None, g, w0 / (mu @ w0), "max_sharpe")
     return _series(y, returns, "max_sharpe")
 
