@@ -6,7 +6,10 @@ cadence shipped before checkpoints became time-based, so the cost of each one
 shows) and with checkpoints off, ``--repeat`` times each, and prints the chunk
 loop's seconds (``run.loop`` in run_info.json) and the whole command's, with
 the ratios of the best and of the median runs (on a shared 2-core machine the
-same run varies by a third from one try to the next: repeat enough).
+same run varies by a third from one try to the next: repeat enough). Each
+run also records, in ``run_info.json``, how many checkpoints it took and the
+seconds its loop spent in them (``checkpoints``, ``checkpoint_s``): the
+checkpoints' own cost, which that noise does not blur.
 
     python scripts/bench_checkpoints.py [--repeat 3] [--every 30] [--engine local]
 """
@@ -29,9 +32,11 @@ def one_run(cwd: Path, every: int, engine: str) -> dict:
                            "--out", str(out)], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(done.stderr)
-    phases = json.loads((out / "run_info.json").read_text())["timings"]["phases"]
+    timings = json.loads((out / "run_info.json").read_text())["timings"]
+    phases = timings["phases"]
     phases.pop("ray.init", None)
-    return {"loop": phases["run.loop"], "total": sum(phases.values())}
+    return {"loop": phases["run.loop"], "total": sum(phases.values()), "checkpoints": timings.get("checkpoints", 0),
+            "checkpoint_s": timings.get("checkpoint_s", 0.0)}
 
 
 def main():
@@ -46,13 +51,14 @@ def main():
     (cwd / "results").mkdir()
     one_run(cwd, 0, args.engine)  # generates the bundled data and fills numba's cache: not timed
     runs = {args.every: [], 0: []}
-    print(f"{'checkpoints':<22} {'loop s':>8} {'command s':>10}")
+    print(f"{'checkpoints':<22} {'loop s':>8} {'command s':>10} {'taken':>6} {'in them s':>10} {'share of loop':>14}")
     for _ in range(args.repeat):
         for every in (args.every, 0):
             r = one_run(cwd, every, args.engine)
             runs[every].append(r)
             label = f"every {every} chunks" if every else "off"
-            print(f"{label:<22} {r['loop']:>8.2f} {r['total']:>10.2f}", flush=True)
+            print(f"{label:<22} {r['loop']:>8.2f} {r['total']:>10.2f} {r['checkpoints']:>6} {r['checkpoint_s']:>10.3f} "
+                  f"{r['checkpoint_s'] / r['loop']:>13.1%}", flush=True)
     for name, pick in (("best", min), ("median", statistics.median)):
         loop = {k: pick([r["loop"] for r in v]) for k, v in runs.items()}
         total = {k: pick([r["total"] for r in v]) for k, v in runs.items()}

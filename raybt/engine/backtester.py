@@ -164,9 +164,10 @@ class PortfolioBacktester:
             timings = {"setup_s": time.perf_counter() - t0}
             t1 = time.perf_counter()
             with phase(timer, "run.loop"):
-                drive(self.execution.call, self.config, progress=self.progress, checkpoint_dir=checkpoint_dir,
-                      resume=snapshot, hashes=hashes)
+                checkpoints, checkpoint_s = drive(self.execution.call, self.config, progress=self.progress,
+                                                  checkpoint_dir=checkpoint_dir, resume=snapshot, hashes=hashes)
             timings["loop_s"] = time.perf_counter() - t1
+            timings.update(checkpoints=checkpoints, checkpoint_s=checkpoint_s)  # within loop_s
             with phase(timer, "run.output"):
                 output, stats = self.execution.finish()
             timings.update(stats.timing)

@@ -73,7 +73,7 @@ class LocalExecution:
 
 
 def drive(call, config, *, progress=None, checkpoint_dir: Path | None = None, resume=None,
-          hashes: dict | None = None) -> None:
+          hashes: dict | None = None) -> tuple[int, float]:
     """The chunk loop: advance in batches, show progress, save checkpoints.
 
     ``call(method, *args)`` calls the coordinator (in-process or remote).
@@ -81,6 +81,8 @@ def drive(call, config, *, progress=None, checkpoint_dir: Path | None = None, re
     checkpoint is taken every ``engine.checkpoint_seconds`` of wall time
     and/or every ``engine.checkpoint_every`` chunks (0 = off), and written to
     ``checkpoint_dir`` (:class:`~raybt.checkpoints.CheckpointWriter`).
+    Returns ``(checkpoints, seconds)``: how many were taken and the seconds
+    the loop spent taking and writing them (fsync at the end included).
     """
     from raybt.checkpoints import CheckpointWriter
 
@@ -94,6 +96,7 @@ def drive(call, config, *, progress=None, checkpoint_dir: Path | None = None, re
         call("restore_checkpoint", state, outputs)
         saved_at = int(state["chunk"])
     writer = CheckpointWriter(checkpoint_dir, hashes) if to_disk else None
+    taken, spent = 0, 0.0
     try:
         while True:
             summaries = call("advance", batch)
@@ -104,8 +107,13 @@ def drive(call, config, *, progress=None, checkpoint_dir: Path | None = None, re
             done = summaries[-1].chunk + 1
             due = (every and done - saved_at >= every) or (seconds and time.monotonic() - saved_time >= seconds)
             if writer is not None and due and done < summaries[-1].n_chunks:
+                clock = time.perf_counter()
                 writer.save(call("checkpoint_delta"))
+                taken, spent = taken + 1, spent + time.perf_counter() - clock
                 saved_at, saved_time = done, time.monotonic()
     finally:
         if writer is not None:
+            clock = time.perf_counter()
             writer.close()  # every checkpoint is on disk before the run goes on (or stops)
+            spent += time.perf_counter() - clock
+    return taken, spent
