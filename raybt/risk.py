@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy.linalg.blas import dgemm
 
 
@@ -260,17 +259,26 @@ def combine_multipliers(base_size, portfolio_risk, correlation, drawdown) -> np.
             * np.asarray(correlation, float) * np.asarray(drawdown, float))
 
 
+_NS_PER_DAY = 86_400 * 10**9
+
+
 def rebalance_due(prev_ns: int, next_ns: int, frequency: str) -> bool:
-    """True when the chunk starting at ``next_ns`` opens a new UTC day/ISO week/month."""
+    """True when the chunk starting at ``next_ns`` opens a new UTC day/ISO week/month.
+
+    Integer arithmetic on nanoseconds since the epoch (called once per chunk:
+    no timestamp objects). ISO weeks start on Monday; 1970-01-01 was a
+    Thursday, so ``(day + 3) // 7`` counts Monday-to-Sunday weeks.
+    """
     if frequency == "none":
         return False
-    a, b = pd.Timestamp(prev_ns, tz="UTC"), pd.Timestamp(next_ns, tz="UTC")
+    a, b = int(prev_ns) // _NS_PER_DAY, int(next_ns) // _NS_PER_DAY  # UTC days since the epoch
     if frequency == "daily":
-        return a.normalize() != b.normalize()
+        return a != b
     if frequency == "weekly":
-        return a.isocalendar()[:2] != b.isocalendar()[:2]
+        return (a + 3) // 7 != (b + 3) // 7
     if frequency == "monthly":
-        return (a.year, a.month) != (b.year, b.month)
+        months = np.array([a, b], dtype="datetime64[D]").astype("datetime64[M]")
+        return bool(months[0] != months[1])
     raise ValueError(f"unknown rebalance frequency {frequency!r}")
 
 

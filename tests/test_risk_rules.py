@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raybt import risk
 
@@ -207,3 +209,14 @@ def test_rebalance_adjustments_reach_the_targets_and_sum_to_zero():
     assert moves.sum() == 0.0  # exactly: the residual goes to the largest move
     np.testing.assert_allclose(sleeves + moves, target * sleeves.sum(), rtol=1e-12)
     assert np.array_equal(risk.rebalance_adjustments(np.array([25.0, 75.0]), np.array([0.25, 0.75])), [0.0, 0.0])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-40 * 365 * 86_400 * 10**9, 130 * 365 * 86_400 * 10**9), st.integers(0, 40 * 86_400 * 10**9))
+def test_rebalance_due_equals_the_calendar_of_pandas_timestamps(prev, step):
+    """Integer day arithmetic agrees with pandas' UTC calendar: day, ISO week (years with 53 weeks, dates
+    before 1970) and month."""
+    a, b = pd.Timestamp(prev, tz="UTC"), pd.Timestamp(prev + step, tz="UTC")
+    assert risk.rebalance_due(prev, prev + step, "daily") == (a.normalize() != b.normalize())
+    assert risk.rebalance_due(prev, prev + step, "weekly") == (a.isocalendar()[:2] != b.isocalendar()[:2])
+    assert risk.rebalance_due(prev, prev + step, "monthly") == ((a.year, a.month) != (b.year, b.month))

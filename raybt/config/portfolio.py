@@ -28,12 +28,13 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from raybt.config.common import PREFERENCES, check_keys, closest_name, load_document, resolve_path
 from raybt.errors import ConfigError
+
+if TYPE_CHECKING:  # pandas is imported where durations are read: the coordinator's process needs none
+    import pandas as pd
 
 ALLOCATION_MODELS = ("equal_weight", "inverse_volatility", "risk_parity", "performance_weighted",
                      "min_variance", "max_sharpe")
@@ -101,10 +102,14 @@ class PortfolioConfig:
 
     @property
     def chunk_timedelta(self) -> pd.Timedelta:
+        import pandas as pd
+
         return pd.Timedelta(self.engine.chunk)
 
     @property
     def lookback_timedelta(self) -> pd.Timedelta:
+        import pandas as pd
+
         return pd.Timedelta(self.allocation.lookback)
 
     def to_dict(self) -> dict:
@@ -173,6 +178,8 @@ def _bool(value, where):
 
 
 def _duration(value, where):
+    import pandas as pd
+
     try:
         td = pd.Timedelta(str(value))
     except (TypeError, ValueError, OverflowError):
