@@ -85,7 +85,8 @@ class RayExecution:
         if self.host is None:  # a second run of the same backtester
             self.host = self._start_host()
         loaded = self.host.ready.remote()
-        warm_up_analysis()  # this process's kernels (none of them the coordinator's) meanwhile
+        if not ray.wait([loaded], timeout=0)[0]:  # still loading (a small universe loads faster than that)
+            warm_up_analysis()  # this process's kernels (none of them the coordinator's) meanwhile
         ray.get(loaded)
 
     def start(self, plan: Plan, config) -> None:
