@@ -609,21 +609,23 @@ def craft_state_is_pickle(cd, folder):
         (folder / name).write_bytes(pickle.dumps(Payload(_pwned(cd))))
 
 
-def craft_state_object_array(cd, folder):
-    payload = pickle.dumps(np.array([Payload(_pwned(cd))], dtype=object))
+def _forge_states(folder, entries, payload):
+    """Both state slots replaced by a forged record (a forged slot alone loses to the other, whole one)."""
     for name in STATE_SLOTS:
-        (folder / name).write_bytes(_forged(_slot_meta(folder / name), [["chunk", "|O", [1]]], payload))
+        (folder / name).write_bytes(_forged(_slot_meta(folder / name), entries, payload))
+
+
+def craft_state_object_array(cd, folder):
+    _forge_states(folder, [["chunk", "|O", [1]]], pickle.dumps(np.array([Payload(_pwned(cd))], dtype=object)))
 
 
 def craft_state_record_dtype_forged(cd, folder):
     """A record-type name the reader does not know, digest fixed."""
-    for name in STATE_SLOTS:
-        (folder / name).write_bytes(_forged(_slot_meta(folder / name), [["chunk", "evil", [1]]], b"\0" * 8))
+    _forge_states(folder, [["chunk", "evil", [1]]], b"\0" * 8)
 
 
 def craft_state_array_past_end(cd, folder):
-    for name in STATE_SLOTS:
-        (folder / name).write_bytes(_forged(_slot_meta(folder / name), [["sleeves", "<f8", [10 ** 9]]], b"\0" * 8))
+    _forge_states(folder, [["sleeves", "<f8", [10 ** 9]]], b"\0" * 8)
 
 
 def craft_output_edited(cd, folder):

@@ -35,15 +35,21 @@ REPO = Path(__file__).resolve().parent.parent
 CAP_FRACTIONS = [math.inf, 0.0, 1e-5, 1e-4, 1e-3, 0.01, 0.05, 0.2, 0.5, 1.0, 3.0]
 
 
+def _capped_chunks(data, params, n_bars):
+    """Random chunks over ``n_bars``, each with a margin cap drawn as a fraction of the sleeve's cash."""
+    chunks = data.draw(chunk_lists(n_bars))
+    cash = params["initial_capital"] * params["weight"]
+    for chunk in chunks:
+        chunk["max_margin"] = cash * data.draw(st.sampled_from(CAP_FRACTIONS))
+    return chunks
+
+
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_bars_with_an_exposure_cap_match_reference(data):
     bars = data.draw(bar_series())
     params = data.draw(param_sets())
-    chunks = data.draw(chunk_lists(len(bars[3])))
-    cash = params["initial_capital"] * params["weight"]
-    for chunk in chunks:
-        chunk["max_margin"] = cash * data.draw(st.sampled_from(CAP_FRACTIONS))
+    chunks = _capped_chunks(data, params, len(bars[3]))
     _assert_same(kernel_run(*bars, params, chunks), reference_run(*bars, params, chunks))
 
 
@@ -53,10 +59,7 @@ def test_exposure_cap_is_chunk_invariant(data):
     """Splitting a chunk (no new instructions) keeps its cap in force: nothing changes."""
     bars = data.draw(bar_series(min_bars=2, max_bars=300))
     params = data.draw(param_sets())
-    chunks = data.draw(chunk_lists(len(bars[3])))
-    cash = params["initial_capital"] * params["weight"]
-    for chunk in chunks:
-        chunk["max_margin"] = cash * data.draw(st.sampled_from(CAP_FRACTIONS))
+    chunks = _capped_chunks(data, params, len(bars[3]))
     n = len(bars[3])
     splits = data.draw(st.lists(st.integers(1, max(1, n - 1)), max_size=8))
     whole = kernel_run(*bars, params, chunks)
