@@ -203,18 +203,30 @@ class DigestingGroup:
         instructions = np.frombuffer(request, dtype=np.uint8, offset=16 + 8 * (3 + 2 * n)).copy()
         return self.step_digest(int(head[0]), int(head[1]), instructions, extras).tobytes()
 
-    def collect(self) -> tuple:
+    def collect(self, first_asset: int = 0) -> tuple:
         """The equity and trades kept since the last call (then dropped here):
-        ``(t_from, equity, chunk starts, trades per chunk, trade bytes)``."""
+        ``(t_from, equity, chunk starts, trades per chunk, trade bytes)``.
+
+        The trades' ``asset`` is the global index: this group's assets are
+        ``first_asset, first_asset + 1, ...`` (groups that keep their outputs
+        hold contiguous assets), so the receiver reads them as they are.
+        """
         from raybt.types import TRADE_DT
 
         n = self.n_assets
         equity = np.concatenate(self._kept_equity, axis=1) if self._kept_equity else np.zeros((n, 0))
         trades = np.concatenate(self._kept_trades) if self._kept_trades else np.zeros(0, dtype=TRADE_DT)
+        trades["asset"] += first_asset  # a fresh array: concatenate copies
         out = (self._kept_from, equity, np.asarray(self._kept_starts, dtype=np.int64),
                np.asarray([len(t) for t in self._kept_trades], dtype=np.int64), trades.view(np.uint8))
         self._clear()
         return out
+
+    def collect_apart(self, first_asset: int = 0) -> tuple:
+        """:meth:`collect` as two values, ``(everything but the trades, trade bytes)``: a Ray caller
+        asking for two returns gets the trades as their own object, to pass on by reference."""
+        out = self.collect(first_asset)
+        return out[:4], out[4]
 
     def get_state(self) -> np.ndarray:
         return self.group.get_state()
@@ -236,9 +248,14 @@ def merge_collected(batches, layout, equity: np.ndarray) -> list:
 
     ``batches[g]``: what group ``g`` (global asset indices ``layout[g]``) kept
     since it last handed over: ``(t_from, equity, chunk_starts, trade_counts,
-    trade bytes)`` (:meth:`DigestingGroup.collect`). The trade parts
-    come back in the coordinator's own order, chunk by chunk and group by
-    group within a chunk, assets as global indices.
+    trades)`` (:meth:`DigestingGroup.collect`), the trades as bytes of
+    ``TRADE_DT`` records with global asset indices, or as a reference the
+    receiver of the output resolves (e.g. a Ray object reference: the final
+    collect passes them on without reading them here). The parts come back
+    in the coordinator's own order: chunk by chunk and group by group within
+    a chunk; a referenced batch is one part, placed at its first chunk. Each
+    asset's trades stay in time order whichever way they are grouped, which
+    is all the trades table needs (:func:`raybt.records.trades_frame`).
     """
     from raybt.types import TRADE_DT
 
@@ -247,8 +264,11 @@ def merge_collected(batches, layout, equity: np.ndarray) -> list:
         width = values.shape[1]
         if width:
             equity[int(idx[0]):int(idx[-1]) + 1, int(t_from):int(t_from) + width] = values
-        trades = np.array(np.ascontiguousarray(raw).view(TRADE_DT))  # a writable copy
-        trades["asset"] = idx[trades["asset"]]
+        if not isinstance(raw, np.ndarray):  # by reference
+            if counts.sum():
+                parts.append((int(starts[0]), g, raw))
+            continue
+        trades = np.ascontiguousarray(raw).view(TRADE_DT)  # read-only is fine: nothing changes them
         for start, piece in zip(starts.tolist(), np.split(trades, np.cumsum(counts)[:-1]) if len(counts) else []):
             if len(piece):
                 parts.append((start, g, piece))

@@ -107,7 +107,9 @@ class CoordinatorOutput:
     """Everything a finished run produced (numpy; the engine wraps it in pandas)."""
 
     equity: np.ndarray | None  # (n_assets, T) sleeve equity on the union timeline
-    trades: list  # TRADE_DT arrays (one per chunk and group), asset = global index, bars local to the asset
+    # TRADE_DT arrays (one per chunk and group, or per group's batch), asset = global index, bars local to
+    # the asset; from a Coordinator, possibly references its group set handed over (resolved by the receiver)
+    trades: list
     multipliers: dict = field(default_factory=dict)  # columns, one row per chunk and asset
     weight_history: list = field(default_factory=list)  # (chunk, decided_at ns, target weights)
     events: list = field(default_factory=list)  # breaker / rebalance events (dict rows)
@@ -398,19 +400,26 @@ class Coordinator:
                 if self.last_checkpoint is not None:  # None: lost at the start, nothing to go back to
                     self.restore(self.last_checkpoint)
 
-    def _gather(self) -> None:
-        """Every output up to now in this coordinator, and every group's kernel state."""
-        self._collect()
+    def _gather(self, by_reference: bool = False) -> None:
+        """Every output up to now in this coordinator (trades possibly by reference), and every
+        group's kernel state."""
+        self._collect(by_reference)
         self._group_states()
 
-    def _collect(self) -> None:
-        """Take the equity and trades the groups kept since they last handed them over (lean group sets)."""
+    def _collect(self, by_reference: bool = False) -> None:
+        """Take the equity and trades the groups kept since they last handed them over (lean group sets).
+
+        ``by_reference``: the group set may hand the trades over as references (e.g. Ray object
+        references) that whoever reads the output resolves; the coordinator never needs them itself.
+        """
         if not self.lean:
             return
         from raybt.chunk_digest import merge_collected
 
         clock = time.perf_counter()
-        self._trade_parts.extend(merge_collected(self.groups.collect(), self.layout, self.equity))
+        first_assets = [int(idx[0]) for idx in self.layout]
+        batches = self.groups.collect(first_assets, by_reference=by_reference)
+        self._trade_parts.extend(merge_collected(batches, self.layout, self.equity))
         self.timing["collect_s"] += time.perf_counter() - clock
 
     def _advance_chunk(self) -> ChunkSummary:
@@ -480,8 +489,12 @@ class Coordinator:
 
     def output(self, with_equity: bool = True) -> CoordinatorOutput:
         """The run's outputs so far; ``with_equity=False`` leaves ``equity`` None (the
-        caller maps the shared equity buffer itself, see ``bars_done``)."""
-        self._recovering(self._gather)  # the outputs the shards kept, and their final states
+        caller maps the shared equity buffer itself, see ``bars_done``).
+
+        ``trades`` may hold references from the group set (the trades the shards kept, passed on
+        unread: :meth:`_collect`); the receiver resolves them (:func:`raybt.ray.actors.fetch_output`).
+        """
+        self._recovering(lambda: self._gather(by_reference=True))  # what the shards kept, their final states
         equity = self.equity[:, : self.bars_done] if with_equity else None
         trades = list(self._trade_parts)  # concatenated column by column by records.trades_frame
         states = self._group_states()

@@ -123,11 +123,11 @@ class LeanGroups:
             wires.append(group.step_bytes(chunk_request(t_start, t_end, ins, ext)))  # as the shard actors get them
         return [ChunkDigest.from_wire(np.frombuffer(w, dtype=np.float64)) for w in wires]
 
-    def collect(self):
+    def collect(self, first_assets, by_reference=False):  # always by value: the references are Ray's
         self.collects += 1
         if self.lose_on_collect is not None and self.collects == self.lose_on_collect[0]:
             self._lose(self.lose_on_collect[1])
-        return [g.collect() for g in self.groups]
+        return [g.collect(first) for g, first in zip(self.groups, first_assets)]
 
     def get_states(self):
         return [g.get_state() for g in self.groups]
@@ -205,3 +205,38 @@ def test_portfolio_equity_is_the_coordinators_path_bar_for_bar(reference):
         chunk = np.ascontiguousarray(out.equity[:, t0:t1])
         digest = digest_chunk(chunk, np.zeros(len(chunk)), 0, t0, chunk[:, 0], np.zeros(len(chunk)), -1, 12)
         assert np.array_equal(portfolio_path([digest], len(chunk)), table[t0:t1])
+
+
+class _Held:
+    """A stand-in for a Ray object reference: the trades handed over unread."""
+
+    def __init__(self, raw):
+        self.raw = raw
+
+
+class ReferencingGroups(LeanGroups):
+    """Lean groups whose final collect hands the trades over by reference, as the shard actors do."""
+
+    def collect(self, first_assets, by_reference=False):
+        batches = super().collect(first_assets)
+        return [(*b[:4], _Held(b[4])) for b in batches] if by_reference else batches
+
+
+def test_trades_handed_over_by_reference_give_the_same_trades_table(reference):
+    """The end's trades, one part per group instead of per chunk and group: the same table row for row
+    (each asset's trades stay in time order), with the parts kept at checkpoints before them."""
+    from raybt.records import trades_frame
+    from raybt.types import TRADE_DT
+
+    plan, config, full = reference
+    shards = shard_layout(len(plan.names), 3)
+    lean = _run(plan, config, ReferencingGroups(plan, shards), shards, checkpoint_every=7)
+    parts = lean.output().trades
+    held = [p for p in parts if isinstance(p, _Held)]
+    assert 1 <= len(held) <= 3 and len(held) < len(parts)  # by reference at the end only
+    resolved = [np.frombuffer(p.raw, dtype=TRADE_DT) if isinstance(p, _Held) else p for p in parts]
+    expected = full.output().trades
+    stamps = [plan.intake.bars[a].index for a in range(len(plan.names))]
+    pd.testing.assert_frame_equal(trades_frame(resolved, plan.names, stamps),
+                                  trades_frame(expected, plan.names, stamps), check_exact=True)
+    assert len(np.concatenate(resolved)) == len(np.concatenate(expected))

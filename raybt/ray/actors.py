@@ -91,7 +91,23 @@ def fetch_output(coordinator):
     output = ray.get(coordinator.output.remote(equity is None))
     if equity is not None:
         output.equity = equity[:, : output.bars_done]
+    output.trades = resolve_trades(output.trades)
     return output
+
+
+def resolve_trades(parts: list) -> list:
+    """``parts`` with the shards' trades passed on by reference fetched (one ``ray.get``; on this
+    node mapped from the object store, not copied). Call it while the coordinator, which owns
+    the references, is alive; the mapped arrays stay valid after it goes."""
+    from raybt.types import TRADE_DT
+
+    held = [k for k, part in enumerate(parts) if isinstance(part, ray.ObjectRef)]
+    if not held:
+        return parts
+    out = list(parts)
+    for k, raw in zip(held, ray.get([parts[k] for k in held])):
+        out[k] = np.ascontiguousarray(raw).view(TRADE_DT)
+    return out
 
 
 CoordinatorActor = ray.remote(num_cpus=0)(CoordinatorHost)
@@ -192,10 +208,20 @@ class RayGroupSet:
             wires = self._get([a.step_bytes.remote(r) for a, r in zip(self.actors, requests)])
         return [ChunkDigest.from_wire(np.frombuffer(w, dtype=np.float64)) for w in wires]
 
-    def collect(self):
-        """What every shard kept since the last call (:meth:`Shard.collect`), in shard order."""
+    def collect(self, first_assets, by_reference: bool = False):
+        """What every shard kept since the last call (:meth:`Shard.collect`), in shard order.
+
+        ``first_assets[i]``: shard i's first global asset index (its trades come back with global
+        indices). ``by_reference``: each shard's trades stay in the object store, as an
+        ``ObjectRef`` in place of the bytes (the run's end: the driver fetches them from there
+        itself, so they are not copied through the coordinator).
+        """
         self.teardown()
-        return self._get([a.collect.remote() for a in self.actors])
+        if not by_reference:
+            return self._get([a.collect.remote(first) for a, first in zip(self.actors, first_assets)])
+        pairs = [a.collect_apart.options(num_returns=2).remote(first) for a, first in zip(self.actors, first_assets)]
+        heads = self._get([head for head, _ in pairs])  # both returns exist once the head does
+        return [(*head, trades) for head, (_, trades) in zip(heads, pairs)]
 
     def get_states(self):
         self.teardown()
