@@ -20,6 +20,7 @@ place (the frames' columns locally, the stored arrays on Ray), never a copy.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -187,10 +188,17 @@ class PortfolioBacktester:
     def _warnings(intake, result) -> list[str]:
         """What makes this run say little: degenerate bars (a constant or vanishing price, sizes that
         round to nothing) and results without trades or a Sharpe (:mod:`raybt.data.checks`)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         from raybt.data.checks import degenerate_warnings, result_warnings
 
-        found = [line for name, bars, asset in zip(intake.names, intake.bars, intake.configs)
-                 for line in degenerate_warnings(bars, f"asset {name}", asset.params)]
+        def check(name, bars, asset):
+            return degenerate_warnings(bars, f"asset {name}", asset.params)
+
+        # a few medians per asset (~12 ms at 200,000 bars); numpy releases the GIL in them
+        with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
+            per_asset = list(pool.map(check, intake.names, intake.bars, intake.configs))
+        found = [line for lines in per_asset for line in lines]
         return found + result_warnings({"portfolio": result.metrics["portfolio"], **result.metrics["assets"]})
 
     def _result(self, plan, output, timings, provenance) -> PortfolioResult:
