@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -341,3 +342,141 @@ def test_write_figures_times_each_figure(tmp_path):
     assert list(timer.seconds) == [f"figure.{name}" for name in FIGURES]
     assert all(s > 0 for s in timer.seconds.values())
     assert all(p.stat().st_size > 5_000 for p in out.values())
+
+
+# ------------------------------------------------------------------ layout
+
+def _drawn_texts(ax) -> list:
+    """The texts an axes draws around its box: the drawn ticks' labels, axis
+    labels, offset texts and titles."""
+    out = []
+    for axis in (ax.xaxis, ax.yaxis):
+        if not axis.get_visible():
+            continue
+        for tick in axis._update_ticks():  # the ticks inside the view: those the draw showed
+            out += [t for t in (tick.label1, tick.label2) if t.get_visible() and t.get_text()]
+        out += [t for t in (axis.label, axis.offsetText) if t.get_visible() and t.get_text()]
+    out += [t for t in (ax.title, ax._left_title, ax._right_title) if t.get_visible() and t.get_text()]
+    return out
+
+
+def _layout_faults(fig, tol: float = 1.0) -> list[str]:
+    """What is wrong with a drawn figure's layout: a text (tick label, axis
+    label, title, text in the axes), a legend or the suptitle reaching off
+    the canvas; two axes (colorbars included) overlapping; a text of one
+    axes on another axes or on its texts; a figure legend or the suptitle on
+    an axes or its texts.  In display pixels, ``tol`` allowed."""
+    renderer = fig.canvas.get_renderer()
+    width, height = fig.bbox.width, fig.bbox.height
+    faults = []
+
+    def meet(a, b):
+        return (min(a.x1, b.x1) - max(a.x0, b.x0) > tol) and (min(a.y1, b.y1) - max(a.y0, b.y0) > tol)
+
+    def on_canvas(bb, what):
+        if bb.x0 < -tol or bb.y0 < -tol or bb.x1 > width + tol or bb.y1 > height + tol:
+            faults.append(f"{what} off the canvas: {tuple(round(v) for v in bb.extents)}")
+
+    axes = [a for a in fig.axes if a.get_visible()]
+    box = {a: a.get_window_extent(renderer) for a in axes}
+    texts = {a: _drawn_texts(a) for a in axes}
+    ext = {t: t.get_window_extent(renderer) for a in axes for t in texts[a]}
+    for a in axes:
+        for t in texts[a] + [t for t in a.texts if t.get_visible() and t.get_text()]:
+            on_canvas(ext.get(t) or t.get_window_extent(renderer), f"text {t.get_text()[:40]!r}")
+    for i, a in enumerate(axes):
+        for b in axes[i + 1:]:
+            if meet(box[a], box[b]):
+                faults.append(f"axes overlap: {box[a].extents.round()} and {box[b].extents.round()}")
+        for b in axes:
+            if b is a:
+                continue
+            for t in texts[a]:
+                if meet(ext[t], box[b]):
+                    faults.append(f"text {t.get_text()[:40]!r} on another axes")
+                faults += [f"texts {t.get_text()[:40]!r} and {u.get_text()[:40]!r} overlap"
+                           for u in texts[b] if id(t) < id(u) and meet(ext[t], ext[u])]
+    outside = [("legend", legend.get_window_extent(renderer)) for legend in fig.legends]
+    if fig._suptitle is not None and fig._suptitle.get_text():
+        outside.append(("suptitle", fig._suptitle.get_window_extent(renderer)))
+    for what, bb in outside:
+        on_canvas(bb, what)
+        for a in axes:
+            if meet(bb, box[a]):
+                faults.append(f"{what} on an axes")
+            faults += [f"{what} on text {t.get_text()[:40]!r}" for t in texts[a] if meet(bb, ext[t])]
+    return faults
+
+
+def _engine_run(tmp_path, n_assets: int, days: int, capital: float, suffix: str):
+    """A small real run (local engine): ``n_assets`` synthetic sleeves named
+    ``<name><suffix>`` cut to 30 characters, a breaker that trips, daily
+    rebalancing; returns ``(run, analysis)`` as the report has them."""
+    from raybt.analysis import analyse_run
+    from raybt.config import AssetConfig
+    from raybt.config.params import validate_params
+    from raybt.config.portfolio import portfolio_config_from_dict
+    from raybt.data.synth import generate_universe
+    from raybt.engine import PortfolioBacktester
+    from raybt.run_folder import run_from_result
+
+    universe = generate_universe(n_assets=n_assets, n_bars=days * 288, timeframe="5m", seed=7,
+                                 shocks=[(0.45, -0.15, 48)])
+    params = validate_params({"sizing": "risk", "risk_per_trade": 0.01, "lot_size": 0.0,
+                              "leverage": 20.0, "contract_size": 1000.0, "spread": 1e-4,
+                              "slippage": 1e-5, "commission": 2e-5, "bb_period": 20,
+                              "entry_z": 1.8, "max_hold_bars": 48})
+    assets = {}
+    for name, bars in universe.items():
+        name = (name + suffix)[:30]
+        assets[name] = (AssetConfig(name=name, data=None, timeframe="5m", params=params), bars)
+    config = portfolio_config_from_dict({
+        "name": "layout", "rebalance": "daily", "engine": {"chunk": "4h"}, "initial_capital": capital,
+        "risk": {"max_portfolio_drawdown": 0.02, "dd_scale_start": 0.005, "resume": "cooldown",
+                 "cooldown_chunks": 3, "breaker_flatten": True}}, "test")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a sleeve without trades, a NaN Sharpe: not what is tested here
+        result = PortfolioBacktester(assets, config, engine="local").run()
+    run = run_from_result(result, tmp_path)
+    analysis = analyse_run(run["equity"], run["trades"], run["weights"], run["metrics"],
+                           multipliers=run["multipliers"], events=run["events"],
+                           asset_params=run.get("asset_params"),
+                           weights_history=run.get("weights_history"))
+    return run, analysis
+
+
+# 8 sleeves (every one drawn and named) in the billions; 40 (summarised) in the hundreds
+@pytest.mark.parametrize("n_assets, days, capital", [(8, 12, 2.5e9), (40, 3, 900.0)])
+def test_every_figure_fits_its_canvas_with_long_asset_names(tmp_path, drawn, n_assets, days, capital):
+    """Every figure of the report, with 30-character asset names, at a few
+    and at many sleeves: no text, legend or colorbar off the canvas, no
+    axes on another, no text on another axes or its texts
+    (:func:`_layout_faults`)."""
+    run, analysis = _engine_run(tmp_path, n_assets, days, capital, "_VERY_LONG_INSTRUMENT_NAME_X")
+    assert all(len(a) == 30 for a in analysis["assets"])
+    out = write_figures(tmp_path, analysis, equity=run["equity"], events=run["events"],
+                        multipliers=run["multipliers"], config=run["config"])
+    assert len(drawn) == len(out) == len(FIGURES)
+    faults = {name: _layout_faults(fig) for name, fig in zip(out, drawn)}
+    assert not {k: v for k, v in faults.items() if v}
+    # the names are drawn whole (the attribution's bars: every sleeve, or the largest plus "others")
+    fig = drawn[list(out).index("attribution.png")]
+    shown = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert len(shown) == min(n_assets, F.MAX_BARS - 4)
+    assert set(shown) - set(analysis["assets"]) <= {f"others ({n_assets - F.MAX_BARS + 5} assets)"}
+
+
+@pytest.mark.parametrize("n", [1, 3, 15, 120])
+def test_heatmaps_and_summaries_fit_their_canvas(tmp_path, drawn, n):
+    """The figures drawn from sleeves alone (no trades: their figures say so)
+    at 1 to 120 sleeves with long names and values from 1e-3 to 1e9: no
+    layout fault (:func:`_layout_faults`)."""
+    from raybt.analysis import analyse_run
+
+    equity, returns, names = random_sleeves(n, 3000, seed=n, suffix="_" + "W" * 25)
+    scale = 1e6 if n % 2 else 1e-3  # money ticks like 1.25B, or fractions of a unit
+    equity = equity * scale
+    analysis = analyse_run(equity)
+    out = write_figures(tmp_path, analysis, equity=equity)
+    faults = {name: _layout_faults(fig) for name, fig in zip(out, drawn)}
+    assert not {k: v for k, v in faults.items() if v}

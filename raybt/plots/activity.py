@@ -271,7 +271,7 @@ def _share_bands(fig, ax, x, shares: np.ndarray, assets: list,
                             facecolor="none", edgecolor="black", hatch="//", lw=0.6,
                             label="Target weights (lowest to highest)")
     # limits from the data: shares near the target would be a flat line on a scale from 0
-    _title(ax, f"Sleeves' shares of equity ({len(assets):,} sleeves: percentile bands, the {k} largest "
+    _title(ax, f"Sleeves' shares of equity\n({len(assets):,} sleeves: percentile bands, the {k} largest "
                f"and {k} smallest by mean share named)", fontsize=10.5)
     fig.legend(loc="outside right upper", fontsize=7.5, frameon=False)
 

@@ -21,11 +21,13 @@ from raybt.plots.base import (
     _LABELLED,
     _MAX_LABELS,
     _canvas,
+    _colorbar,
     _figure,
     _money,
     _money_tick,
     _no_data,
     _ordinal,
+    _text_sizes,
     _pct_axis,
     _row_blocks,
     _title,
@@ -92,6 +94,13 @@ def plot_correlation(corr: pd.DataFrame, path, *,
                   ha="right" if step == 1 else "center", rotation_mode="anchor"
                   if step == 1 else "default", fontsize=label_fs)
     ax.set_yticks(ticks, [ylabels[i] for i in ticks], fontsize=label_fs)
+    # long asset names: the figure grows around them (tick labels, colorbar, title: ~1.5 in
+    # across, ~1.1 in down) rather than the heatmap shrinking
+    longest = sorted({xlabels[i] for i in ticks} | {ylabels[i] for i in ticks}, key=len)[-5:]
+    widest = _text_sizes(fig, longest, label_fs)[:, 0].max() / 72.0
+    down = widest * (0.71 if step == 1 else 1.0)  # the x labels, turned 45 or 90 degrees
+    fig.set_size_inches(max(side + 1.2, axis_pt / 72.0 + widest + 1.5),
+                        max(side, axis_pt / 72.0 + down + 1.1))
     if n <= MANY_ASSETS:  # below the diagonal only: the matrix is symmetric
         fs = max(4.5, min(11.0, 0.22 * cell_pt))
         for i in range(n):
@@ -105,15 +114,16 @@ def plot_correlation(corr: pd.DataFrame, path, *,
         ax.set_yticks(np.arange(-0.5, n, 1), minor=True)
         ax.grid(which="minor", color="white", lw=0.6)
         ax.tick_params(which="minor", length=0)
-    cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.02)
-    cb.set_label("Pearson correlation of per-bar returns")
+    _colorbar(fig, im, [ax], location="right", shrink=0.8,
+              label="Pearson correlation of per-bar returns")
     note = "ordered by cluster"
     if n <= MANY_ASSETS and n > 1:
         note += ", values below the diagonal"
     if step > 1:
         note += f", every {_ordinal(step)} asset labelled"
-    _title(ax, f"{title} ({n:,} assets, {note})" if n > MANY_ASSETS else f"{title} ({note})",
-                 fontsize=12)
+    note = f"{n:,} assets, {note}" if n > MANY_ASSETS else note
+    sep = " " if side >= 9 else "\n"  # a narrow figure (a few assets): the note on a line of its own
+    _title(ax, f"{title}{sep}({note})", fontsize=12)
     return B._save(fig, path)
 
 
@@ -383,9 +393,11 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
     ax.grid(True, alpha=0.3)
     fig.legend(loc="outside lower center", ncol=2, fontsize=9, frameon=False)
     if named:
-        # settle the layout (no rendering), then place the labels in display points
+        # settle the layout (no rendering) and keep it (the draw would measure it again, and
+        # the labels are placed on it), then place the labels in display points
         _canvas(fig)
         fig.get_layout_engine().execute(fig)
+        fig.set_layout_engine("none")
         to_pt = 72.0 / fig.dpi
         all_disp = ax.transData.transform(shown.to_numpy(float)) * to_pt
         obst = [np.column_stack([all_disp, np.full(len(all_disp), 4.5 if not many else 3.0)])]
@@ -409,7 +421,8 @@ def plot_frontier(frontier: pd.DataFrame | None, asset_points: pd.DataFrame, pat
         names = [label(a, i) for a, i in zip(named, where)]
         xy = shown.to_numpy(float)[where]
         disp = ax.transData.transform(xy) * to_pt
-        offsets = place_labels(disp, names, fs, np.vstack(obst), bounds)
+        offsets = place_labels(disp, names, fs, np.vstack(obst), bounds,
+                               sizes=_text_sizes(fig, names, fs))
         for name, (vv, rr), (ox, oy, ha, va) in zip(names, xy, offsets):
             far = math.hypot(ox, oy) > 10
             ax.annotate(name, (vv, rr), xytext=(ox, oy), textcoords="offset points",

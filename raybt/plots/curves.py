@@ -205,8 +205,8 @@ def plot_equity(equity: pd.DataFrame, path, *, returns: pd.DataFrame | None = No
     finals["Portfolio"] = growth[np.isfinite(growth)][-1] if np.isfinite(growth).any() else 0.0
     ax.axhline(1.0, color="#888888", lw=0.8, ls=":", zorder=1)
     net = " net of rebalancing transfers" if sleeves.from_returns else ""
-    if len(assets) > MANY_ASSETS:
-        note = f" ({len(assets):,} sleeves{net}: percentile bands, best and worst {k} named)"
+    if len(assets) > MANY_ASSETS:  # a line of its own: the legend of long names takes width
+        note = f"\n({len(assets):,} sleeves{net}: percentile bands, best and worst {k} named)"
     else:
         note = f" (sleeves{net})" if net else ""
     _title(ax, title + note, fontsize=12)

@@ -65,9 +65,9 @@ def _ready() -> int:
     the first real figure is due (about 0.3 s each, paid while the command runs)."""
     import io
 
-    from matplotlib.figure import Figure
+    from raybt.plots.base import _figure
 
-    fig = Figure(figsize=(2, 1.5), layout="constrained")
+    fig = _figure(2, 1.5)  # the figures' own layout engine
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], label="warm-up")
     ax.set_title("warm-up")

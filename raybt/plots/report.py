@@ -118,12 +118,13 @@ def _breaker_level(config: dict | None) -> float | None:
     return v if math.isfinite(v) and 0 < v < 1 else None
 
 
-#: relative drawing time of each figure (median seconds of five passes over the default run's figures,
-#: drawn one by one, 2026-12-02), for the order in which a FigurePool starts them (longest first)
-FIGURE_COST = {"correlation.png": 0.73, "asset_monthly_returns.png": 0.65, "trades.png": 0.63,
-               "frontier.png": 0.57, "weights.png": 0.47, "costs.png": 0.45, "equity.png": 0.45,
-               "exposure.png": 0.38, "attribution.png": 0.36, "drawdown.png": 0.33, "multipliers.png": 0.25,
-               "rolling_sharpe.png": 0.24, "monthly_returns.png": 0.20}
+#: relative drawing time of each figure (median CPU seconds of nine passes over the default run's
+#: figures, drawn one by one, with FittedLayout, 2026-12-02), for the order in which a FigurePool
+#: starts them (longest first)
+FIGURE_COST = {"asset_monthly_returns.png": 0.51, "correlation.png": 0.46, "weights.png": 0.35,
+               "trades.png": 0.35, "costs.png": 0.33, "equity.png": 0.31, "frontier.png": 0.31, "exposure.png": 0.30,
+               "attribution.png": 0.24, "drawdown.png": 0.21, "multipliers.png": 0.16,
+               "rolling_sharpe.png": 0.15, "monthly_returns.png": 0.14}
 
 
 def write_figures(run_dir, analysis: dict, *, equity: pd.DataFrame | None = None,

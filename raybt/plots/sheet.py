@@ -12,7 +12,7 @@ from matplotlib import colormaps
 from matplotlib.ticker import PercentFormatter
 
 from raybt.plots import base as B
-from raybt.plots.base import MANY_ASSETS, _figure, _no_data, _title
+from raybt.plots.base import MANY_ASSETS, _colorbar, _figure, _no_data, _title
 
 #: sleeves shown at each end (best, worst by total return) of the per-asset heatmap
 TOP_ASSETS = 15
@@ -59,7 +59,7 @@ def plot_monthly_returns(table: pd.DataFrame, path, *,
         _no_data(ax, "no monthly returns")
         _title(ax, title)
         return B._save(fig, path)
-    ax, ax_y = fig.subplots(1, 2, gridspec_kw={"width_ratios": [12, 1.4], "wspace": 0.02})
+    ax, ax_y = fig.subplots(1, 2, gridspec_kw={"width_ratios": [12, 1.4]})
     months = table.drop(columns=["Year"]).to_numpy(dtype=float)
     years = table[["Year"]].to_numpy(dtype=float)
     cmap = colormaps[_CMAP].with_extremes(bad="#f2f2f2")
@@ -110,8 +110,7 @@ def plot_asset_monthly_returns(monthly: pd.DataFrame, path, *, total: pd.Series 
         _no_data(ax, "no sleeve returns")
         _title(ax, title)
         return B._save(fig, path)
-    ax, ax_t = fig.subplots(1, 2, gridspec_kw={"width_ratios": [max(len(monthly), 3), 1.6],
-                                               "wspace": 0.02})
+    ax, ax_t = fig.subplots(1, 2, gridspec_kw={"width_ratios": [max(len(monthly), 3), 1.6]})
     values = monthly[order].to_numpy(dtype=float).T
     totals = total.reindex(order).to_numpy(dtype=float)[:, None]
     cmap = colormaps[_CMAP].with_extremes(bad="#f2f2f2")
@@ -127,10 +126,10 @@ def plot_asset_monthly_returns(monthly: pd.DataFrame, path, *, total: pd.Series 
             _cell_texts(a, v, vmax, fs)
         elif a is ax_t:  # the totals written all the same (one column), and a colour scale
             _cell_texts(a, v, vmax, fs)
-            cb = fig.colorbar(ax.images[0], ax=[ax, ax_t], location="bottom", shrink=0.5,
-                              aspect=40, pad=0.02)
+            cb = _colorbar(fig, ax.images[0], [ax, ax_t], location="bottom", shrink=0.5,
+                           label="Monthly return (the Total column has a scale of its own)",
+                           fontsize=8.5)
             cb.ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-            cb.set_label("Monthly return (the Total column has a scale of its own)", fontsize=8.5)
         step = max(1, math.ceil(len(labels) / 24))
         a.set_xticks(np.arange(0, len(labels), step), labels[::step], rotation=90 if step > 1 or
                      len(labels) > 12 else 0, fontsize=8.5)
