@@ -16,6 +16,7 @@ memory sampler on (PSS of the whole process tree, Ray's daemons included):
 sampling costs CPU, so memory and time come from different runs.
 
     python scripts/bench_end_to_end.py [--assets 100] [--bars 200000] [--engine ray|local] [--format parquet|csv]
+        [--layout colocated|actors:N]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_common import PARAMS, PeakMemory, bare_kernel_seconds, bench_config  # noqa: E402
+from bench_layouts import parse_layout  # noqa: E402
 
 from raybt.config.params import validate_params
 from raybt.config.universe import AssetConfig
@@ -50,7 +52,10 @@ def whole_command(paths, args, out: Path, timer: PhaseTimer, figure_pool=None):
     ``figure_pool``, the workers ``raybt run`` starts before Ray)."""
     params = validate_params(PARAMS)
     configs = [AssetConfig(name=p.stem, data=p, timeframe="5m", params=params) for p in paths]
-    backtester = PortfolioBacktester(configs, bench_config(args.chunk), engine=args.engine, timer=timer)
+    config = bench_config(args.chunk)
+    if args.engine == "ray":  # colocated or actors:N, as bench_engine.py --layouts names them
+        config = config.with_overrides(**parse_layout(args.layout, len(paths))[1])
+    backtester = PortfolioBacktester(configs, config, engine=args.engine, timer=timer)
     result = backtester.run()
     result.save(out, format=args.format, timer=timer, figure_pool=figure_pool)
     n_trades = len(result.trades)
@@ -64,6 +69,7 @@ def main():
     ap.add_argument("--bars", type=int, default=200_000)
     ap.add_argument("--engine", choices=["ray", "local"], default="ray")
     ap.add_argument("--chunk", default="1D")
+    ap.add_argument("--layout", default="colocated", help="Ray engine: colocated (default) or actors:N")
     ap.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     ap.add_argument("--data-dir", default=None, help="where the universe is written (default: a temp dir)")
     ap.add_argument("--no-memory", action="store_true", help="skip the separate memory run")

@@ -480,3 +480,24 @@ def test_heatmaps_and_summaries_fit_their_canvas(tmp_path, drawn, n):
     out = write_figures(tmp_path, analysis, equity=equity)
     faults = {name: _layout_faults(fig) for name, fig in zip(out, drawn)}
     assert not {k: v for k, v in faults.items() if v}
+
+
+def test_a_matplotlib_without_the_private_helpers_falls_back_to_constrained_layout(tmp_path, monkeypatch):
+    """The fitted layout reads matplotlib internals (``Axis._update_ticks``, the text-metrics cache);
+    where a matplotlib has moved one (an AttributeError while measuring), the figure is laid out by
+    matplotlib's constrained layout instead of the run failing."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    import raybt.plots.base as base
+
+    equity, _, _ = random_sleeves(3, 2000, seed=3)
+    called = []
+    real = ConstrainedLayoutEngine.execute
+    monkeypatch.setattr(ConstrainedLayoutEngine, "execute", lambda self, fig: called.append(1) or real(self, fig))
+
+    def moved(*args, **kwargs):
+        raise AttributeError("'XAxis' object has no attribute '_update_ticks'")
+
+    monkeypatch.setattr(base, "_axes_room", moved)
+    out = F.plot_equity(equity, tmp_path / "equity.png", assets=list(equity.columns[:-2]))
+    assert called and mpimg.imread(out).shape[0] > 100

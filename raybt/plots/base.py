@@ -368,6 +368,16 @@ class FittedLayout(LayoutEngine):
         self.colorbars.append((cax, list(parents), location, shrink))
 
     def execute(self, fig: Figure) -> None:
+        """Lay ``fig`` out; on a matplotlib whose private helpers used here have moved
+        (``Axis._update_ticks``, the text-metrics cache), its constrained layout instead."""
+        try:
+            self._fit(fig)
+        except AttributeError:
+            from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+            ConstrainedLayoutEngine().execute(fig)
+
+    def _fit(self, fig: Figure) -> None:
         caxes = {c[0] for c in self.colorbars}
         grid = [ax for ax in fig.axes if ax.get_subplotspec() is not None and ax not in caxes
                 and ax.get_visible()]
