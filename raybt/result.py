@@ -19,7 +19,7 @@ import pandas as pd
 from raybt.allocation.estimator import growth_net_of_transfers
 from raybt.coordinator import EVENT_COLUMNS
 from raybt.phases import PhaseTimer, phase
-from raybt.records import drawdown, trades_frame
+from raybt.records import drawdown, order_by_code, trades_frame
 
 
 @dataclass
@@ -137,7 +137,7 @@ def asset_codes(trades: pd.DataFrame, names) -> np.ndarray:
 
 def rows_by_asset(codes: np.ndarray, n_assets: int) -> list[np.ndarray]:
     """For each asset code 0..n-1, the positions of its rows in ascending order (one stable sort)."""
-    order = np.argsort(codes, kind="stable")
+    order = order_by_code(codes, n_assets)
     ends = np.searchsorted(codes[order], np.arange(n_assets), side="right")
     starts = np.r_[0, ends[:-1]] if n_assets else ends
     return [order[s:e] for s, e in zip(starts, ends)]

@@ -191,3 +191,13 @@ def test_per_asset_metrics_add_up(result):
             m["pnl"] + m["net_transfers"], abs=1e-6)
     total = sum(m["pnl"] for m in result.metrics["assets"].values())
     assert total == pytest.approx(result.metrics["portfolio"]["pnl"], abs=1e-6)
+
+
+@pytest.mark.parametrize("n_codes", [1, 3, 100, 40_000])
+def test_order_by_code_is_the_stable_order(n_codes):
+    """The narrow-integer radix sort gives the same order as a stable sort of the int64 codes."""
+    from raybt.records import order_by_code
+
+    rng = np.random.default_rng(n_codes)
+    codes = rng.integers(0, n_codes, size=50_000).astype(np.int64)
+    assert np.array_equal(order_by_code(codes, n_codes), np.argsort(codes, kind="stable"))
