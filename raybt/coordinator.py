@@ -401,8 +401,7 @@ class Coordinator:
                     self.restore(self.last_checkpoint)
 
     def _gather(self, by_reference: bool = False) -> None:
-        """Every output up to now in this coordinator (trades possibly by reference), and every
-        group's kernel state."""
+        """Every output up to now here (trades possibly by reference), every group's kernel state."""
         self._collect(by_reference)
         self._group_states()
 
@@ -488,12 +487,9 @@ class Coordinator:
         return out
 
     def output(self, with_equity: bool = True) -> CoordinatorOutput:
-        """The run's outputs so far; ``with_equity=False`` leaves ``equity`` None (the
-        caller maps the shared equity buffer itself, see ``bars_done``).
-
-        ``trades`` may hold references from the group set (the trades the shards kept, passed on
-        unread: :meth:`_collect`); the receiver resolves them (:func:`raybt.ray.actors.fetch_output`).
-        """
+        """The run's outputs so far; ``with_equity=False`` leaves ``equity`` None (the caller maps the
+        shared equity buffer itself, see ``bars_done``). ``trades`` may hold the group set's references
+        (the shards' trades, passed on unread), which the receiver resolves (``fetch_output``)."""
         self._recovering(lambda: self._gather(by_reference=True))  # what the shards kept, their final states
         equity = self.equity[:, : self.bars_done] if with_equity else None
         trades = list(self._trade_parts)  # concatenated column by column by records.trades_frame

@@ -488,7 +488,7 @@ def test_a_matplotlib_without_the_private_helpers_falls_back_to_constrained_layo
     matplotlib's constrained layout instead of the run failing."""
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    import raybt.plots.base as base
+    import raybt.plots.layout as layout
 
     equity, _, _ = random_sleeves(3, 2000, seed=3)
     called = []
@@ -498,6 +498,6 @@ def test_a_matplotlib_without_the_private_helpers_falls_back_to_constrained_layo
     def moved(*args, **kwargs):
         raise AttributeError("'XAxis' object has no attribute '_update_ticks'")
 
-    monkeypatch.setattr(base, "_axes_room", moved)
+    monkeypatch.setattr(layout, "_axes_room", moved)
     out = F.plot_equity(equity, tmp_path / "equity.png", assets=list(equity.columns[:-2]))
     assert called and mpimg.imread(out).shape[0] > 100

@@ -13,6 +13,7 @@ from matplotlib.ticker import FuncFormatter
 
 from raybt.plots import base as B
 from raybt.plots.labels import place_labels
+from raybt.plots.layout import _canvas, _colorbar, _text_sizes
 from raybt.plots.base import (
     _NEG,
     _POS,
@@ -20,14 +21,11 @@ from raybt.plots.base import (
     MAX_BARS,
     _LABELLED,
     _MAX_LABELS,
-    _canvas,
-    _colorbar,
     _figure,
     _money,
     _money_tick,
     _no_data,
     _ordinal,
-    _text_sizes,
     _pct_axis,
     _row_blocks,
     _title,

@@ -12,7 +12,8 @@ from matplotlib import colormaps
 from matplotlib.ticker import PercentFormatter
 
 from raybt.plots import base as B
-from raybt.plots.base import MANY_ASSETS, _colorbar, _figure, _no_data, _title
+from raybt.plots.base import MANY_ASSETS, _figure, _no_data, _title
+from raybt.plots.layout import _colorbar
 
 #: sleeves shown at each end (best, worst by total return) of the per-asset heatmap
 TOP_ASSETS = 15
