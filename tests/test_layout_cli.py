@@ -39,12 +39,14 @@ def test_one_actor_per_asset_equals_local_byte_for_byte(tmp_path):
                    timeout=120)
     ensure_synthetic(load_asset_universe(tmp_path / "configs" / "assets_config_highperf.json").synthetic, None)
     # both at once (the local run is done while the actors start): the same results either way
-    runs = [_start(tmp_path, "local", "--engine", "local"),
-            _start(tmp_path, "actors", "--engine", "ray", "--layout", "actors", "--assets-per-actor", "1")]
+    # six of the universe's assets: six shard actors and the coordinator start on the test's two cores
+    runs = [_start(tmp_path, "local", "--engine", "local", "--max-assets", "6"),
+            _start(tmp_path, "actors", "--engine", "ray", "--layout", "actors", "--assets-per-actor", "1",
+                   "--max-assets", "6")]
     (local, _), (actors, printed) = [_finish(started) for started in runs]
     run = json.loads((actors / "run_info.json").read_text())["run"]
     n_assets = len(json.loads((local / "metrics.json").read_text())["assets"])
-    assert run["layout"] == "actors" and run["n_shards"] == n_assets > 1, run
+    assert run["layout"] == "actors" and run["n_shards"] == n_assets == 6, run
     assert "layout: actors" in printed
     for name in RESULT_FILES:
         assert (local / name).read_bytes() == (actors / name).read_bytes(), name
