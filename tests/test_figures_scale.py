@@ -501,3 +501,6 @@ def test_a_matplotlib_without_the_private_helpers_falls_back_to_constrained_layo
     monkeypatch.setattr(layout, "_axes_room", moved)
     out = F.plot_equity(equity, tmp_path / "equity.png", assets=list(equity.columns[:-2]))
     assert called and mpimg.imread(out).shape[0] > 100
+    corr = equity.iloc[:, :3].pct_change().corr()  # a colorbar of the fitted layout's own, placed all the same
+    F.plot_correlation(corr, tmp_path / "correlation.png")
+    assert len(called) == 2 and mpimg.imread(tmp_path / "correlation.png").shape[0] > 100

@@ -253,6 +253,7 @@ class FittedLayout(LayoutEngine):
             from matplotlib.layout_engine import ConstrainedLayoutEngine
 
             ConstrainedLayoutEngine().execute(fig)
+            self._place_colorbars({}, tuple(float(v) for v in fig.get_size_inches()))  # beside their axes
 
     def _fit(self, fig: Figure) -> None:
         caxes = {c[0] for c in self.colorbars}
@@ -357,6 +358,7 @@ def _fit_grid(fig: Figure, grid: list, rooms: dict, outer: dict[str, float],
     for ax in grid:  # GridSpec.update moves the axes of pyplot's figures only
         ax._set_position(ax.get_subplotspec().get_position(fig))
     return (m["left"], m["right"], m["bottom"], m["top"], wgap, hgap)
+
 
 def _colorbar(fig: Figure, mappable, parents: list, *, location: str = "right",
               shrink: float = 1.0, label: str | None = None, fontsize: float | None = None):
