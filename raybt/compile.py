@@ -86,3 +86,7 @@ def warm_up_analysis() -> None:
     params = {"contract_size": 1e5, "leverage": 30.0, "commission": 2e-5, "spread": 1e-4, "slippage": 0.0}
     analyse_run(equity_frame(sleeves.sum(axis=0), sleeves, names, index), trades,
                 pd.Series(1 / 3, index=names), include_frontier=True, asset_params={n: params for n in names})
+    from raybt.analysis.exposure import bar_positions
+
+    index_ns = index.asi8
+    bar_positions(index_ns, np.resize(index_ns, 1024))  # the lookup-table kernel, taken from 1,024 times on
