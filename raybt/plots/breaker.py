@@ -118,9 +118,9 @@ def plot_drawdown(drawdown: pd.Series, path, *, events: pd.DataFrame | None = No
             for t, b, a in zip(_dates(trips[ok]), trip_dd[ok], at):
                 text = f"{b:.1%}" if not np.isfinite(a) or abs(a - b) < 5e-4 else \
                     f"{b:.1%} (all-time {a:.1%})"
-                right = t < x0 + 0.75 * (x1 - x0)  # near the right end: written to the left
-                ax.annotate(text, (t, -b), xytext=(6 if right else -6, -10),
-                            textcoords="offset points", ha="left" if right else "right",
+                label_right = t < x0 + 0.75 * (x1 - x0)  # in the last quarter: written to the left
+                ax.annotate(text, (t, -b), xytext=(6 if label_right else -6, -10),
+                            textcoords="offset points", ha="left" if label_right else "right",
                             fontsize=8.5, color=_TRIP, zorder=8)
     if len(resumes):
         ok = np.isfinite(resume_dd)
