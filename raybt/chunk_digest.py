@@ -68,6 +68,13 @@ class ChunkDigest:
         return np.concatenate([head, self.blocks.ravel().astype(np.float64), self.block_path.ravel(), self.last,
                                self.margins, self.returns.ravel()])
 
+    @staticmethod
+    def wire_size(lo: int, hi: int, width: int, block: int) -> int:
+        """The most float64 a group ``[lo, hi)`` sends for a chunk of up to ``width`` bars with
+        correlation blocks of ``block`` bars (a chunk spans at most ``width // block + 2`` blocks)."""
+        k, n, rows = len(canonical_blocks(lo, hi)), hi - lo, width // max(int(block), 1) + 2
+        return 7 + 2 * k + k * width + 2 * n + rows * n
+
     @classmethod
     def from_wire(cls, wire: np.ndarray) -> "ChunkDigest":
         t_start, t_end, first_block, k, width, rows, n = (int(v) for v in wire[:7])
@@ -151,6 +158,7 @@ class DigestingGroup:
     def __init__(self, group):
         self.group = group
         self._equity_out = None  # the group's rows of a shared assets x bars matrix, if it writes there
+        self._mailbox = None  # shared float64 buffer its digests go through, if the receiver gave one
         self._clear()
 
     @property
@@ -161,6 +169,11 @@ class DigestingGroup:
         """Write each chunk's equity into ``rows`` (this group's rows of a shared assets x union-bars
         matrix, e.g. the coordinator's, mapped) instead of keeping it for :meth:`collect`."""
         self._equity_out = rows
+
+    def reply_through(self, mailbox: np.ndarray | None) -> None:
+        """Put each chunk's digest in ``mailbox`` (a float64 buffer the receiver maps, e.g. shared
+        memory on the same node) and answer :meth:`step_bytes` with its length only (:func:`post_digest`)."""
+        self._mailbox = mailbox
 
     def _clear(self) -> None:
         self._kept_from, self._kept_equity, self._kept_trades, self._kept_starts = 0, [], [], []
@@ -201,7 +214,7 @@ class DigestingGroup:
         # writable copies: the kernels are compiled (and cached) for writable arrays
         extras = np.frombuffer(request, dtype=np.float64, count=3 + 2 * n, offset=16).copy()
         instructions = np.frombuffer(request, dtype=np.uint8, offset=16 + 8 * (3 + 2 * n)).copy()
-        return self.step_digest(int(head[0]), int(head[1]), instructions, extras).tobytes()
+        return post_digest(self.step_digest(int(head[0]), int(head[1]), instructions, extras), self._mailbox)
 
     def collect(self, first_asset: int = 0) -> tuple:
         """The equity and trades kept since the last call (then dropped here):
@@ -241,6 +254,32 @@ def chunk_request(t_start: int, t_end: int, instructions: np.ndarray, extras: np
     """One group's chunk as the bytes :meth:`DigestingGroup.step_bytes` reads."""
     return (np.array([t_start, t_end], dtype=np.float64).tobytes() + np.asarray(extras, dtype=np.float64).tobytes()
             + np.ascontiguousarray(instructions).tobytes())
+
+
+#: A reply of this many bytes is a digest's length in the mailbox; a digest's own wire is longer (7 numbers at least).
+_POSTED = 8
+
+
+def post_digest(wire: np.ndarray, mailbox: np.ndarray | None) -> bytes:
+    """A digest's reply: its length, the wire itself written to ``mailbox``; or the wire's bytes when
+    there is no mailbox or it does not fit.
+
+    Measured on the 2-core machine (100 assets x 200,000 bars, 7D chunks, 2 shard actors): the
+    115-145 KB replies cost about 2 ms more per chunk through Ray than empty ones.
+    """
+    if mailbox is None or len(wire) > len(mailbox):
+        return wire.tobytes()
+    mailbox[: len(wire)] = wire
+    return np.array([len(wire)], dtype=np.int64).tobytes()
+
+
+def read_reply(reply: bytes, mailbox: np.ndarray | None) -> np.ndarray:
+    """The digest wire of a :func:`post_digest` reply (a copy: the mailbox is written again next chunk)."""
+    if len(reply) == _POSTED:
+        if mailbox is None:
+            raise ValueError("a digest was posted to a mailbox this receiver does not have")
+        return mailbox[: int(np.frombuffer(reply, dtype=np.int64)[0])].copy()
+    return np.frombuffer(reply, dtype=np.float64)
 
 
 def merge_collected(batches, layout, equity: np.ndarray) -> list:

@@ -7,6 +7,7 @@ to stderr and exit with status 2, without a traceback; Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import warnings
 from dataclasses import replace
@@ -119,7 +120,7 @@ def print_summary(title: str, metrics: dict) -> None:
 # --- raybt run --------------------------------------------------------------------
 
 RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every",
-                    "checkpoint_seconds", "format", "date_format", "layout", "assets_per_actor")
+                    "checkpoint_seconds", "format", "date_format", "layout", "assets_per_actor", "report")
 
 
 def _run(args) -> int:
@@ -137,7 +138,8 @@ def _run(args) -> int:
         given = [key for key in (*RUN_REQUEST_KEYS, "out") if getattr(args, key) is not None] + \
             (["overwrite"] if args.overwrite else [])
         if given:
-            flags = ", ".join("CONFIG" if key == "config" else "--" + key.replace("_", "-") for key in given)
+            flags = ", ".join({"config": "CONFIG", "report": "--no-report"}.get(key, "--" + key.replace("_", "-"))
+                              for key in given)
             raise ConfigError(f"--resume continues a run as it was asked and cannot change it: remove {flags} "
                               f"(only --engine, --address and --no-progress go with --resume)")
         out, tmp, request = find_resumable(Path(args.resume))
@@ -156,6 +158,8 @@ def _run(args) -> int:
         overrides["checkpoint_seconds"] = args.checkpoint_seconds
     if args.format:
         overrides["format"] = args.format
+    if args.report is not None:
+        overrides["report"] = args.report
     if args.layout:
         overrides["layout"] = args.layout
     if args.assets_per_actor is not None:
@@ -178,14 +182,12 @@ def _run(args) -> int:
             raise ConfigError(f"{out}: an unfinished run is already there ({partial_path(out)}); "
                               f"resume it with --resume {out}, delete it, or pass --overwrite")
     # the figure workers start now, before Ray's threads, and import matplotlib while the run goes on
-    with _figure_pool() as figure_pool:
+    with _figure_pool() if pconf.output.report else contextlib.nullcontext() as figure_pool:
         return _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best, out, resume,
                             tmp if resume else None, figure_pool)
 
 
 def _figure_pool():
-    import contextlib
-
     from raybt.plots.pool import FigurePool, figure_workers
 
     workers = figure_workers()
@@ -241,10 +243,11 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     for line in result.provenance["warnings"]:
         _echo(f"warning: {line}")
     result.provenance["best_configs"] = best
-    result.save(out, reuse=True, format=pconf.output.format, timer=timer, figure_pool=figure_pool)
+    result.save(out, reuse=True, format=pconf.output.format, report=pconf.output.report, timer=timer,
+                figure_pool=figure_pool)
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])
-    print(f"results: {out}")
+    print(f"results: {out}" + ("" if pconf.output.report else f" (no report: `raybt report {out}` writes it)"))
     print(timer.one_line())
     return 0
 
@@ -385,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace an unfinished run left in the output folder's .partial (instead of --resume)")
     run.add_argument("--format", choices=("parquet", "csv"),
                      help="format of the large result tables (default: output.format of the config, parquet)")
+    run.add_argument("--no-report", dest="report", action="store_const", const=False,
+                     help="write the tables, metrics and run info only: no figures, summary, analysis.json or "
+                          "report.html (output.report: false; `raybt report RUN_DIR` writes them later)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("--checkpoint-every", type=int, metavar="CHUNKS",
                      help="save a checkpoint every CHUNKS chunks (engine.checkpoint_every; 0 = off)")

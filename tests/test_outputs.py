@@ -158,9 +158,10 @@ def test_cli_run_format_csv_and_phase_line(tmp_path, repo_root):
     assert len(line) == 1 and all(f"{group} " in line[0] for group in ("load", "run", "metrics", "file"))
     phases = json.loads((out / "run_info.json").read_text())["timings"]["phases"]
     assert {"load.bars", "run.loop", "metrics.assets", "file.tables"} <= set(phases)
-    # output.format in the config: the same, without the flag
+    # output.format in the config: the same, without the flag; output.report false: no report, which
+    # `raybt report` then writes from the folder's files as a run with its report would have had it
     (tmp_path / "q.yaml").write_text("name: fmt\nasset_config: assets.json\nengine: {chunk: 4h}\n"
-                                     "output: {format: csv}\n")
+                                     "output: {format: csv, report: false}\n")
     out2 = tmp_path / "run2"
     done = subprocess.run([sys.executable, "-m", "raybt.cli", "run", str(tmp_path / "q.yaml"), "--engine", "local",
                            "--out", str(out2), "--no-progress"], capture_output=True, text=True, timeout=300,
@@ -168,6 +169,17 @@ def test_cli_run_format_csv_and_phase_line(tmp_path, repo_root):
     assert done.returncode == 0, done.stderr
     assert (out2 / "multipliers.csv").is_file()
     pd.testing.assert_frame_equal(pd.read_csv(out / "portfolio_equity.csv"), pd.read_csv(out2 / "portfolio_equity.csv"))
+    written = {p.name for p in out2.iterdir()}
+    assert {"metrics.json", "run_info.json", "trades.csv"} <= written
+    assert not written & {"report.html", "analysis.json", "portfolio_summary.txt"}
+    assert not [name for name in written if name.endswith(".png")] and not (out2 / "INCOMPLETE").exists()
+    assert f"raybt report {out2}" in done.stdout
+    from raybt.cli import main
+
+    assert main(["report", str(out2)]) == 0
+    assert json.loads((out2 / "analysis.json").read_text()) == json.loads((out / "analysis.json").read_text())
+    assert {p.name for p in out.iterdir() if p.suffix == ".png"} == {p.name for p in out2.iterdir() if p.suffix == ".png"}
+    assert (out2 / "report.html").is_file() and (out2 / "portfolio_summary.txt").is_file()
 
 
 def test_events_say_which_drawdown(result):

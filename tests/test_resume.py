@@ -53,8 +53,8 @@ def _assert_same_results(a: Path, b: Path):
 @pytest.fixture(scope="module")
 def uninterrupted(portfolio_yaml, tmp_path_factory):
     out = tmp_path_factory.mktemp("full") / "run"
-    done = subprocess.run(_cli("run", portfolio_yaml, "--engine", "local", "--out", out, "--no-progress"),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_cli("run", portfolio_yaml, "--engine", "local", "--out", out, "--no-progress",
+                               "--no-report"), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return out
 
@@ -63,8 +63,8 @@ def uninterrupted(portfolio_yaml, tmp_path_factory):
 def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, tmp_path, sig, code):
     out = tmp_path / "run"
     partial = tmp_path / ".run.partial"
-    proc = subprocess.Popen(_cli("run", portfolio_yaml, "--engine", "local", "--out", out, "--no-progress"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(_cli("run", portfolio_yaml, "--engine", "local", "--out", out, "--no-progress",
+                                 "--no-report"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     first_state = partial / "checkpoint" / "state-a.rec"
     while not (first_state.exists() and first_state.stat().st_size):
@@ -84,6 +84,7 @@ def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, 
     assert out.is_dir() and not partial.exists()
     assert not (out / "INCOMPLETE").exists() and not (out / "checkpoint").exists()
     _assert_same_results(uninterrupted, out)
+    assert not (out / "report.html").exists()  # the run as it was asked: --no-report
     info = json.loads((out / "run_info.json").read_text())
     full = json.loads((uninterrupted / "run_info.json").read_text())
     assert info["config_hash"] == full["config_hash"] and info["data_hashes"] == full["data_hashes"]
@@ -92,6 +93,16 @@ def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, 
 def test_resume_of_a_finished_run_is_refused(uninterrupted):
     done = subprocess.run(_cli("run", "--resume", uninterrupted), capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "complete; nothing to resume" in done.stderr
+
+
+def test_resume_refuses_a_changed_request(tmp_path, capsys):
+    """--resume takes what to run from the interrupted run: a flag that would change it is one clear line."""
+    from raybt.cli import main
+
+    assert main(["run", "--resume", str(tmp_path / "run"), "--chunk", "1D", "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --resume continues a run as it was asked and cannot change it: remove --chunk, "
+                   "--no-report (only --engine, --address and --no-progress go with --resume)"], err
 
 
 def test_resume_refuses_changed_data(portfolio_yaml, tmp_path):
@@ -117,6 +128,7 @@ def test_killed_actor_is_restarted_and_results_are_identical(ray_session, portfo
     from raybt.universe import load_portfolio_from_config
 
     assets, config = load_portfolio_from_config(None, portfolio_yaml)
+    config = config.with_overrides(chunk="1D")  # 240 chunks (a checkpoint every 3), not 1,440
     reference = PortfolioBacktester(assets, config, engine="local").run()
     killed = []
 

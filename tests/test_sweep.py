@@ -235,66 +235,6 @@ def test_ray_and_local_sweeps_identical(ray_session, local_sweep, tmp_path, univ
         pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
-CLUSTER_SWEEP = """
-import json, shutil, sys
-from pathlib import Path
-import pandas as pd, ray, yaml
-from ray.cluster_utils import Cluster
-from raybt.config.sweep import load_sweep_spec
-from raybt.data.synth import write_universe
-from raybt.sweep import run_sweep
-import raybt.ray.tasks as tasks
-
-root = Path(sys.argv[1])
-paths = write_universe(root / "data", n_assets=3, n_bars=3 * 288, seed=8, calendar="24x7")
-assets = {p.stem: {"data": str(p), "timeframe": "5m", "strategy": {"entry_z": 1.8}} for p in paths}
-(root / "data" / "assets.json").write_text(json.dumps({"assets": assets}))
-base = {"name": "c", "asset_config": str(root / "data" / "assets.json"), "engine": {"chunk": "4h"},
-        "allocation": {"lookback": "1D"}, "risk": {"max_portfolio_drawdown": 0.05}}
-(root / "base.yaml").write_text(yaml.safe_dump(base))
-(root / "s.yaml").write_text(yaml.safe_dump({"base": "base.yaml", "name": "c",
-                                              "parameters": {"allocation.model": ["equal_weight", "risk_parity"]}}))
-spec = load_sweep_spec(root / "s.yaml")
-local = run_sweep(spec, root / "local", engine="local", best_configs_dir=None)
-
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-cluster.add_node(num_cpus=1)
-cluster.add_node(num_cpus=1)
-ray.init(address=cluster.address, log_to_driver=False)
-cluster.wait_for_nodes()
-real = tasks.map_tasks
-
-def without_data(*args, **kwargs):  # every bar is in the object store now: the files (and config) go away
-    shutil.rmtree(root / "data")
-    return real(*args, **kwargs)
-
-tasks.map_tasks = without_data
-remote = run_sweep(spec, root / "remote", engine="ray", best_configs_dir=None)
-assert not (root / "data").exists()
-nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-ray.shutdown(); cluster.shutdown()
-pd.testing.assert_frame_equal(local.table, remote.table, check_exact=True)
-for p in remote.points:
-    a = pd.read_parquet(root / "local" / "points" / p.point_id / "portfolio_equity.parquet")
-    b = pd.read_parquet(root / "remote" / "points" / p.point_id / "portfolio_equity.parquet")
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
-print("NODES", len(nodes), "OK", int((remote.table["status"] == "ok").sum()))
-"""
-
-
-def test_sweep_on_a_cluster_whose_workers_have_no_data_files(tmp_path):
-    """A 3-node Ray cluster; the data folder (bars and asset config) is deleted once the bars are stored."""
-    import subprocess
-    import sys
-
-    script = tmp_path / "cluster_sweep.py"
-    script.write_text(CLUSTER_SWEEP)
-    done = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    last = done.stdout.strip().splitlines()[-1].split()
-    assert last[:2] == ["NODES", "3"] and last[2:] == ["OK", "2"], done.stdout
-
-
 def test_sweep_out_into_a_folder_that_is_not_a_sweeps_is_refused(universe_dir, tmp_path, capsys):
     """A finished run folder (or any folder of other files) as --out: refused before anything runs,
     not mixed with points/, sweep.json and the scatter. An earlier sweep's folder is reused."""

@@ -15,7 +15,8 @@ Schema (every key optional; defaults in the dataclasses below)::
            resume_drawdown, cluster_correlation, correlation_window,
            max_entry_margin}
     engine: {chunk, layout, assets_per_actor, checkpoint_every, checkpoint_seconds, transport}
-    output: {format}                            # parquet | csv (the large result tables)
+    output: {format, report}                    # parquet | csv (the large result tables); report: false
+                                                # skips figures, summary, analysis.json and report.html
 
 Fractions are fractions (0.2 = 20 %); drawdowns are positive. Unknown keys
 get the closest valid name; wrong types and out-of-range values name the key
@@ -83,6 +84,7 @@ class EngineConfig:
 @dataclass(frozen=True)
 class OutputConfig:
     format: str = "parquet"  # the large tables (equity, trades, multipliers): parquet | csv
+    report: bool = True  # figures, portfolio_summary.txt, analysis.json and report.html (raybt report adds them later)
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,8 @@ class PortfolioConfig:
                   "preference": (None, "preference"), "assets_per_actor": ("engine", "assets_per_actor"),
                   "layout": ("engine", "layout"),
                   "checkpoint_every": ("engine", "checkpoint_every"),
-                  "checkpoint_seconds": ("engine", "checkpoint_seconds"), "format": ("output", "format")}
+                  "checkpoint_seconds": ("engine", "checkpoint_seconds"), "format": ("output", "format"),
+                  "report": ("output", "report")}
         changed = []
         for key, value in changes.items():
             if key not in routes:
@@ -271,7 +274,8 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         transport=_choice(e.get("transport", "tasks"), TRANSPORTS, w("engine.transport")),
     )
     o = _section(doc, "output", OutputConfig, where)
-    output = OutputConfig(format=_choice(o.get("format", "parquet"), OUTPUT_FORMATS, w("output.format")))
+    output = OutputConfig(format=_choice(o.get("format", "parquet"), OUTPUT_FORMATS, w("output.format")),
+                          report=_bool(o.get("report", True), w("output.report")))
     assets = doc.get("assets", "all")
     if assets != "all":
         if not isinstance(assets, list) or not assets or not all(isinstance(x, str) for x in assets):

@@ -62,8 +62,13 @@ class CoordinatorHost(Coordinator):
         super().__init__(groups, layout, timeline_ns, *args,
                          equity_buffer=None if self._shared is None else self._shared.array, **kwargs)
         if self._shared is not None and hasattr(groups, "share_equity"):  # shards on this node write there
+            from raybt.chunk_digest import ChunkDigest
+
+            widest = int(np.diff(self.bounds).max()) if len(self.bounds) > 1 else 0
             groups.share_equity(ray.get_runtime_context().get_node_id(), self._shared.handle,
-                                [int(idx[0]) for idx in self.layout])
+                                [int(idx[0]) for idx in self.layout],
+                                [ChunkDigest.wire_size(int(idx[0]), int(idx[-1]) + 1, widest, self.returns.block)
+                                 for idx in self.layout])
 
     def equity_handle(self):
         """(node id, :class:`~raybt.shared_memory.SharedHandle` or None) of the equity matrix."""
@@ -151,7 +156,8 @@ class RayGroupSet:
         self.transport = transport
         self.labels = list(labels) if labels is not None else [f"shard {k}" for k in range(len(self.shard_args))]
         self._dag = None
-        self._shared = None  # (node id, handle, first rows) of the coordinator's shared equity
+        self._shared = None  # (node id, handle, first rows, mailbox handles) of the coordinator's shared equity
+        self._mailboxes = [None] * len(self.shard_args)  # shared arrays the shards on this node post digests to
         if actors is None:
             actors = start_shards(self.labels, self.options)
         if len(actors) != len(self.shard_args):
@@ -164,15 +170,31 @@ class RayGroupSet:
         actor = start_shards([self.labels[i]], self.options)[0]
         actor.load.remote(*self.shard_args[i])
         if self._shared is not None:
-            node, handle, rows = self._shared
-            actor.share_equity.remote(node, handle, rows[i])
+            node, handle, rows, mailboxes = self._shared
+            actor.share_equity.remote(node, handle, rows[i], mailboxes[i])
         return actor
 
-    def share_equity(self, node_id: str, handle, first_rows) -> list:
+    #: Above this many bytes a shard's mailbox is not made (its digests travel in the replies).
+    MAILBOX_LIMIT = 64 << 20
+
+    def share_equity(self, node_id: str, handle, first_rows, digest_sizes=None) -> list:
         """Shards on ``node_id`` write their equity into the shared matrix of ``handle`` (rows from
-        ``first_rows[i]``) instead of keeping it; returns which do."""
-        self._shared = (node_id, handle, list(first_rows))
-        return self._get([a.share_equity.remote(node_id, handle, row) for a, row in zip(self.actors, first_rows)])
+        ``first_rows[i]``) instead of keeping it, and post their digests (up to ``digest_sizes[i]``
+        float64, see :meth:`~raybt.chunk_digest.ChunkDigest.wire_size`) to a shared mailbox made here;
+        returns which shards do."""
+        from raybt.shared_memory import create_shared
+
+        if digest_sizes is not None:
+            self._mailboxes = [create_shared((size,)) if size * 8 <= self.MAILBOX_LIMIT else None
+                               for size in digest_sizes]
+        handles = [None if box is None else box.handle for box in self._mailboxes]
+        self._shared = (node_id, handle, list(first_rows), handles)
+        shared = self._get([a.share_equity.remote(node_id, handle, row, box)
+                            for a, row, box in zip(self.actors, first_rows, handles)])
+        for i, on_node in enumerate(shared):
+            if not on_node:  # another node: its replies carry the digests
+                self._mailboxes[i] = None
+        return shared
 
     def _compiled_dag(self):
         if self._dag is None:
@@ -195,7 +217,7 @@ class RayGroupSet:
 
     def step_digest(self, t_start, t_end, instructions, extras):
         """One chunk on every shard: their :class:`~raybt.chunk_digest.ChunkDigest` (see :meth:`Shard.step_digest`)."""
-        from raybt.chunk_digest import ChunkDigest, chunk_request
+        from raybt.chunk_digest import ChunkDigest, chunk_request, read_reply
 
         requests = [chunk_request(t_start, t_end, ins, ext) for ins, ext in zip(instructions, extras)]
         if self.transport == "compiled":
@@ -206,7 +228,8 @@ class RayGroupSet:
                 raise
         else:  # one bytes object each way: cheaper through Ray than numpy arguments
             wires = self._get([a.step_bytes.remote(r) for a, r in zip(self.actors, requests)])
-        return [ChunkDigest.from_wire(np.frombuffer(w, dtype=np.float64)) for w in wires]
+        return [ChunkDigest.from_wire(read_reply(w, None if box is None else box.array))
+                for w, box in zip(wires, self._mailboxes)]
 
     def collect(self, first_assets, by_reference: bool = False):
         """What every shard kept since the last call (:meth:`Shard.collect`), in shard order.

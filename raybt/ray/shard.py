@@ -49,9 +49,11 @@ class Shard(DigestingGroup):
         self._clear()
         return True
 
-    def share_equity(self, node_id: str, handle, first_row: int) -> bool:
+    def share_equity(self, node_id: str, handle, first_row: int, mailbox=None) -> bool:
         """Write the equity straight into the coordinator's shared matrix when it is on this node
-        (:mod:`raybt.shared_memory`); True if so, else it is kept and collected."""
+        (:mod:`raybt.shared_memory`), and the digests into its ``mailbox`` (a handle of another
+        shared array, if given); True if so, else the equity is kept and collected and the digests
+        travel in the replies."""
         from raybt.shared_memory import attach_shared
 
         if node_id != ray.get_runtime_context().get_node_id():
@@ -60,6 +62,7 @@ class Shard(DigestingGroup):
         if shared is None:
             return False
         self.write_equity_to(shared[first_row:first_row + self.n_assets])
+        self.reply_through(attach_shared(mailbox))
         return True
 
     def node_id(self) -> str:
