@@ -176,7 +176,7 @@ class DigestingGroup:
         self._mailbox = mailbox
 
     def _clear(self) -> None:
-        self._kept_from, self._kept_equity, self._kept_trades, self._kept_starts = 0, [], [], []
+        self._kept_from, self._kept_equity, self._kept_trades, self._kept_starts, self._kept_counts = 0, [], [], [], []
 
     def step_digest(self, t_start, t_end, instructions, extras) -> np.ndarray:
         """One chunk; its digest as one float64 array (:meth:`ChunkDigest.to_wire`).
@@ -196,9 +196,12 @@ class DigestingGroup:
             self._kept_equity.append(report.equity)
         else:
             self._equity_out[:, int(t_start):int(t_end)] = report.equity
-        self._kept_trades.append(report.trades)
         n = self.n_assets
         lo, partial_block, block = (int(v) for v in extras[:3])
+        if len(report.trades):
+            report.trades["asset"] += lo  # the global index (a group keeping its outputs holds assets lo, lo + 1, ...)
+            self._kept_trades.append(report.trades)
+        self._kept_counts.append(len(report.trades))
         return digest_chunk(report.equity, report.state["margin"], lo, t_start, extras[3:3 + n], extras[3 + n:],
                             partial_block, block).to_wire()
 
@@ -216,29 +219,35 @@ class DigestingGroup:
         instructions = np.frombuffer(request, dtype=np.uint8, offset=16 + 8 * (3 + 2 * n)).copy()
         return post_digest(self.step_digest(int(head[0]), int(head[1]), instructions, extras), self._mailbox)
 
-    def collect(self, first_asset: int = 0) -> tuple:
+    def collect(self, *, as_parts: bool = False) -> tuple:
         """The equity and trades kept since the last call (then dropped here):
-        ``(t_from, equity, chunk starts, trades per chunk, trade bytes)``.
+        ``(t_from, equity, chunk starts, trades per chunk, trades)``, the trades
+        as the bytes of one ``TRADE_DT`` array or, ``as_parts``, as the list of
+        the non-empty chunks' arrays (no concatenated copy: 70-200 ms for
+        600,000 trades on the 2-core machine, against 20-60 ms to hand the list
+        to Ray).
 
-        The trades' ``asset`` is the global index: this group's assets are
-        ``first_asset, first_asset + 1, ...`` (groups that keep their outputs
-        hold contiguous assets), so the receiver reads them as they are.
+        The trades' ``asset`` is the global index (:meth:`step_digest`), so
+        the receiver reads them as they are.
         """
         from raybt.types import TRADE_DT
 
         n = self.n_assets
         equity = np.concatenate(self._kept_equity, axis=1) if self._kept_equity else np.zeros((n, 0))
-        trades = np.concatenate(self._kept_trades) if self._kept_trades else np.zeros(0, dtype=TRADE_DT)
-        trades["asset"] += first_asset  # a fresh array: concatenate copies
+        if as_parts:
+            trades = list(self._kept_trades)
+        else:
+            trades = (np.concatenate(self._kept_trades) if self._kept_trades else np.zeros(0, dtype=TRADE_DT))
+            trades = trades.view(np.uint8)
         out = (self._kept_from, equity, np.asarray(self._kept_starts, dtype=np.int64),
-               np.asarray([len(t) for t in self._kept_trades], dtype=np.int64), trades.view(np.uint8))
+               np.asarray(self._kept_counts, dtype=np.int64), trades)
         self._clear()
         return out
 
-    def collect_apart(self, first_asset: int = 0) -> tuple:
-        """:meth:`collect` as two values, ``(everything but the trades, trade bytes)``: a Ray caller
-        asking for two returns gets the trades as their own object, to pass on by reference."""
-        out = self.collect(first_asset)
+    def collect_apart(self) -> tuple:
+        """:meth:`collect` as two values, ``(everything but the trades, the trades' arrays)``: a Ray
+        caller asking for two returns gets the trades as their own object, to pass on by reference."""
+        out = self.collect(as_parts=True)
         return out[:4], out[4]
 
     def get_state(self) -> np.ndarray:
@@ -289,8 +298,9 @@ def merge_collected(batches, layout, equity: np.ndarray) -> list:
     since it last handed over: ``(t_from, equity, chunk_starts, trade_counts,
     trades)`` (:meth:`DigestingGroup.collect`), the trades as bytes of
     ``TRADE_DT`` records with global asset indices, or as a reference the
-    receiver of the output resolves (e.g. a Ray object reference: the final
-    collect passes them on without reading them here). The parts come back
+    receiver of the output resolves into the group's trade arrays (e.g. a Ray
+    object reference: the final collect passes them on without reading them
+    here). The parts come back
     in the coordinator's own order: chunk by chunk and group by group within
     a chunk; a referenced batch is one part, placed at its first chunk. Each
     asset's trades stay in time order whichever way they are grouped, which

@@ -416,8 +416,7 @@ class Coordinator:
         from raybt.chunk_digest import merge_collected
 
         clock = time.perf_counter()
-        first_assets = [int(idx[0]) for idx in self.layout]
-        batches = self.groups.collect(first_assets, by_reference=by_reference)
+        batches = self.groups.collect(by_reference=by_reference)
         self._trade_parts.extend(merge_collected(batches, self.layout, self.equity))
         self.timing["collect_s"] += time.perf_counter() - clock
 

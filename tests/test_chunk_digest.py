@@ -123,11 +123,11 @@ class LeanGroups:
             wires.append(group.step_bytes(chunk_request(t_start, t_end, ins, ext)))  # as the shard actors get them
         return [ChunkDigest.from_wire(np.frombuffer(w, dtype=np.float64)) for w in wires]
 
-    def collect(self, first_assets, by_reference=False):  # always by value: the references are Ray's
+    def collect(self, by_reference=False):  # always by value: the references are Ray's
         self.collects += 1
         if self.lose_on_collect is not None and self.collects == self.lose_on_collect[0]:
             self._lose(self.lose_on_collect[1])
-        return [g.collect(first) for g, first in zip(self.groups, first_assets)]
+        return [g.collect() for g in self.groups]
 
     def get_states(self):
         return [g.get_state() for g in self.groups]
@@ -259,13 +259,15 @@ class _Held:
 class ReferencingGroups(LeanGroups):
     """Lean groups whose final collect hands the trades over by reference, as the shard actors do."""
 
-    def collect(self, first_assets, by_reference=False):
-        batches = super().collect(first_assets)
-        return [(*b[:4], _Held(b[4])) for b in batches] if by_reference else batches
+    def collect(self, by_reference=False):
+        if not by_reference:
+            return super().collect()
+        self.collects += 1
+        return [(*head, _Held(trades)) for head, trades in (g.collect_apart() for g in self.groups)]
 
 
 def test_trades_handed_over_by_reference_give_the_same_trades_table(reference):
-    """The end's trades, one part per group instead of per chunk and group: the same table row for row
+    """The end's trades, one reference per group to its chunks' trades: the same table row for row
     (each asset's trades stay in time order), with the parts kept at checkpoints before them."""
     from raybt.records import trades_frame
     from raybt.types import TRADE_DT
@@ -276,7 +278,10 @@ def test_trades_handed_over_by_reference_give_the_same_trades_table(reference):
     parts = lean.output().trades
     held = [p for p in parts if isinstance(p, _Held)]
     assert 1 <= len(held) <= 3 and len(held) < len(parts)  # by reference at the end only
-    resolved = [np.frombuffer(p.raw, dtype=TRADE_DT) if isinstance(p, _Held) else p for p in parts]
+    resolved = []  # as raybt.ray.actors.resolve_trades does with the Ray references
+    for part in parts:
+        resolved.extend(part.raw if isinstance(part, _Held) else [part])
+    assert all(isinstance(part, np.ndarray) and part.dtype == TRADE_DT for part in resolved)
     expected = full.output().trades
     stamps = [plan.intake.bars[a].index for a in range(len(plan.names))]
     pd.testing.assert_frame_equal(trades_frame(resolved, plan.names, stamps),

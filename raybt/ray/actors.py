@@ -102,16 +102,19 @@ def fetch_output(coordinator):
 
 def resolve_trades(parts: list) -> list:
     """``parts`` with the shards' trades passed on by reference fetched (one ``ray.get``; on this
-    node mapped from the object store, not copied). Call it while the coordinator, which owns
-    the references, is alive; the mapped arrays stay valid after it goes."""
-    from raybt.types import TRADE_DT
-
-    held = [k for k, part in enumerate(parts) if isinstance(part, ray.ObjectRef)]
+    node mapped from the object store, not copied), each reference replaced by the trade arrays it
+    holds (:meth:`~raybt.chunk_digest.DigestingGroup.collect_apart`). Call it while the coordinator,
+    which owns the references, is alive; the mapped arrays stay valid after it goes."""
+    held = [part for part in parts if isinstance(part, ray.ObjectRef)]
     if not held:
         return parts
-    out = list(parts)
-    for k, raw in zip(held, ray.get([parts[k] for k in held])):
-        out[k] = np.ascontiguousarray(raw).view(TRADE_DT)
+    fetched = iter(ray.get(held))
+    out = []
+    for part in parts:
+        if isinstance(part, ray.ObjectRef):
+            out.extend(next(fetched))
+        else:
+            out.append(part)
     return out
 
 
@@ -231,18 +234,16 @@ class RayGroupSet:
         return [ChunkDigest.from_wire(read_reply(w, None if box is None else box.array))
                 for w, box in zip(wires, self._mailboxes)]
 
-    def collect(self, first_assets, by_reference: bool = False):
-        """What every shard kept since the last call (:meth:`Shard.collect`), in shard order.
-
-        ``first_assets[i]``: shard i's first global asset index (its trades come back with global
-        indices). ``by_reference``: each shard's trades stay in the object store, as an
-        ``ObjectRef`` in place of the bytes (the run's end: the driver fetches them from there
-        itself, so they are not copied through the coordinator).
+    def collect(self, by_reference: bool = False):
+        """What every shard kept since the last call (:meth:`Shard.collect`), in shard order, the trades'
+        asset indices global. ``by_reference``: each shard's trades stay in the object store, as an
+        ``ObjectRef`` (to the list of its chunks' trade arrays) in place of the bytes (the run's end:
+        the driver fetches them from there itself, so they are not copied through the coordinator).
         """
         self.teardown()
         if not by_reference:
-            return self._get([a.collect.remote(first) for a, first in zip(self.actors, first_assets)])
-        pairs = [a.collect_apart.options(num_returns=2).remote(first) for a, first in zip(self.actors, first_assets)]
+            return self._get([a.collect.remote() for a in self.actors])
+        pairs = [a.collect_apart.options(num_returns=2).remote() for a in self.actors]
         heads = self._get([head for head, _ in pairs])  # both returns exist once the head does
         return [(*head, trades) for head, (_, trades) in zip(heads, pairs)]
 
