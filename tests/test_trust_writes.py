@@ -154,7 +154,7 @@ def test_a_second_writer_of_a_run_gets_a_clear_error(tmp_path, universe):
     config = _portfolio(tmp_path, universe, extra="engine: {chunk: 5min, checkpoint_every: 20}\n")
     config.write_text(config.read_text().replace("engine: {chunk: 4h}\n", ""))
     out = tmp_path / "out"
-    first = subprocess.Popen(_cli("run", config, "--engine", "local", "--no-progress", "--no-report", "--out", out),
+    first = subprocess.Popen(_cli("run", config, "--engine", "local", "--no-progress", "--out", out),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     state = tmp_path / ".out.partial" / "checkpoint" / "state-a.rec"
     deadline = time.time() + 120
