@@ -47,6 +47,34 @@ def test_a_new_process_loads_the_kernels_from_the_cache(tmp_path, repo_root):
         assert misses == 0 and hits >= 1, (name, misses, hits)
 
 
+SHARD_PROCESS = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from numba import njit
+    from raybt.ray.shard import Shard
+
+    shard = Shard()  # what a shard actor's process does first
+    print("scipy.linalg", "scipy.linalg" in sys.modules)
+
+    @njit
+    def product(a, b):
+        return np.dot(a, b)
+
+    x = np.arange(12.0).reshape(3, 4)
+    print("dot", bool(np.array_equal(product(x, x.T), x @ x.T)))
+""")
+
+
+def test_a_shard_process_starts_without_scipy_blas_and_numba_still_finds_it(tmp_path, repo_root):
+    """The shard's kernels load without numba's BLAS probe (scipy.linalg not imported), and a
+    kernel calling BLAS in that process still works."""
+    script = tmp_path / "shard_process.py"
+    script.write_text(SHARD_PROCESS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["scipy.linalg", "False", "dot", "True"], done.stdout
+
+
 @pytest.mark.ray
 def test_shard_actors_start_with_the_coordinator_and_run_the_chunks(ray_session):
     from ray._private import state

@@ -38,8 +38,9 @@ class Shard(DigestingGroup):
         ``after``: an object reference Ray resolves first (the coordinator's ``ready()``, so that one
         process at a time writes numba's cache when it is cold).
         """
-        from raybt.compile import warm_up_shard_kernels
+        from raybt.compile import skip_numba_blas_probe, warm_up_shard_kernels
 
+        skip_numba_blas_probe()
         warm_up_shard_kernels()  # numba's start-up and the kernels from its cache, not inside the first chunk
         super().__init__(None)
 
