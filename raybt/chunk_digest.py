@@ -273,8 +273,8 @@ def post_digest(wire: np.ndarray, mailbox: np.ndarray | None) -> bytes:
     """A digest's reply: its length, the wire itself written to ``mailbox``; or the wire's bytes when
     there is no mailbox or it does not fit.
 
-    Measured on the 2-core machine (100 assets x 200,000 bars, 7D chunks, 2 shard actors): the
-    115-145 KB replies cost about 2 ms more per chunk through Ray than empty ones.
+    Measured on the 2-core machine: a fan-out to two actors answering 140 KB each (a 7D chunk's
+    digest of 50 assets) took 2.58 ms (median of 10 x 200), 0.2 ms more than with 8-byte answers.
     """
     if mailbox is None or len(wire) > len(mailbox):
         return wire.tobytes()
