@@ -36,7 +36,8 @@ def write_portfolio_run(result, out: Path, *, report: bool = True, reuse: bool =
     its final name is always complete (report included). ``timer`` gets the
     report's phases, ``file.small`` and ``file.tables`` (the wait for the
     background writer of the large tables; the seconds each table took are
-    in ``timings["table_write_s"]``).
+    in ``timings["table_write_s"]``; with a ``figure_pool``, the seconds each
+    figure took in its worker in ``timings["figure_draw_s"]``).
     """
     check_format(format)
     timer = timer if timer is not None else PhaseTimer()
@@ -51,6 +52,8 @@ def write_portfolio_run(result, out: Path, *, report: bool = True, reuse: bool =
                 from raybt.plots.report import build_report, run_from_result
 
                 build_report(tmp, run=run_from_result(result, tmp, out), timer=timer, pool=figure_pool)
+                if figure_pool is not None:
+                    result.timings["figure_draw_s"] = dict(figure_pool.drawn_seconds)
             with phase(timer, "file.tables"):  # what is left to wait for once the report is done
                 result.timings["table_write_s"] = tables.result()
         result.timings["phases"] = timer.seconds

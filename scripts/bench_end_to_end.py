@@ -100,7 +100,9 @@ def main():
     out = work / "run"
     t = time.perf_counter()
     n_trades = whole_command(paths, args, out, timer, figure_pool)
+    drawn = {}
     if figure_pool is not None:
+        drawn = figure_pool.drawn_seconds
         figure_pool.close()
     wall = time.perf_counter() - t
     seconds = timer.seconds
@@ -114,6 +116,9 @@ def main():
     print(f"\nend to end: {wall:.2f} s wall ({counted.total:.2f} s in phases), {total_bars / wall / 1e6:.2f} M asset-bars/s, "
           f"{n_trades:,} trades, run folder {size / 1e6:.1f} MB ({args.format})")
     print("by group: " + ", ".join(f"{g} {s:.2f} s" for g, s in counted.by_group().items()))
+    if drawn:  # figure.parallel is their wall time on the pool's workers
+        print(f"each figure in its worker ({figure_pool.workers} workers; {sum(drawn.values()):.2f} s in all): "
+              + ", ".join(f"{name} {s:.2f}" for name, s in sorted(drawn.items(), key=lambda kv: -kv[1])))
     shutil.rmtree(out, ignore_errors=True)
     gc.collect()
     release_free_memory()

@@ -37,6 +37,9 @@ def test_pool_draws_the_same_pngs_as_one_process(report_run, tmp_path):
     for name in pngs:
         assert (here / name).read_bytes() == (pooled / name).read_bytes(), name
     assert "figure.parallel" in pooled_timer.seconds and "figure.equity.png" in serial_timer.seconds
+    drawn = pool.drawn_seconds  # each figure's own time in its worker
+    assert sorted(drawn) == pngs and all(seconds > 0 for seconds in drawn.values())
+    assert sum(drawn.values()) >= pooled_timer.seconds["figure.parallel"]  # two at a time: the sum is longer
 
 
 def test_a_figure_that_fails_in_a_worker_fails_the_call(tmp_path):

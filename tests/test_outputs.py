@@ -128,6 +128,7 @@ def test_run_info_records_every_phase(result, tmp_path):
     for name in ("load.bars", "file.tables", "file.small", "report.html"):
         assert name in phases and phases[name] >= 0
     assert any(name.startswith("figure") for name in phases) and any(n.startswith("analysis") for n in phases)
+    assert "figure_draw_s" not in info["timings"]  # drawn here, one by one: each figure is a phase
 
 
 def test_format_must_be_known(result, tmp_path):
@@ -156,8 +157,13 @@ def test_cli_run_format_csv_and_phase_line(tmp_path, repo_root):
     assert not (out / "trades.parquet").exists()
     line = [row for row in done.stdout.splitlines() if row.startswith("time: ")]
     assert len(line) == 1 and all(f"{group} " in line[0] for group in ("load", "run", "metrics", "file"))
-    phases = json.loads((out / "run_info.json").read_text())["timings"]["phases"]
+    timings = json.loads((out / "run_info.json").read_text())["timings"]
+    phases = timings["phases"]
     assert {"load.bars", "run.loop", "metrics.assets", "file.tables"} <= set(phases)
+    from raybt.plots.pool import figure_workers
+
+    if figure_workers():  # drawn by the command's worker processes: each one's own seconds beside their wall time
+        assert "figure.parallel" in phases and set(timings["figure_draw_s"]) == {p.name for p in out.glob("*.png")}
     # output.format in the config: the same, without the flag; output.report false: no report, which
     # `raybt report` then writes from the folder's files as a run with its report would have had it
     (tmp_path / "q.yaml").write_text("name: fmt\nasset_config: assets.json\nengine: {chunk: 4h}\n"

@@ -95,6 +95,7 @@ class FigurePool:
         # the figures and what they import lazily (the correlation heatmap's clustering, ~0.5-0.9 s)
         context.set_forkserver_preload(["raybt.plots.figures", "scipy.cluster.hierarchy", "scipy.spatial.distance"])
         self.workers = workers
+        self.drawn_seconds: dict[str, float] = {}  # what each figure of the last draw() took in its worker
         self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                              initializer=_ignore_interrupts)
         # start the workers now: they import matplotlib while the command loads and runs
@@ -112,18 +113,24 @@ class FigurePool:
     def draw(self, jobs: list[FigureJob], timer: PhaseTimer | None = None) -> dict[str, Path]:
         """Every job's PNG, ``{name: path}`` in ``jobs`` order.
 
-        ``timer`` gets ``figure.parallel``: the wall time of them all.
+        ``timer`` gets ``figure.parallel``: the wall time of them all;
+        :attr:`drawn_seconds` then holds each figure's own seconds (in its
+        worker, or here for a large one).
         """
         large = [_input_bytes((job.args, job.kwargs)) > MAX_INPUT_BYTES for job in jobs]
         out: dict[str, Path] = {}
+        seconds: dict[str, float] = {}
         with phase(timer, "figure.parallel"):
             order = sorted((job for job, big in zip(jobs, large) if not big), key=lambda job: -job.cost)
             futures = {job.name: self._executor.submit(_draw, job) for job in order}
             for job, big in zip(jobs, large):  # meanwhile, the large ones here
                 if big:
-                    out[job.name] = Path(job.function(*job.args, **job.kwargs))
+                    path, seconds[job.name] = _draw(job)
+                    out[job.name] = Path(path)
             for name, future in futures.items():
-                out[name] = Path(future.result()[0])
+                path, seconds[name] = future.result()
+                out[name] = Path(path)
+        self.drawn_seconds = {job.name: seconds[job.name] for job in jobs}
         return {job.name: out[job.name] for job in jobs}
 
 
