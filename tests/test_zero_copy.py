@@ -163,6 +163,40 @@ def test_ray_driver_frames_view_the_object_store(ray_session):
     pd.testing.assert_frame_equal(local.trades, remote.trades)
 
 
+def test_a_shard_actor_on_this_node_posts_its_digests_to_the_shared_mailbox(ray_session):
+    """A shard actor given the receiver's shared equity rows and mailbox (as the coordinator gives them
+    on its node) writes its equity there and answers a chunk with the digest's length only; the
+    mailbox then holds the digest a plain group computes for the same chunk."""
+    import ray
+
+    from raybt.chunk_digest import ChunkDigest, DigestingGroup, chunk_request, read_reply
+    from raybt.ray.shard import StoredBars, start_shards
+
+    rng = np.random.default_rng(3)
+    n_bars, n_assets = 300, 3
+    columns = [_prices(rng, n_bars) for _ in range(n_assets)]
+    stored = [StoredBars(ray.put(tuple(np.ascontiguousarray(c) for c in cols)), 0, np.zeros(0, np.int64), 0)
+              for cols in columns]
+    params = param_records([validate_params({})] * n_assets)
+    shard = start_shards(["mailbox test"], {"num_cpus": 0})[0]
+    try:
+        assert ray.get(shard.load.remote(stored, params))
+        equity, mailbox = create_shared((n_assets, n_bars)), create_shared((ChunkDigest.wire_size(0, n_assets, 200, 12),))
+        node = ray.get_runtime_context().get_node_id()
+        assert ray.get(shard.share_equity.remote(node, equity.handle, 0, mailbox.handle))
+        extras = np.r_[[0, -1, 12], np.full(n_assets, 1e5), np.zeros(n_assets)]
+        request = chunk_request(0, 200, neutral_instructions(n_assets), extras)
+        reply = ray.get(shard.step_bytes.remote(request))
+        assert len(reply) == 8  # the length only: the digest is in the mailbox
+        plain = DigestingGroup(AssetGroup(shard_bars(*[[c[k] for c in columns] for k in range(4)],
+                                                     [(np.zeros(0, np.int64), 0)] * n_assets), params))
+        expected = plain.step_digest(0, 200, neutral_instructions(n_assets), extras.copy())
+        assert read_reply(reply, mailbox.array).tobytes() == expected.tobytes()
+        assert np.array_equal(equity.array[:, :200], plain.collect()[1])  # the equity in the shared rows
+    finally:
+        ray.kill(shard)
+
+
 @pytest.mark.parametrize("broken, needle", [("no_close", "no column 'close'"), ("int_index", "a RangeIndex, not a DatetimeIndex")])
 def test_api_bars_without_prices_or_timestamps_one_clear_error(broken, needle):
     """Frames handed to the Python API are checked before any use: a DataError naming the asset."""
