@@ -246,7 +246,18 @@ def _float_values(raw: pd.Series, source: str, where: str, stamps) -> np.ndarray
 
 
 def _check_rules(stamps: pd.DatetimeIndex, raw_columns: dict, source: str, time_where: str) -> pd.DataFrame:
-    """Every rule on UTC ``stamps`` and the raw OHLC(V) Series; the loader's frame."""
+    """Every rule on UTC ``stamps`` and the raw OHLC(V) Series; the loader's frame.
+
+    The rules, in the order their errors win: per column in ``COLUMNS`` order, a
+    value that is not a number, then NaN/infinite (so a NaN in ``open`` beats
+    text in ``close``); then duplicate, unsorted timestamps; a non-positive
+    price per price column; high < low; high < max(open, close); low >
+    min(open, close); negative volume. Each error names its rule's first row.
+    One kernel pass (:func:`raybt.data.nb.check_bars_nb`) finds every rule's
+    first row; this picks the first failing rule.
+    """
+    from raybt.data import nb  # numba, imported when bars are first checked
+
     try:
         stamps = stamps.as_unit("ns")
     except (OverflowError, pd.errors.OutOfBoundsDatetime):
@@ -254,49 +265,49 @@ def _check_rules(stamps: pd.DatetimeIndex, raw_columns: dict, source: str, time_
         _fail(source, time_where, i + 1, None, f"timestamp {str(stamps[i])!r} out of range "
                                                f"({_MIN_TIME.year + 1}..{_MAX_TIME.year - 1})")
     n = len(stamps)
-    values, where = {}, {}
+    values, where, not_a_number = {}, {}, None
     for col in COLUMNS:
-        if col not in raw_columns:
-            values[col] = np.zeros(n)
+        if col not in raw_columns or not_a_number is not None:
+            values[col] = np.zeros(n)  # missing volume; after a conversion error, finite placeholders
             continue
         raw = raw_columns[col]
         where[col] = _col(raw.name)
-        arr = _float_values(raw, source, where[col], stamps)
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        try:
+            values[col] = _float_values(raw, source, where[col], stamps)
+        except Exception as exc:  # raised below unless an earlier column has a NaN/infinite value
+            not_a_number = exc
+            values[col] = np.zeros(n)
+    ns = np.ascontiguousarray(stamps.asi8)
+    first = nb.check_bars_nb(ns, *(values[k] for k in COLUMNS)).tolist()
+    for k, col in enumerate(COLUMNS):
+        i = first[nb.NON_FINITE + k]
+        if i >= 0:
             _fail(source, where[col], i + 1, stamps[i],
-                  f"{'missing value (NaN)' if np.isnan(arr[i]) else 'infinite value'}")
-        values[col] = arr
-    ns = stamps.asi8
-    step = np.diff(ns)
-    if (step == 0).any():
-        i = int(np.flatnonzero(step == 0)[0]) + 1
+                  f"{'missing value (NaN)' if np.isnan(values[col][i]) else 'infinite value'}")
+    if not_a_number is not None:
+        raise not_a_number
+    i = first[nb.DUPLICATE]
+    if i >= 0:
         _fail(source, time_where, i + 1, stamps[i], "duplicate timestamp")
-    if (step < 0).any():
-        i = int(np.flatnonzero(step < 0)[0]) + 1
+    i = first[nb.UNSORTED]
+    if i >= 0:
         _fail(source, time_where, i + 1, stamps[i], f"timestamps not sorted (earlier than row {i})")
-    for col in PRICE_COLUMNS:
-        bad = values[col] <= 0
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+    for k, col in enumerate(PRICE_COLUMNS):
+        i = first[nb.NON_POSITIVE + k]
+        if i >= 0:
             _fail(source, where[col], i + 1, stamps[i], f"non-positive price {_num(values[col][i])}")
     o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
-    bad = h < lo
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    i = first[nb.HIGH_BELOW_LOW]
+    if i >= 0:
         _fail(source, where["high"], i + 1, stamps[i], f"high {_num(h[i])} < low {_num(lo[i])}")
-    bad = h < np.maximum(o, c)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    i = first[nb.HIGH_BELOW_BODY]
+    if i >= 0:
         _fail(source, where["high"], i + 1, stamps[i], f"high {_num(h[i])} below open/close {_num(max(o[i], c[i]))}")
-    bad = lo > np.minimum(o, c)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    i = first[nb.LOW_ABOVE_BODY]
+    if i >= 0:
         _fail(source, where["low"], i + 1, stamps[i], f"low {_num(lo[i])} above open/close {_num(min(o[i], c[i]))}")
-    bad = values["volume"] < 0
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    i = first[nb.NEGATIVE_VOLUME]
+    if i >= 0:
         _fail(source, where["volume"], i + 1, stamps[i], f"negative volume {_num(values['volume'][i])}")
     # copy=False: columns that were contiguous float64 stay views of the caller's arrays
     return pd.DataFrame({k: values[k] for k in COLUMNS},

@@ -33,10 +33,22 @@ def timeframe_label(td: pd.Timedelta) -> str:
 
 
 def infer_timeframe(index: pd.DatetimeIndex) -> pd.Timedelta:
-    """The most common positive spacing of ``index`` (the bar size of the data)."""
+    """The most common positive spacing of ``index`` (the bar size of the data).
+
+    Among equally common spacings, the smallest. A majority vote in one
+    kernel pass (:func:`raybt.data.nb.majority_spacing_nb`) settles it when
+    one spacing holds more than half of the positive ones (regular bars);
+    otherwise every spacing is counted.
+    """
     if len(index) < 2:
         raise ConfigError("cannot infer a timeframe from fewer than 2 bars")
-    diffs = np.diff(index.as_unit("ns").asi8)
+    from raybt.data.nb import majority_spacing_nb  # numba, imported when first needed
+
+    ns = np.ascontiguousarray((index if index.unit == "ns" else index.as_unit("ns")).asi8)  # as_unit copies
+    candidate, held, positives = majority_spacing_nb(ns)
+    if 2 * held > positives:
+        return pd.Timedelta(int(candidate), unit="ns")
+    diffs = np.diff(ns)
     diffs = diffs[diffs > 0]
     values, counts = np.unique(diffs, return_counts=True)
     return pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
