@@ -230,3 +230,31 @@ def test_a_changed_config_is_refused(assets, interrupted):
     with pytest.raises(ConfigError, match="configuration changed"):
         PortfolioBacktester(assets, _config(chunk="2h"), engine="local").run(checkpoint_dir=interrupted,
                                                                              resume=True)
+
+
+def test_a_checkpoint_of_an_earlier_format_is_refused_by_name(assets, interrupted):
+    """A format-2 run.json (SHA-256 data hashes) says it is from an earlier raybt, not that the data changed."""
+    path = interrupted / FOLDER / RUN
+    doc = json.loads(path.read_text())
+    doc["format"] = 2
+    doc["hashes"]["data"] = {name: "0" * 64 for name in doc["hashes"]["data"]}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"run.json: a checkpoint of an earlier raybt \(format 2, this raybt "
+                                          r"reads 3\); start the run again with --overwrite"):
+        PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
+
+
+def test_the_data_hash_is_blake3_of_times_and_prices(assets):
+    """``blake3:`` + BLAKE3 of the int64 ns times and the four float64 price columns; any bit of them counts."""
+    import blake3
+
+    from raybt.checkpoints import bars_hash
+
+    bars = next(iter(assets.values()))[1]
+    plain = blake3.blake3(bars.index.as_unit("ns").asi8.tobytes()
+                          + b"".join(bars[c].to_numpy(np.float64).tobytes() for c in ("open", "high", "low", "close")))
+    assert bars_hash(bars) == "blake3:" + plain.hexdigest()
+    nudged = bars.copy()
+    nudged.iloc[-1, nudged.columns.get_loc("close")] = np.nextafter(nudged["close"].iloc[-1], np.inf)
+    assert bars_hash(nudged) != bars_hash(bars)
+    assert bars_hash(bars.assign(volume=bars["volume"] + 1.0)) == bars_hash(bars)  # volume is not traded on
