@@ -274,7 +274,7 @@ def _check_rules(stamps: pd.DatetimeIndex, raw_columns: dict, source: str, time_
         where[col] = _col(raw.name)
         try:
             values[col] = _float_values(raw, source, where[col], stamps)
-        except Exception as exc:  # raised below unless an earlier column has a NaN/infinite value
+        except DataError as exc:  # raised below unless an earlier column has a NaN/infinite value
             not_a_number = exc
             values[col] = np.zeros(n)
     ns = np.ascontiguousarray(stamps.asi8)
