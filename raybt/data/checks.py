@@ -34,6 +34,13 @@ def _g(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _typical_move(close: np.ndarray) -> float:
+    """The median of the nonzero bar-to-bar close moves (absolute, price units); 0.0 if none."""
+    moves = np.abs(np.diff(close))
+    moves = moves[moves > 0]
+    return float(np.median(moves)) if len(moves) else 0.0
+
+
 def degenerate_warnings(bars: pd.DataFrame, source: str, params: Mapping | None = None) -> list[str]:
     """Warning lines for validated ``bars`` (the loader's frame) that cannot give a meaningful backtest.
 
@@ -78,11 +85,10 @@ def degenerate_warnings(bars: pd.DataFrame, source: str, params: Mapping | None 
     if not constant and 0 < median_range / median_close < FLAT_RANGE:
         out.append(f"{source}: the median bar range is {_g(median_range / median_close)} of the price: the "
                    f"indicators work at float resolution")
-    moves = np.abs(np.diff(close))
-    typical_move = float(np.median(moves[moves > 0])) if (moves > 0).any() else 0.0
     if params and {"sizing", "size", "contract_size", "initial_capital"} <= set(params):
         capital = float(params["initial_capital"]) * float(params.get("weight", 1.0))
-        if params["sizing"] == "fixed" and typical_move > 0 and capital > 0:
+        typical_move = _typical_move(close) if params["sizing"] == "fixed" else 0.0
+        if typical_move > 0 and capital > 0:
             pnl = typical_move * float(params["size"]) * float(params["contract_size"])
             if pnl / capital < NEGLIGIBLE_PNL:
                 out.append(f"{source}: a typical bar move ({_g(typical_move)}) x size {_g(params['size'])} x "
