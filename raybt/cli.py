@@ -206,8 +206,10 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     from raybt.timeline import chunk_bounds, union_timeline
 
     if args.engine == "ray":
+        from raybt.compile import start_driver_warm_up
         from raybt.ray.runtime import ensure_ray
 
+        start_driver_warm_up()  # this process's kernels load while Ray starts its processes
         with phase(timer, "ray.init"):
             ensure_ray(args.address)
     # the bars are loaded two files at a time and, for Ray, put in the object store as they come

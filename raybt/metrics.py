@@ -108,24 +108,34 @@ def _cagr(values: np.ndarray, years: float) -> float:
         return float(np.power(growth, 1.0 / years)) - 1.0
 
 
-def _annual_volatility(r: np.ndarray, ppy: float) -> float:
-    return math.nan if len(r) < 2 else float(np.std(r, ddof=1) * math.sqrt(ppy))
+def _mean_std(r: np.ndarray) -> tuple:
+    """``(mean, sample std)`` of the returns as numpy floats (NaN where there are too few)."""
+    mean = np.mean(r) if len(r) else np.float64(math.nan)
+    return mean, (np.std(r, ddof=1) if len(r) >= 2 else np.float64(math.nan))
 
 
-def _sharpe(r: np.ndarray, ppy: float) -> float:
+def _annual_volatility(r: np.ndarray, ppy: float, stats: tuple | None = None) -> float:
+    """``stats``: :func:`_mean_std` of ``r`` when the caller has it (the same numbers, one pass fewer)."""
     if len(r) < 2:
         return math.nan
-    sd = np.std(r, ddof=1)
+    sd = (stats or _mean_std(r))[1]
+    return float(sd * math.sqrt(ppy))
+
+
+def _sharpe(r: np.ndarray, ppy: float, stats: tuple | None = None) -> float:
+    if len(r) < 2:
+        return math.nan
+    mean, sd = stats or _mean_std(r)
     if sd == 0 or not np.isfinite(sd):
         return math.nan
-    return float(np.mean(r) / sd * math.sqrt(ppy))
+    return float(mean / sd * math.sqrt(ppy))
 
 
-def _sortino(r: np.ndarray, ppy: float) -> float:
+def _sortino(r: np.ndarray, ppy: float, stats: tuple | None = None) -> float:
     if len(r) < 1:
         return math.nan
     downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2))) * math.sqrt(ppy)
-    mean = float(np.mean(r)) * ppy
+    mean = float((stats or _mean_std(r))[0]) * ppy
     if downside == 0:
         return math.inf if mean > 0 else math.nan
     return mean / downside
@@ -274,14 +284,17 @@ def compute_metrics(equity: pd.Series, trades: pd.DataFrame | None = None) -> di
     return metrics_of(equity.index, _values(equity), TradeColumns.from_frame(trades))
 
 
-def metrics_of(index: pd.DatetimeIndex, values: np.ndarray, trades: TradeColumns | None) -> dict:
+def metrics_of(index: pd.DatetimeIndex, values: np.ndarray, trades: TradeColumns | None,
+               ns: np.ndarray | None = None) -> dict:
     """:func:`compute_metrics` of equity ``values`` on ``index``, with each intermediate
-    (returns, running peak, drawdown) computed once."""
+    (returns, their mean and std, running peak, drawdown) computed once. ``ns``: ``index``
+    as int64 nanoseconds, when the caller has them (sleeves sharing one index)."""
     n = len(values)
-    ns = _ns(index)
+    ns = _ns(index) if ns is None else ns
     years = _years(ns)
     ppy = _periods_per_year(n, years)
     r = _returns(values)
+    stats = _mean_std(r)
     peak = np.maximum.accumulate(values)
     mdd = _max_drawdown(_drawdown(values, peak)) if n else math.nan
     days, bars = _max_drawdown_duration(values, peak, ns)
@@ -297,9 +310,9 @@ def metrics_of(index: pd.DatetimeIndex, values: np.ndarray, trades: TradeColumns
         "pnl": float(values[-1] - values[0]) if n else math.nan,
         "total_return": _total_return(values),
         "cagr": growth,
-        "annual_volatility": _annual_volatility(r, ppy),
-        "sharpe": _sharpe(r, ppy),
-        "sortino": _sortino(r, ppy),
+        "annual_volatility": _annual_volatility(r, ppy, stats),
+        "sharpe": _sharpe(r, ppy, stats),
+        "sortino": _sortino(r, ppy, stats),
         "max_drawdown": mdd,
         "max_drawdown_duration": days,
         "max_drawdown_duration_days": days,

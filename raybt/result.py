@@ -162,9 +162,10 @@ def asset_metrics(equity: np.ndarray, performance: np.ndarray, transfers, trades
 
     columns = TradeColumns.from_frame(trades)
     rows = rows_by_asset(asset_codes(trades, names), len(names))
+    ns = index.as_unit("ns").asi8  # one copy for every sleeve
 
     def one(a: int) -> dict:
-        return metrics_of(index, performance[a], None if columns is None else columns.take(rows[a]))
+        return metrics_of(index, performance[a], None if columns is None else columns.take(rows[a]), ns)
 
     # two at a time: numpy's passes over a sleeve release the GIL, so two cores share the assets
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="raybt-metrics") as pool:

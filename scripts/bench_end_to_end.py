@@ -92,8 +92,10 @@ def main():
     workers = 0 if args.serial_figures else figure_workers()
     figure_pool = FigurePool(workers) if workers else None  # started before Ray, as raybt run does
     if args.engine == "ray":
+        from raybt.compile import start_driver_warm_up
         from raybt.ray.runtime import ensure_ray
 
+        start_driver_warm_up()  # as raybt run does
         t = time.perf_counter()
         ensure_ray()
         print(f"ray.init {time.perf_counter() - t:.1f} s (not counted)")
