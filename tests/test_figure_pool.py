@@ -31,6 +31,7 @@ def test_pool_draws_the_same_pngs_as_one_process(report_run, tmp_path):
     serial_timer, pooled_timer = PhaseTimer(), PhaseTimer()
     build_report(run["run_dir"], run=run, out_dir=here, timer=serial_timer)
     with FigurePool(2) as pool:
+        assert pool.wait_started()  # figure.parallel then times the drawing, not the workers' start
         build_report(run["run_dir"], run=run, out_dir=pooled, timer=pooled_timer, pool=pool)
     pngs = sorted(p.name for p in here.glob("*.png"))
     assert len(pngs) == 13 and pngs == sorted(p.name for p in pooled.glob("*.png"))
@@ -45,3 +46,36 @@ def test_pool_draws_the_same_pngs_as_one_process(report_run, tmp_path):
 def test_a_figure_that_fails_in_a_worker_fails_the_call(tmp_path):
     with FigurePool(1) as pool, pytest.raises(ValueError, match="cannot draw x.png"):
         pool.draw([FigureJob("x.png", _fails, (tmp_path / "x.png",), {})])
+
+
+CTRL_C_WHILE_PRELOADING = """
+import os, signal, sys, time
+from multiprocessing import forkserver
+from raybt.plots.pool import FigureJob, FigurePool
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever ran this test
+with FigurePool(2) as pool:  # its fork server now starts, then imports matplotlib and the figures
+    deadline = time.time() + 60
+    while forkserver._forkserver._forkserver_pid is None and time.time() < deadline:
+        time.sleep(0.001)
+    server = forkserver._forkserver._forkserver_pid
+    time.sleep(0.2)  # its interpreter is up, its preload under way
+    preloading = not pool.wait_started(timeout=0)
+    os.kill(server, signal.SIGINT)  # a Ctrl-C reaches every process of the command
+    out = pool.draw([FigureJob("ok.png", str, ("drawn",), {}, 1.0)])
+    print(server, preloading, out["ok.png"])
+"""
+
+
+def test_the_pool_starts_without_waiting_and_survives_ctrl_c_while_its_fork_server_preloads():
+    """The pool is made at once (its fork server imports matplotlib while the command goes on); the fork server ignores SIGINT from its start (raybt.forkserver_quiet), not only once its
+    preload is imported: a Ctrl-C in the first seconds printed its KeyboardInterrupt traceback."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_PRELOADING], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
+    server, preloading, drawn = done.stdout.split()
+    assert int(server) > 0 and preloading == "True" and drawn == "drawn"

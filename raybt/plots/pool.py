@@ -3,11 +3,11 @@
 Matplotlib draws under the GIL, so the report's figures take the sum of their
 times in one process (about 4-8 s for the default run's 13 PNGs here).  A
 :class:`FigurePool` draws them in ``workers`` processes instead.  Its workers
-come from a *forkserver* started when the pool is made (before Ray or any
-other thread starts, so nothing is forked from a multi-threaded process),
-with :mod:`raybt.plots.figures` (matplotlib, pandas) imported once in the
-server: a command makes the pool at its start and the workers are ready,
-imports done, by the time the figures are due.
+come from a *forkserver* (a fresh process, started by a thread of the pool
+as it is made, so the command does not wait for it) with
+:mod:`raybt.plots.figures` (matplotlib, pandas) imported once in the server:
+a command makes the pool at its start and the workers are ready, imports
+done, by the time the figures are due.
 
 Each figure is a :data:`FigureJob`: a module-level ``plot_*`` function and
 its arguments, pickled to a worker.  Inputs larger than
@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -92,14 +93,32 @@ class FigurePool:
     def __init__(self, workers: int = 2):
         context = multiprocessing.get_context("forkserver")
         # imported once in the fork server (while the command starts Ray), inherited by every worker:
-        # the figures and what they import lazily (the correlation heatmap's clustering, ~0.5-0.9 s)
-        context.set_forkserver_preload(["raybt.plots.figures", "scipy.cluster.hierarchy", "scipy.spatial.distance"])
+        # the figures and what they import lazily (the correlation heatmap's clustering, ~0.5-0.9 s);
+        # first, forkserver_quiet: the fork server ignores Ctrl-C while it imports the rest
+        context.set_forkserver_preload(["raybt.forkserver_quiet", "raybt.plots.figures",
+                                        "scipy.cluster.hierarchy", "scipy.spatial.distance"])
         self.workers = workers
         self.drawn_seconds: dict[str, float] = {}  # what each figure of the last draw() took in its worker
         self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                              initializer=_ignore_interrupts)
-        # start the workers now: they import matplotlib while the command loads and runs
-        self._warm = [self._executor.submit(_ready) for _ in range(workers)]
+        # the workers start now, from a thread: the first start waits until the fork server has imported
+        # its preload (1.5-2.5 s), time in which the command goes on to start Ray and load the bars
+        self._starting = threading.Thread(target=self._start_workers, name="raybt-figure-pool", daemon=True)
+        self._starting.start()
+
+    def _start_workers(self) -> None:
+        try:
+            for _ in range(self.workers):
+                self._executor.submit(_ready)
+        except Exception:  # noqa: BLE001 - the pool was closed meanwhile (the command failed): nothing to start
+            pass
+
+    def wait_started(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (None: as long as it takes) until every worker has been
+        started, the fork server's imports done; whether they have. :meth:`draw` does not need
+        it (it waits for the workers as it would for busy ones), a caller timing the draw alone does."""
+        self._starting.join(timeout)
+        return not self._starting.is_alive()
 
     def __enter__(self) -> "FigurePool":
         return self
