@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from raybt.plots.pool import FigureJob, FigurePool
@@ -79,3 +81,23 @@ def test_the_pool_starts_without_waiting_and_survives_ctrl_c_while_its_fork_serv
     assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr, done.stderr
     server, preloading, drawn = done.stdout.split()
     assert int(server) > 0 and preloading == "True" and drawn == "drawn"
+
+
+def _drawn_by(data, path):
+    return f"{path}-{os.getpid()}"
+
+
+def test_a_figure_with_large_inputs_is_drawn_here_not_copied_to_a_worker():
+    """Above MAX_INPUT_BYTES (a 100-asset equity table) pickling and piping would cost about as much as
+    the drawing: such a figure is drawn in this process, the others by the workers."""
+    import numpy as np
+
+    from raybt.plots.pool import MAX_INPUT_BYTES
+
+    big = np.zeros(MAX_INPUT_BYTES // 8 + 1)
+    with FigurePool(2) as pool:
+        out = pool.draw([FigureJob("big.png", _drawn_by, (big, "big"), {}, 1.0),
+                         FigureJob("small.png", _drawn_by, (big[:10], "small"), {}, 1.0)])
+    assert str(out["big.png"]) == f"big-{os.getpid()}"
+    assert str(out["small.png"]).startswith("small-") and str(out["small.png"]) != f"small-{os.getpid()}"
+    assert set(pool.drawn_seconds) == {"big.png", "small.png"}
