@@ -9,11 +9,11 @@ import textwrap
 
 import numba
 
-from raybt.cli import _unsafe_to_raise
+from raybt.interrupts import _unsafe_to_raise
 
 FREED_WHILE_RUNNING = textwrap.dedent("""
     import os, signal, time
-    from raybt.cli import install_signal_handlers
+    from raybt.interrupts import install_signal_handlers
 
     install_signal_handlers()
 
