@@ -187,16 +187,29 @@ def _time_columns(frame: pd.DataFrame, source: str) -> tuple:
         if _TIME_OF_DAY.match(first_time) and ":" not in first_date:
             return lower["date"], lower["time"]
     time_col = next((lower[t] for t in _TIME_NAMES if t in lower), None)
-    if time_col is None and names and (str(names[0]).startswith("Unnamed") or str(names[0]).strip() == ""):
+    counter = bool(names) and _row_counter(frame[names[0]])
+    if time_col is None and names and (str(names[0]).startswith("Unnamed") or str(names[0]).strip() == "") \
+            and not counter:
         time_col = names[0]
     if time_col is None:
         shown = [str(n) for n in names]
         hint = ""
         if shown and re.match(r"^\s*\d", shown[0]):
             hint = "; the file has no header line? add one, e.g. Date,Time,Open,High,Low,Close,Volume"
+        elif counter:
+            hint = (f"; the first column counts the rows 0, 1, 2, ... (a pandas index written by to_csv), "
+                    f"name the time column timestamp")
         raise DataError(f"{source}: missing timestamp column (one of {', '.join(_TIME_NAMES)}; "
                         f"columns: {', '.join(shown)}{hint})")
     return (time_col,)
+
+
+def _row_counter(column: pd.Series) -> bool:
+    """Integers counting the rows from 0 or 1: a written index, not times."""
+    if not pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column) or not len(column):
+        return False
+    values = column.to_numpy(dtype=np.int64)
+    return values[0] in (0, 1) and bool((np.diff(values) == 1).all())
 
 
 # --- timestamps ----------------------------------------------------------------------------

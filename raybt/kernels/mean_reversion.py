@@ -82,10 +82,13 @@ from raybt.types import (
 
 @njit(cache=True)
 def floor_lot_nb(units, lot_size):
-    """Round units down to whole lots: floor(x / lot + 1e-9) * lot (lot <= 0: none)."""
+    """Round units down to whole lots: floor(x / lot + 1e-9) * lot (lot <= 0: none).
+
+    The floor stays a float (``np.floor``): ``math.floor`` gives an int64 in
+    numba, which wraps past ~9.2e18 lots and made a huge size trade nothing."""
     if lot_size <= 0.0:
         return units
-    return math.floor(units / lot_size + LOT_EPSILON) * lot_size
+    return np.floor(units / lot_size + LOT_EPSILON) * lot_size
 
 
 @njit(cache=True)
