@@ -31,9 +31,11 @@ so even one every few chunks is cheap.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -42,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from raybt.array_records import RecordError, pack, unpack
-from raybt.errors import ConfigError
+from raybt.errors import ConfigError, RaybtError
 from raybt.types import INSTR_DT, STATE_DT, TRADE_DT
 
 FOLDER = "checkpoint"
@@ -75,8 +77,6 @@ def start_run_dir(final: Path, request: dict, *, overwrite: bool = False) -> Pat
     An unfinished run already there is an error unless ``overwrite`` (and
     never while another process is writing it).
     """
-    import shutil
-
     from raybt.results import check_output_dir, lock_partial, os_error_text, unlock_partial
 
     check_output_dir(final)
@@ -96,6 +96,29 @@ def start_run_dir(final: Path, request: dict, *, overwrite: bool = False) -> Pat
     except OSError as exc:
         raise ConfigError(f"{final}: output folder not writable ({os_error_text(exc)})") from None
     return tmp
+
+
+def has_checkpoint(tmp: Path) -> bool:
+    """Whether a run's ``.partial`` folder holds a checkpoint to resume from."""
+    folder = Path(tmp) / FOLDER
+    return any((folder / name).is_file() and (folder / name).stat().st_size for name in STATES)
+
+
+@contextlib.contextmanager
+def discarded_on_user_error(tmp: Path):
+    """A new run's ``.partial`` folder (made by :func:`start_run_dir`) goes again when a user
+    error (:class:`~raybt.errors.RaybtError`) stops the run before its first checkpoint:
+    there is nothing to resume, and it would block the corrected command. An
+    interrupt, or an error after a checkpoint, leaves it for ``--resume``."""
+    from raybt.results import unlock_partial
+
+    try:
+        yield
+    except RaybtError:
+        if not has_checkpoint(tmp):
+            unlock_partial(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def find_resumable(path: Path) -> tuple[Path, Path, dict]:
@@ -322,7 +345,7 @@ def load_checkpoint(tmp: Path, hashes: dict) -> tuple[dict, dict] | None:
     ``outputs`` has every output record appended in order.
     """
     folder = Path(tmp) / FOLDER
-    if not any((folder / name).is_file() and (folder / name).stat().st_size for name in STATES):
+    if not has_checkpoint(tmp):
         for old in (Path(tmp) / "checkpoint.pkl", folder / "checkpoint.pkl"):
             if old.exists():  # an earlier raybt's pickle: never read (it could run code), never ignored
                 raise ConfigError(f"{old}: a checkpoint of an earlier raybt, as a pickle, which raybt no "

@@ -198,12 +198,10 @@ def _figure_pool():
 def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best, out, resume, tmp,
                  figure_pool) -> int:
     """``raybt run`` once its request is checked: Ray, the bars, the run, the files."""
-    from raybt.checkpoints import start_run_dir
+    from raybt.checkpoints import discarded_on_user_error, start_run_dir
     from raybt.config.resolve import check_chunk, chunk_source
     from raybt.engine import PortfolioBacktester
     from raybt.phases import phase
-    from raybt.progress import chunk_progress
-    from raybt.timeline import chunk_bounds, union_timeline
 
     if args.engine == "ray":
         from raybt.compile import start_driver_warm_up
@@ -219,7 +217,24 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
+    # a user error before the first checkpoint leaves no .partial folder to block the corrected command
+    with contextlib.nullcontext() if resume else discarded_on_user_error(tmp):
+        result = _simulate(args, backtester, pconf, best, out, tmp, resume, len(configs))
+        result.save(out, reuse=True, format=pconf.output.format, report=pconf.output.report, timer=timer,
+                    figure_pool=figure_pool)
     n_assets = len(configs)
+    print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
+    print_asset_table(result.metrics["assets"])
+    print(f"results: {out}" + ("" if pconf.output.report else f" (no report: `raybt report {out}` writes it)"))
+    print(timer.one_line())
+    return 0
+
+
+def _simulate(args, backtester, pconf, best, out: Path, tmp: Path, resume: bool, n_assets: int):
+    """Say what runs, then run it with a progress bar (checkpoints in ``tmp``); the result."""
+    from raybt.progress import chunk_progress
+    from raybt.timeline import chunk_bounds, union_timeline
+
     # what runs, on stdout once everything is checked (stderr is for the progress bar and errors)
     print(f"parameters: {pconf.asset_config}"
           + (f" with the optimiser's picks for {len(best['assets'])} asset(s) from {best['path']} "
@@ -246,13 +261,7 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     for line in result.provenance["warnings"]:
         _echo(f"warning: {line}")
     result.provenance["best_configs"] = best
-    result.save(out, reuse=True, format=pconf.output.format, report=pconf.output.report, timer=timer,
-                figure_pool=figure_pool)
-    print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
-    print_asset_table(result.metrics["assets"])
-    print(f"results: {out}" + ("" if pconf.output.report else f" (no report: `raybt report {out}` writes it)"))
-    print(timer.one_line())
-    return 0
+    return result
 
 
 def print_asset_table(per_asset: dict) -> None:

@@ -145,6 +145,19 @@ def test_backtest_out_keeps_an_unfinished_run_unless_overwrite(tmp_path, univers
     assert (tmp_path / "out" / "trades.csv").is_file() and not partial.exists()
 
 
+def test_a_user_error_before_the_first_checkpoint_leaves_no_unfinished_run(tmp_path, universe, capsys):
+    """The error used to leave ``.out.partial``: the corrected command was then refused ("resume it"),
+    and --resume repeated the error."""
+    bad = _portfolio(tmp_path, universe, extra="allocation: {model: risk_parity, lookback: 30D}\n")
+    out = tmp_path / "out"
+    rc = main(["run", str(bad), "--engine", "local", "--no-progress", "--out", str(out)])
+    _one_error_line(capsys, rc, ["allocation.lookback", "no bars left"])
+    assert not out.exists() and not (tmp_path / ".out.partial").exists()
+    good = _portfolio(tmp_path, universe)
+    assert main(["run", str(good), "--engine", "local", "--no-progress", "--no-report", "--out", str(out)]) == 0
+    assert (out / "trades.parquet").is_file()
+
+
 def _cli(*args):
     return [sys.executable, "-m", "raybt.cli", *map(str, args)]
 
