@@ -31,10 +31,8 @@ def _backtest(args) -> int:
     from raybt.config.params import parse_set_options, validate_params
     from raybt.config.universe import load_asset_universe
     from raybt.data.loader import load_bars
-    from raybt.data.resample import resample_bars
-    from raybt.data.timeframes import infer_timeframe, parse_timeframe
     from raybt.results import new_run_dir
-    from raybt.universe import check_enough_bars, load_asset_bars
+    from raybt.universe import at_timeframe, check_enough_bars, load_asset_bars
 
     overrides = parse_set_options(args.set)
     date_format = _date_format(args)
@@ -42,8 +40,8 @@ def _backtest(args) -> int:
         if args.asset:
             raise ConfigError("use either --asset or --data, not both")
         bars = load_bars(Path(args.data), timestamp_format=date_format)
-        if args.timeframe and len(bars) > 1 and parse_timeframe(args.timeframe) > infer_timeframe(bars.index):
-            bars = resample_bars(bars, args.timeframe)
+        if args.timeframe:
+            bars = at_timeframe(bars, args.timeframe, f"--timeframe {args.timeframe}", args.data)
         name = Path(args.data).stem
         params = validate_params(overrides, "--set")
         check_enough_bars(bars, params, name, args.data)
@@ -218,10 +216,11 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     if not resume:
         tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
     # a user error before the first checkpoint leaves no .partial folder to block the corrected command
+    # (one while writing the files, e.g. disk full, leaves it marked INCOMPLETE for --resume)
     with contextlib.nullcontext() if resume else discarded_on_user_error(tmp):
         result = _simulate(args, backtester, pconf, best, out, tmp, resume, len(configs))
-        result.save(out, reuse=True, format=pconf.output.format, report=pconf.output.report, timer=timer,
-                    figure_pool=figure_pool)
+    result.save(out, reuse=True, format=pconf.output.format, report=pconf.output.report, timer=timer,
+                figure_pool=figure_pool)
     n_assets = len(configs)
     print_summary(f"portfolio {pconf.name}: {n_assets} assets, engine {args.engine}", result.metrics["portfolio"])
     print_asset_table(result.metrics["assets"])

@@ -70,22 +70,35 @@ def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
     """Validated bars of one asset, resampled to ``timeframe`` (default: the asset's)."""
     from raybt.data.loader import load_bars
     from raybt.data.resample import resample_bars
-    from raybt.data.timeframes import infer_timeframe, parse_timeframe, timeframe_label
+    from raybt.data.timeframes import infer_timeframe, parse_timeframe
 
     if _needs_synthetic(asset, universe):
         ensure_synthetic(universe.synthetic, echo)
     bars = load_bars(asset.data, timestamp_format=asset.timestamp_format)
-    target = parse_timeframe(timeframe or asset.timeframe)
-    native = infer_timeframe(bars.index) if len(bars) > 1 else None
-    if timeframe and native is not None and target < native:  # asked for: it cannot be had
-        raise ConfigError(f"{asset.data}: --timeframe {timeframe} is finer than the {timeframe_label(native)} bars of "
-                          f"asset {asset.name}; bars can only be resampled to a coarser timeframe")
-    if native is not None and target > native:
-        bars = resample_bars(bars, target)
+    if timeframe:  # asked for: refused when it cannot be had
+        bars = at_timeframe(bars, timeframe, f"--timeframe {timeframe}", f"{asset.data}", f" of asset {asset.name}")
+    elif len(bars) > 1 and parse_timeframe(asset.timeframe) > infer_timeframe(bars.index):
+        # the asset config's timeframe (5m unless it says): finer than the bars means the bars' own
+        bars = resample_bars(bars, asset.timeframe)
     if len(bars) < 2:
         raise DataError(f"{asset.data}: only {len(bars)} bar(s); a backtest needs at least 2")
     check_enough_bars(bars, asset.params, asset.name, asset.data)
     return bars
+
+
+def at_timeframe(bars: pd.DataFrame, timeframe: str, asked: str, source: str, whose: str = "") -> pd.DataFrame:
+    """``bars`` resampled to ``timeframe`` when it is coarser than theirs; a ConfigError naming
+    ``source`` when it is finer (``asked``: how the request is named, e.g. ``--timeframe 1m``)."""
+    from raybt.data.resample import resample_bars
+    from raybt.data.timeframes import infer_timeframe, parse_timeframe, timeframe_label
+
+    if len(bars) < 2:
+        return bars
+    target, native = parse_timeframe(timeframe), infer_timeframe(bars.index)
+    if target < native:  # it cannot be had
+        raise ConfigError(f"{source}: {asked} is finer than the {timeframe_label(native)} bars{whose}; "
+                          f"bars can only be resampled to a coarser timeframe")
+    return resample_bars(bars, target) if target > native else bars
 
 
 def check_enough_bars(bars: pd.DataFrame, params, name: str, source=None) -> None:

@@ -102,3 +102,18 @@ def test_lot_rounding_does_not_wrap_for_huge_sizes():
 @given(units=st.floats(0.0, 1e15), lot=st.sampled_from([0.01, 0.1, 1.0, 1000.0, 1e-5]))
 def test_lot_rounding_matches_python_floor(units, lot):
     assert floor_lot_nb(units, lot) == math.floor(units / lot + 1e-9) * lot
+
+
+def test_backtest_timeframe_finer_than_the_bars_is_refused(tmp_path, capsys):
+    """``raybt backtest --timeframe 1m`` on 5-minute bars ran on the 5-minute bars, exit 0."""
+    from raybt.cli import main
+
+    path = tmp_path / "x.csv"
+    pd.concat([bars_frame()] * 4, ignore_index=True).assign(
+        timestamp=pd.date_range("2024-01-01", periods=120, freq="5min").strftime("%Y-%m-%d %H:%M")).to_csv(
+        path, index=False)
+    rc = main(["backtest", "--data", str(path), "--timeframe", "1m", "--out", str(tmp_path / "r")])
+    captured = capsys.readouterr()
+    assert rc == 2 and "Traceback" not in captured.err and not (tmp_path / "r").exists()
+    assert captured.err.strip() == (f"error: {path}: --timeframe 1m is finer than the 5m bars; bars can only be "
+                                    f"resampled to a coarser timeframe")
