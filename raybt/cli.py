@@ -30,6 +30,7 @@ def _backtest(args) -> int:
     from raybt.backtest import run_backtest
     from raybt.config.params import parse_set_options, validate_params
     from raybt.config.universe import load_asset_universe
+    from raybt.data.checks import degenerate_warnings, result_warnings
     from raybt.data.loader import load_bars
     from raybt.results import new_run_dir
     from raybt.universe import at_timeframe, check_enough_bars, load_asset_bars
@@ -59,6 +60,10 @@ def _backtest(args) -> int:
     result = run_backtest(bars, params, asset=name)
     out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"backtest-{name}")
     write_backtest(result, out, overwrite=args.overwrite)
+    # the warnings raybt run prints: data that cannot give a meaningful backtest, results that say nothing
+    found = degenerate_warnings(bars, args.data or f"asset {name}", params) + result_warnings({name: result.metrics})
+    for line in found:
+        _echo(f"warning: {line}")
     print_summary(f"{name}: {len(bars)} bars, {bars.index[0]} .. {bars.index[-1]}", result.metrics)
     print(f"results: {out}")
     return 0

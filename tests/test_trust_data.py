@@ -386,3 +386,15 @@ def test_cli_timeframe_finer_than_the_bars_is_refused(tmp_path, capsys, monkeypa
     assert message == (f"error: {tmp_path / 'A.csv'}: --timeframe 1m is finer than the 1h bars of asset A; "
                        f"bars can only be resampled to a coarser timeframe")
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_backtest_prints_the_warnings_raybt_run_prints(tmp_path, capsys):
+    """``raybt backtest`` on constant prices: exit 0 and the run's "no trades" lines (it printed none)."""
+    path = tmp_path / "flat.csv"
+    stamps = pd.date_range("2024-01-01", periods=300, freq="5min", tz="UTC").strftime("%Y-%m-%d %H:%M")
+    write_csv(path, "timestamp,open,high,low,close,volume", stamps,
+              np.column_stack([np.full((300, 4), 1.25), np.ones(300)]))
+    assert main(["backtest", "--data", str(path), "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "warning: flat: no trades" in err
+    assert any(line.startswith(f"warning: {path}: close is constant") for line in err), err
