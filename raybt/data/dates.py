@@ -174,7 +174,7 @@ def _check_texts(shown: pd.Series, source: str, where: str) -> None:
                                             f"({shown.iloc[0]!r}) {other}: one convention per file")
 
 
-def _check_epoch_spacing(values: np.ndarray, unit: str, source: str, where: str, shown) -> None:
+def _check_epoch_spacing(values: np.ndarray, unit: str, source: str, where: str, first) -> None:
     """Epoch numbers whose typical step is under a second are not bar times read right
     (``202401010005``, a ``yyyymmddHHMM`` column with a gap, read as milliseconds)."""
     if len(values) < 2:
@@ -182,7 +182,7 @@ def _check_epoch_spacing(values: np.ndarray, unit: str, source: str, where: str,
     step = np.median(np.abs(np.diff(values))) * (1e-3 if unit == "ms" else 1.0)
     if step < 1.0:
         _fail(source, where, 1, None,
-              f"{_num(shown[0])} read as epoch {'milliseconds' if unit == 'ms' else 'seconds'} gives bars "
+              f"{first} read as epoch {'milliseconds' if unit == 'ms' else 'seconds'} gives bars "
               f"{step:g} s apart: not epoch times? set timestamp_format (e.g. %Y%m%d%H%M) in the asset "
               f"config or --date-format")
 
@@ -221,7 +221,7 @@ def _parse_times(raw: pd.Series, source: str, where: str, fmt: str | None = None
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             _fail(source, where, row + 1, None, f"epoch timestamp out of range: {_num(values[row])}")
-        _check_epoch_spacing(values, unit, source, where, values)
+        _check_epoch_spacing(values, unit, source, where, raw.iloc[0])
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
     shown = raw.astype(str).str.strip()
     _check_texts(shown, source, where)
