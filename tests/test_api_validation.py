@@ -4,6 +4,7 @@
   asset config file's are (keys left out take the spec default) and refuses anything else with one
   ConfigError line naming the asset and the key;
 * ``PortfolioBacktester(weights=...)``: one finite weight >= 0 per asset, summing to 1;
+* ``raybt.run_backtest`` applies the loader's bar rules and the parameter validation;
 * wrong types (an asset that is not an AssetConfig, a config that is not a PortfolioConfig, ...) are one
   ConfigError line saying what was expected;
 * valid inputs give the results they gave before (equal to the config-file path, bit for bit).
@@ -18,11 +19,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from raybt.config.params import validate_params
+import raybt
+from raybt.backtest import simulate_bars
+from raybt.config.params import default_params, validate_params
 from raybt.config.portfolio import portfolio_config_from_dict
 from raybt.config.universe import AssetConfig
 from raybt.engine import PortfolioBacktester
-from raybt.errors import ConfigError
+from raybt.errors import ConfigError, DataError
 
 RAW = {"bb_period": 5, "atr_period": 3, "entry_z": 1.0}  # a partial dict: the rest are spec defaults
 
@@ -195,6 +198,64 @@ def test_an_asset_weighted_zero_is_not_simulated():
     assert_same_result(result, run({"B": (asset("B"), B)}))
 
 
+# --- 3. raybt.run_backtest ----------------------------------------------------------------------
+
+def _edit(row, col, value):
+    frame = A.copy()
+    frame.iloc[row, col] = value
+    return frame
+
+
+T = A.index
+BAD_BARS = [
+    ("NaN close", _edit(100, 3, np.nan), f"asset X: column 'close', data row 101 ({T[100]}): missing value (NaN)"),
+    ("inf high", _edit(100, 1, np.inf), f"asset X: column 'high', data row 101 ({T[100]}): infinite value"),
+    ("negative open", _edit(100, 0, -5.0), f"asset X: column 'open', data row 101 ({T[100]}): non-positive price -5.0"),
+    ("reversed index", A.iloc[::-1], f"asset X: index, data row 2 ({T[-2]}): timestamps not sorted"),
+    ("empty frame", A.iloc[:0], "asset X: no bars (an empty frame)"),
+    ("too few bars", A.iloc[:4], "asset X: only 4 bar(s), fewer than the minimum 6"),
+    ("not a frame", A["close"], "asset X: bars must be a pandas DataFrame"),
+]
+
+
+@pytest.mark.parametrize("case,frame,expected", BAD_BARS, ids=[c[0] for c in BAD_BARS])
+def test_run_backtest_bad_bars_are_one_data_error(case, frame, expected):
+    with pytest.raises(DataError) as err:
+        raybt.run_backtest(frame, RAW, asset="X")
+    assert one_line(err).startswith(expected)
+
+
+@pytest.mark.parametrize("change,expected", [({"commission": -0.1}, "'commission' must be in [0, 1)"),
+                                             ({"bb_period": 0}, "'bb_period' must be an integer >= 2, got 0"),
+                                             ({"sizing": "kelly"}, "'sizing' must be one of fixed, risk")])
+def test_run_backtest_bad_params_are_one_config_error(change, expected):
+    with pytest.raises(ConfigError) as err:
+        raybt.run_backtest(A, {**RAW, **change}, asset="X")
+    message = one_line(err)
+    assert message.startswith("asset X: ") and expected in message
+
+
+def test_run_backtest_params_not_a_mapping():
+    with pytest.raises(ConfigError, match=r"^asset X: parameters must be a mapping of name -> value, got list$"):
+        raybt.run_backtest(A, [("bb_period", 5)], asset="X")
+
+
+def test_run_backtest_valid_input_unchanged():
+    params = validate_params(RAW)
+    result = raybt.run_backtest(A, params, asset="X")
+    records, equity = simulate_bars(A, params)  # what run_backtest computed before it validated
+    assert len(records) == len(result.trades) > 5
+    assert np.array_equal(result.equity["equity"].to_numpy(), equity)
+    assert result.params == params
+    # a partial dict: spec defaults; column names and a tz-naive index as the loader reads them
+    assert raybt.run_backtest(A, RAW, asset="X").params == {**default_params(), **params}
+    for variant in (A.rename(columns=str.upper), A.tz_localize(None)):
+        other = raybt.run_backtest(variant, RAW, asset="X")
+        assert np.array_equal(other.equity["equity"].to_numpy(), equity)
+        assert other.equity.index.equals(result.equity.index)
+        pd.testing.assert_frame_equal(other.trades, result.trades, check_exact=True)
+
+
 # --- 4. wrong types ----------------------------------------------------------------------------
 
 WRONG_TYPES = [
@@ -213,6 +274,14 @@ WRONG_TYPES = [
      "portfolio_config_from_dict(doc)), got NoneType"),
     ("config=dict", lambda: PortfolioBacktester(assets(), config().to_dict(), engine="local"),
      "portfolio_config: expected a PortfolioConfig"),
+    ("load(config=5)", lambda: raybt.load_portfolio_from_config(None, 5),
+     "config: expected the path of a portfolio config file (str or pathlib.Path) or None, got int"),
+    ("load(best_configs_dir=5)", lambda: raybt.load_portfolio_from_config(None, "x.yaml", best_configs_dir=5),
+     "best_configs_dir: expected a folder path (str or pathlib.Path), got int"),
+    ("load(max_assets='2')", lambda: raybt.load_portfolio_from_config(None, "x.yaml", max_assets="2"),
+     "max_assets: must be an integer, got '2'"),
+    ("load(max_assets=0)", lambda: raybt.load_portfolio_from_config(None, "x.yaml", max_assets=0),
+     "max_assets: must be >= 1, got 0"),
 ]
 
 
