@@ -60,9 +60,21 @@ def simulate_bars(bars: pd.DataFrame, params: Mapping, *, chunk_bars: int | None
 
 def run_backtest(bars: pd.DataFrame, params: Mapping, *, asset: str = "asset",
                  chunk_bars: int | None = None) -> BacktestResult:
-    """Backtest one asset (validated bars frame, validated parameter dict)."""
-    from raybt.metrics import compute_metrics
+    """Backtest one asset: its bars and its parameters, checked first.
 
+    ``bars``: a DataFrame with a DatetimeIndex and open, high, low, close
+    columns, validated by the loader's rules
+    (:func:`raybt.universe.validate_asset_bars`: DataError ``asset NAME: ...``
+    naming the column and row); ``params``: the spec's parameters
+    (:func:`raybt.config.params.validate_params`: keys left out take the spec
+    default; ConfigError naming the key). ``result.params`` holds them validated.
+    """
+    from raybt.config.params import validate_params
+    from raybt.metrics import compute_metrics
+    from raybt.universe import validate_asset_bars
+
+    params = validate_params(params, f"asset {asset}")
+    bars = validate_asset_bars(bars, asset, params)
     records, equity_values = simulate_bars(bars, params, chunk_bars=chunk_bars)
     trades = trades_frame(records, [asset], [bars.index])
     equity = pd.DataFrame(

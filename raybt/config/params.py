@@ -124,8 +124,12 @@ def validate_params(values: Mapping[str, Any], where: str = "parameters", base: 
     """Validate ``values`` (raw names -> raw values) over ``base`` (default: spec defaults).
 
     Unknown names and bad values raise :class:`ConfigError` naming the key,
-    the rule and (for unknown names) the closest valid name.
+    the rule and (for unknown names) the closest valid name; so does a
+    ``values`` that is not a mapping. Validating a validated dict again
+    returns it unchanged.
     """
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: parameters must be a mapping of name -> value, got {type(values).__name__}")
     params = dict(default_params() if base is None else base)
     for key, raw in values.items():
         param = PARAMETERS.get(key)

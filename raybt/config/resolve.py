@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from raybt.config.common import closest_name
@@ -160,10 +161,18 @@ def resolve_portfolio(preference: str | None = None, config=None, *, max_assets:
     """``(asset configs, portfolio config, universe)``: the validated config, its assets in
     portfolio order with the optimiser's ``best_configs_<preference>.json`` parameters applied
     (no bars read yet; see :func:`raybt.universe.iter_asset_bars`)."""
-    from raybt.config.portfolio import load_portfolio_config
+    from raybt.config.portfolio import _number, load_portfolio_config
 
     from raybt.config.defaults import default_config
 
+    if config is not None and not isinstance(config, (str, os.PathLike)):
+        raise ConfigError(f"config: expected the path of a portfolio config file (str or pathlib.Path) or None, "
+                          f"got {type(config).__name__}")
+    if not isinstance(best_configs_dir, (str, os.PathLike)):
+        raise ConfigError(f"best_configs_dir: expected a folder path (str or pathlib.Path), "
+                          f"got {type(best_configs_dir).__name__}")
+    if max_assets is not None:
+        max_assets = _number(max_assets, "max_assets", 1, integer=True)
     pconf = load_portfolio_config(config or default_config(DEFAULT_PORTFOLIO_CONFIG, echo))
     changes = {k: v for k, v in overrides.items() if v is not None}
     if preference is not None:
@@ -177,8 +186,6 @@ def resolve_portfolio(preference: str | None = None, config=None, *, max_assets:
             raise ConfigError(f"{pconf.source}: assets: unknown asset '{name}'" + closest_name(name, universe.assets)
                               + f" (not in {universe.path})")
     if max_assets is not None:
-        if max_assets < 1:
-            raise ConfigError(f"max_assets: must be >= 1, got {max_assets}")
         pconf = pconf.with_overrides(max_assets=max_assets)
     check_weight_cap(pconf, len(names))
     best_path = best_configs_path(pconf.preference, best_configs_dir)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from raybt.engine.execute import LocalExecution, drive
+from raybt.engine.inputs import check_assets, check_config, check_weights
 from raybt.engine.intake import take_bars
 from raybt.engine.plan import make_plan
 from raybt.errors import ConfigError, RaybtWarning
@@ -60,14 +61,18 @@ class PortfolioBacktester:
     a list of :class:`~raybt.config.AssetConfig` (bars are then loaded, two
     files at a time, from their ``data`` paths; ``universe`` lets the bundled
     synthetic universe be generated on first use, ``timeframe`` resamples);
+    each asset's ``params`` are validated as an asset config file's are (keys
+    left out take the spec default);
     ``portfolio_config``: a :class:`~raybt.portfolio_config.PortfolioConfig`
     (its ``engine`` section says the chunk length, the layout on Ray and the
     checkpoints); ``engine``: ``ray`` or ``local``; ``weights``: fixed target
-    weights instead of the allocation model; ``ranking``: ``{asset: score}``
-    for the ``max_assets`` selection; ``progress``: a callback given each
-    batch of chunk summaries; ``timer``: a :class:`~raybt.phases.PhaseTimer`
-    that gets the ``load.*``, ``setup.*``, ``run.*``, ``assemble.*`` and
-    ``metrics.*`` phases. After :meth:`run`, ``run_info`` says how it ran.
+    weights instead of the allocation model (a Series or ``{asset: weight}``
+    naming every asset, each >= 0, summing to 1; assets weighted 0 are not
+    simulated); ``ranking``: ``{asset: score}`` for the ``max_assets``
+    selection; ``progress``: a callback given each batch of chunk summaries;
+    ``timer``: a :class:`~raybt.phases.PhaseTimer` that gets the ``load.*``,
+    ``setup.*``, ``run.*``, ``assemble.*`` and ``metrics.*`` phases. After
+    :meth:`run`, ``run_info`` says how it ran.
     """
 
     def __init__(self, assets, portfolio_config, *, engine: str = "ray", address: str | None = None,
@@ -76,6 +81,10 @@ class PortfolioBacktester:
                  run_name: str | None = None):
         if engine not in ("ray", "local"):
             raise ConfigError(f"engine: must be ray or local, got {engine!r}")
+        portfolio_config = check_config(portfolio_config)
+        assets = check_assets(assets)  # every asset's params validated, before a process starts
+        names = list(assets) if isinstance(assets, dict) else [a.name for a in assets]
+        weights = check_weights(weights, names)
         self.config = portfolio_config
         self.engine = engine
         self.progress = progress
@@ -90,7 +99,6 @@ class PortfolioBacktester:
 
             with phase(self.timer, "ray.init"):
                 # the coordinator's actor starts now: it loads the kernels while the bars load
-                names = list(assets) if isinstance(assets, dict) else [getattr(a, "name", None) for a in assets]
                 self.execution = RayExecution(portfolio_config.engine, len(assets), address=address,
                                               run_name=run_name or getattr(portfolio_config, "name", "run"),
                                               names=names)

@@ -161,14 +161,16 @@ def make_plan(intake: Intake, config, *, estimator=None, fixed_weights: pd.Serie
     """The :class:`Plan` (phases ``setup.estimate`` and ``setup.timeline``).
 
     ``estimator``: a :class:`~raybt.allocation.estimator.WeightEstimator` (None: equal or
-    ``fixed_weights``).
+    ``fixed_weights``, checked by :func:`raybt.engine.inputs.check_weights`; assets weighted 0 are
+    not simulated).
     """
     start = estimated = None
     with phase(timer, "setup.estimate"):
         if estimator is not None:
             intake, weights, start, estimated = estimate_start(intake, config, estimator)
-        elif fixed_weights is not None:
-            weights = fixed_weights
+        elif fixed_weights is not None:  # assets weighted 0 are dropped, as unselected ones are
+            intake = intake.keep([i for i, n in enumerate(intake.names) if fixed_weights[n] > 0])
+            weights = fixed_weights[list(intake.names)]
         else:
             weights = pd.Series(1.0 / intake.n_assets, index=list(intake.names))
     with phase(timer, "setup.timeline"):

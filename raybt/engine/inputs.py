@@ -1,0 +1,101 @@
+"""What the Python API is handed, checked before anything loads or starts.
+
+:class:`~raybt.engine.PortfolioBacktester` takes objects built by hand, not
+only ones read from config files, so it checks them here with the config
+files' own validators, and every problem is one :class:`ConfigError` line
+naming the asset or the argument:
+
+* :func:`check_config`: the portfolio config is a :class:`PortfolioConfig`;
+* :func:`check_assets`: ``{name: (AssetConfig, bars DataFrame)}`` or a list
+  of ``AssetConfig``; each asset's ``params`` pass
+  :func:`~raybt.config.params.validate_params` (keys left out take the spec
+  default, as in an asset config file) and come back validated;
+* :func:`check_weights`: fixed target weights, one finite weight >= 0 per
+  asset of the portfolio, summing to 1 (an asset weighted 0 is not simulated,
+  as the allocation's unselected assets are not).
+
+The bars themselves are checked while they load
+(:func:`raybt.universe.validate_asset_bars`, in :func:`raybt.engine.intake.take_bars`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from raybt.config.params import validate_params
+from raybt.config.portfolio import PortfolioConfig
+from raybt.config.universe import AssetConfig
+from raybt.errors import ConfigError
+
+_ASSETS = "{name: (AssetConfig, bars DataFrame)} or a list of AssetConfig"
+
+#: how far fixed weights may sum from 1 (rounding of hand-typed fractions such as 1/3)
+WEIGHT_SUM_TOLERANCE = 1e-6
+
+
+def check_config(config) -> PortfolioConfig:
+    """``config`` itself when it is a :class:`PortfolioConfig`; ConfigError otherwise."""
+    if not isinstance(config, PortfolioConfig):
+        raise ConfigError(f"portfolio_config: expected a PortfolioConfig (raybt.config.load_portfolio_config(path) "
+                          f"or portfolio_config_from_dict(doc)), got {type(config).__name__}")
+    return config
+
+
+def _asset_config(asset, where: str) -> AssetConfig:
+    """``asset`` with validated parameters; ConfigError when it is not an AssetConfig or a parameter is bad."""
+    if not isinstance(asset, AssetConfig):
+        hint = " (for (AssetConfig, DataFrame) pairs pass a dict {name: (AssetConfig, DataFrame)})" \
+            if isinstance(asset, tuple) else ""
+        raise ConfigError(f"{where}: expected an AssetConfig, got {type(asset).__name__}{hint}")
+    return dataclasses.replace(asset, params=validate_params(asset.params, where))
+
+
+def check_assets(assets):
+    """``assets`` in the same form with every asset's parameters validated (see the module docstring)."""
+    if isinstance(assets, Mapping):
+        checked = {}
+        for name, pair in assets.items():
+            where = f"asset {name}"
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                got = f"a tuple of {len(pair)}" if isinstance(pair, tuple) else type(pair).__name__
+                raise ConfigError(f"{where}: expected a pair (AssetConfig, bars DataFrame), got {got}")
+            checked[name] = (_asset_config(pair[0], where), pair[1])
+        return checked
+    if isinstance(assets, (list, tuple)):
+        return [_asset_config(a, f"asset {getattr(a, 'name', f'#{i + 1}')}") for i, a in enumerate(assets)]
+    raise ConfigError(f"assets: expected {_ASSETS}, got {type(assets).__name__}")
+
+
+def check_weights(weights, names) -> pd.Series | None:
+    """Fixed target weights as a float64 Series in portfolio order (None stays None).
+
+    ``weights``: a Series or a mapping ``{asset: weight}`` naming every asset
+    of the portfolio (``names``) and no other; each weight a finite number
+    >= 0, together summing to 1 (within :data:`WEIGHT_SUM_TOLERANCE`).
+    """
+    from raybt.allocation.constraints import aligned_scores
+
+    if weights is None:
+        return None
+    if isinstance(weights, Mapping):
+        weights = pd.Series(dict(weights), dtype=object)
+    if not isinstance(weights, pd.Series):
+        raise ConfigError(f"weights: expected a pandas Series or a dict {{asset: weight}}, "
+                          f"got {type(weights).__name__}")
+    portfolio = set(names)
+    unknown = [a for a in weights.index if a not in portfolio]
+    if unknown:
+        raise ConfigError(f"weights: asset {unknown[0]!r} is not in the portfolio ({', '.join(map(str, names))})")
+    out = aligned_scores(weights, list(names), "weights")  # every asset once, finite numbers
+    negative = out.index[out.to_numpy() < 0].tolist()
+    if negative:
+        raise ConfigError(f"weights: asset {negative[0]!r}: must be >= 0 (long-only sleeves), "
+                          f"got {out[negative[0]]:g}")
+    total = float(np.sum(out.to_numpy()))
+    if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
+        raise ConfigError(f"weights: must sum to 1 (fractions of the portfolio's capital), got {total:.6g}")
+    return out
