@@ -160,7 +160,9 @@ class Coordinator:
         self.peak = float(self.sleeves.sum())
         self.drawdown = 0.0
         self.breaker = risk.BreakerState(tripped=False, chunks_since_trip=0, peak=self.peak)
-        self.returns = risk.RollingBlockMoments(max(int(settings.correlation_window), 2), self.n_assets)
+        # capped one block beyond the timeline: the ring never wraps, the estimates are the asked window's
+        window = min(int(settings.correlation_window), len(self.timeline_ns) + risk.CORRELATION_BLOCK_BARS)
+        self.returns = risk.RollingBlockMoments(max(window, 2), self.n_assets)
         self.margins = np.zeros(self.n_assets)
         # sleeve equity, filled per chunk; ``equity_buffer`` (e.g. shared memory the driver maps) if given
         shape = (self.n_assets, len(self.timeline_ns))

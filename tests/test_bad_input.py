@@ -334,6 +334,8 @@ def test_bad_portfolio_config(tmp_path, universe, capsys, case, extra, needles):
         text = body.replace("  lookback: 2D\n", "  lookback: 2D\n" + extra.replace("allocation:\n", ""))
     elif case == "unknown allocation model":
         text = body.replace("  lookback: 2D\n", "  lookback: 2D\n" + extra.replace("allocation:\n", ""))
+    elif case == "missing asset config":  # in place of the file's asset_config (a key written twice is refused)
+        text = "".join(extra if line.startswith("asset_config:") else line for line in body.splitlines(True))
     else:
         text = body + extra
     config.write_text(text)
@@ -344,9 +346,9 @@ def test_bad_portfolio_config(tmp_path, universe, capsys, case, extra, needles):
 
 
 @pytest.mark.parametrize("args,needles", [
-    (["--allocation", "riskparity"], ["allocation.model", "did you mean 'risk_parity'?"]),
+    (["--allocation", "riskparity"], ["--allocation: must be one of", "did you mean 'risk_parity'?"]),
     (["--chunk", "1min"], ["--chunk: 1min is shorter than one bar"]),
-    (["--chunk", "soon"], ["engine.chunk: not a duration: 'soon'"]),
+    (["--chunk", "soon"], ["error: --chunk: not a duration: 'soon'"]),
     (["--max-assets", "0"], ["--max-assets must be >= 1, got 0"]),
     (["--timeframe", "7x"], ["not a timeframe: '7x'"]),
 ])

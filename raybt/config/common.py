@@ -3,7 +3,8 @@
 Every problem is a :class:`~raybt.errors.ConfigError` with one line naming
 the file and the key (and, for a misspelt key or value, the closest valid
 one: :func:`closest_name`, the one suggestion helper); YAML/JSON syntax
-errors give the line number.
+errors give the line number. A key written twice in one mapping is refused
+(JSON and YAML alike), rather than the last one silently winning.
 """
 
 from __future__ import annotations
@@ -19,6 +20,53 @@ from raybt.errors import ConfigError
 
 #: how ``raybt optimize`` picks each asset's parameters, and how ``raybt run --preference`` ranks assets
 PREFERENCES = ("balanced", "pnl", "drawdown")
+
+#: the largest integer a config may give (kernel fields are int32/int64; a count or a size in bars beyond it
+#: is never meant, and would only allocate or loop without end)
+INT_LIMIT = 2**31 - 1
+
+
+class DuplicateKey(ValueError):
+    """A mapping with the same key twice (raised while parsing; :func:`load_document` names the file)."""
+
+    def __init__(self, key, line: int | None = None):
+        shown = f"'{key}'" if str(key).isprintable() else repr(str(key))
+        super().__init__(f"duplicate key {shown}" + (f" at line {line}" if line else "")
+                         + " (a key may appear once per mapping)")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` refusing a key written twice in one mapping (merge keys ``<<`` may still be overridden)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:  # the mapping's own keys, before ``<<`` merges are flattened in
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in seen:
+                        raise DuplicateKey(key, key_node.start_mark.line + 1)
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeLoader's own error follows
+                    pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_pairs(pairs):
+    """``json.loads`` object hook: a dict, DuplicateKey for a key written twice."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` refusing duplicate keys (:class:`DuplicateKey`)."""
+    return json.loads(text, object_pairs_hook=_unique_pairs)
 
 
 def load_document(path) -> Any:
@@ -36,14 +84,18 @@ def load_document(path) -> Any:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            return json.loads(text)
+            return parse_json(text)
+        except DuplicateKey as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
         except RecursionError:
             raise ConfigError(f"{path}: JSON nested too deeply") from None
     if suffix in (".yaml", ".yml"):
         try:
-            return yaml.safe_load(text)
+            return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        except DuplicateKey as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         except RecursionError:
             raise ConfigError(f"{path}: YAML nested too deeply") from None
         except yaml.YAMLError as exc:
@@ -78,6 +130,25 @@ def check_timeframe(value: Any, where: str) -> str:
     except (ValueError, OverflowError):
         raise ConfigError(f"{where}: timeframe {value!r} is out of range") from None
     return str(value)
+
+
+def check_text(value: Any, where: str) -> str:
+    """A free-text value (``description``): a string, or null/absent for ''; ConfigError for a list, a number..."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: must be a string, got {type(value).__name__} {value!r}"[:200])
+    return value
+
+
+def check_name(value: Any, where: str) -> str:
+    """A name (a portfolio's, an asset's): a non-empty string without control characters (it labels
+    columns and messages; folder names are made from it by :func:`raybt.results.folder_label`)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: must be a non-empty string, got {value!r}")
+    if not value.isprintable():
+        raise ConfigError(f"{where}: must not contain control characters (newline, tab...), got {value!r}")
+    return value
 
 
 def check_keys(mapping: Any, allowed, where: str) -> Mapping:

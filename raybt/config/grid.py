@@ -34,7 +34,7 @@ import numpy as np
 
 from raybt.config.params import PARAMETERS, validate_params
 from raybt.config.common import closest_name
-from raybt.config.common import check_keys, load_document
+from raybt.config.common import check_keys, check_text, load_document
 from raybt.errors import ConfigError
 
 TOP_KEYS = ("grid", "selection", "max_candidates", "seed", "description")
@@ -94,6 +94,7 @@ def _selection(raw: Any, where: str) -> SelectionRules:
 def parse_grid(doc: Any, where: str = "grid", path: Path | None = None) -> GridSpec:
     """Validate a parsed grid document (see the module docstring)."""
     check_keys(doc, TOP_KEYS, where)
+    check_text(doc.get("description"), f"{where}: description")
     raw_grid = doc.get("grid")
     if not isinstance(raw_grid, Mapping) or not raw_grid:
         raise ConfigError(f"{where}: 'grid' must be a non-empty mapping of parameter -> list of values")
@@ -109,7 +110,7 @@ def parse_grid(doc: Any, where: str = "grid", path: Path | None = None) -> GridS
         for raw in items:
             if isinstance(raw, (list, tuple, Mapping)) or raw is None:
                 raise ConfigError(f"{key_where}: values must be scalars, got {raw!r}")
-            value = validate_params({name: raw}, key_where)[name]
+            value = validate_params({name: raw}, key_where, typed=True)[name]
             if value not in typed:  # duplicates would only repeat candidates
                 typed.append(value)
         values[str(name)] = typed

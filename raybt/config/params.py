@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from raybt.config.common import closest_name
+from raybt.config.common import INT_LIMIT, closest_name
 from raybt.errors import ConfigError
 from raybt.types import SIZING_NAMES
 
@@ -81,12 +81,25 @@ def default_params() -> dict:
     return {k: p.default for k, p in PARAMETERS.items()}
 
 
-_INT_LIMIT = 2**31 - 1  # integer parameters are int32/int64 kernel fields; beyond this is never meant
 
 
-def _convert(param: Parameter, value: Any, where: str) -> Any:
-    """Convert a raw value (str from --set, or a JSON/YAML scalar) to the parameter's type."""
-    bad = ConfigError(f"{where}: '{param.name}' must be {param.rule}, got {value!r}")
+_TYPES = {"bool": (bool, np.bool_), "choice": (str,), "int": (int, float, np.integer, np.floating),
+          "float": (int, float, np.integer, np.floating)}
+
+
+def _convert(param: Parameter, value: Any, where: str, typed: bool = False) -> Any:
+    """Convert a raw value (str from --set, or a JSON/YAML scalar) to the parameter's type.
+
+    ``typed``: the value comes from a JSON/YAML file, which has numbers and
+    booleans, so it must already be one ('20' or 'false' in quotes is refused;
+    an integer may be written 20.0).
+    """
+    bad = ConfigError(f"{where}: '{param.name}' must be {param.rule}, got {value!r}"[:300])
+    wrong_type = not isinstance(value, _TYPES[param.kind]) or (param.kind in ("int", "float")
+                                                                and isinstance(value, (bool, np.bool_)))
+    if typed and wrong_type:
+        hint = " (a quoted string: write the value without quotes)" if isinstance(value, str) else ""
+        raise ConfigError(f"{where}: '{param.name}' must be {param.rule}, got {value!r}"[:300] + hint)
     if param.kind == "bool":
         if isinstance(value, bool):
             return value
@@ -114,19 +127,22 @@ def _convert(param: Parameter, value: Any, where: str) -> Any:
     if not math.isfinite(number):
         raise bad
     if param.kind == "int":
-        if number != int(number) or abs(number) > _INT_LIMIT:
+        if number != int(number) or abs(number) > INT_LIMIT:
             raise bad
         return int(number)
     return number
 
 
-def validate_params(values: Mapping[str, Any], where: str = "parameters", base: Mapping | None = None) -> dict:
+def validate_params(values: Mapping[str, Any], where: str = "parameters", base: Mapping | None = None, *,
+                    typed: bool = False) -> dict:
     """Validate ``values`` (raw names -> raw values) over ``base`` (default: spec defaults).
 
     Unknown names and bad values raise :class:`ConfigError` naming the key,
     the rule and (for unknown names) the closest valid name; so does a
     ``values`` that is not a mapping. Validating a validated dict again
-    returns it unchanged.
+    returns it unchanged. ``typed``: the values come from a JSON/YAML file
+    and must have their type already (``"bb_period": "20"`` and
+    ``"allow_short": 0`` are refused; ``--set`` strings are converted).
     """
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: parameters must be a mapping of name -> value, got {type(values).__name__}")
@@ -135,7 +151,7 @@ def validate_params(values: Mapping[str, Any], where: str = "parameters", base: 
         param = PARAMETERS.get(key)
         if param is None:
             raise ConfigError(f"{where}: unknown parameter '{key}'" + closest_name(key, PARAMETERS))
-        value = _convert(param, raw, where)
+        value = _convert(param, raw, where, typed)
         if not param.check(value):
             raise ConfigError(f"{where}: '{key}' must be {param.rule}, got {raw!r}")
         params[key] = value

@@ -21,6 +21,13 @@ Schema (every key optional; defaults in the dataclasses below)::
 Fractions are fractions (0.2 = 20 %); drawdowns are positive. Unknown keys
 get the closest valid name; wrong types and out-of-range values name the key
 path, e.g. ``configs/x.yaml: risk.max_portfolio_drawdown: must be in (0, 1), got 1.5``.
+A section is a mapping: an empty one (``risk:`` with nothing after it, YAML's
+null) takes its defaults, anything else that is not a mapping (``risk:
+false``) is refused: switch risk management off with ``risk: {enabled: false}``.
+Durations carry a unit (``30D``, ``4h``, ``30min``): a bare number is refused.
+Integers that size something (windows, counts) have an upper bound.
+A value set by :meth:`PortfolioConfig.with_overrides` is named by its
+command-line flag in errors (``--chunk: not a duration: 'bogus' ...``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from raybt.config.common import PREFERENCES, check_keys, closest_name, load_document, resolve_path
+from raybt.config.common import (INT_LIMIT, PREFERENCES, check_keys, check_name, check_text, closest_name,
+                                 load_document, resolve_path)
 from raybt.errors import ConfigError
 
 if TYPE_CHECKING:  # pandas is imported where durations are read: the coordinator's process needs none
@@ -122,28 +130,43 @@ class PortfolioConfig:
         return out
 
     def with_overrides(self, **changes) -> "PortfolioConfig":
-        """New config with CLI-style overrides (``allocation_model``, ``chunk``, ``preference`` ...)."""
+        """New config with CLI-style overrides (``allocation_model``, ``chunk``, ``preference`` ...).
+
+        A bad override is a ConfigError naming its flag (``--chunk: ...``,
+        see :data:`OVERRIDE_FLAGS`), not the config file, which holds a valid value.
+        """
         doc = self.to_dict()
-        routes = {"allocation_model": ("allocation", "model"), "chunk": ("engine", "chunk"),
-                  "max_assets": ("allocation", "max_assets"), "rebalance": (None, "rebalance"),
-                  "preference": (None, "preference"), "assets_per_actor": ("engine", "assets_per_actor"),
-                  "layout": ("engine", "layout"),
-                  "checkpoint_every": ("engine", "checkpoint_every"),
-                  "checkpoint_seconds": ("engine", "checkpoint_seconds"), "format": ("output", "format"),
-                  "report": ("output", "report")}
-        changed = []
+        changed, labels = [], {}
         for key, value in changes.items():
-            if key not in routes:
-                raise ConfigError(f"unknown override '{key}'" + closest_name(key, routes))
-            section, name = routes[key]
+            if key not in OVERRIDES:
+                raise ConfigError(f"unknown override '{key}'" + closest_name(key, OVERRIDES))
+            section, name = OVERRIDES[key]
             target = doc[section] if section else doc
             if target.get(name) != value and key in RESULT_OVERRIDES:
                 changed.append(f"{section + '.' if section else ''}{name}={value}")
             target[name] = value
+            labels[f"{section}.{name}" if section else name] = OVERRIDE_FLAGS.get(key, f"{key}=")
         if changed and doc.get("description"):  # the file's description no longer says it all
             doc["description"] = f"{doc['description']} [changed here: {', '.join(changed)}]"
         doc["asset_config"] = str(self.asset_config)
-        return portfolio_config_from_dict(doc, self.source, base=Path("/"))
+        return portfolio_config_from_dict(doc, self.source, base=Path("/"), labels=labels)
+
+
+#: with_overrides() keys -> (section or None, key)
+OVERRIDES = {"allocation_model": ("allocation", "model"), "chunk": ("engine", "chunk"),
+             "max_assets": ("allocation", "max_assets"), "rebalance": (None, "rebalance"),
+             "preference": (None, "preference"), "assets_per_actor": ("engine", "assets_per_actor"),
+             "layout": ("engine", "layout"), "checkpoint_every": ("engine", "checkpoint_every"),
+             "checkpoint_seconds": ("engine", "checkpoint_seconds"), "format": ("output", "format"),
+             "report": ("output", "report")}
+#: how errors name an override: its ``raybt run`` flag (an override without one: ``key=``)
+OVERRIDE_FLAGS = {"allocation_model": "--allocation", "chunk": "--chunk", "max_assets": "--max-assets",
+                  "preference": "--preference", "assets_per_actor": "--assets-per-actor", "layout": "--layout",
+                  "checkpoint_every": "--checkpoint-every", "checkpoint_seconds": "--checkpoint-seconds",
+                  "format": "--format", "report": "--no-report"}
+#: the longest risk.correlation_window, in bars (95 years of 5-minute bars); the coordinator's window
+#: is also never longer than the run's timeline
+MAX_CORRELATION_WINDOW = 10_000_000
 
 
 # --- validation helpers ----------------------------------------------------------------
@@ -154,16 +177,22 @@ def _number(value, where, lo=None, hi=None, lo_open=False, hi_open=False, intege
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{where}: must be {kind}{' or null' if optional else ''}, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{where}: must be a finite number, got {value!r}")
+        raise ConfigError(f"{where}: must be {kind}{' or null' if optional else ''}, got {value!r}"[:200])
+    if integer and hi is None and value > INT_LIMIT:
+        hi = INT_LIMIT  # a count or a size in bars: beyond this is never meant
+    try:
+        finite = integer or math.isfinite(value)
+    except OverflowError:  # an int beyond float range (10**400)
+        finite = False
+    if not finite:
+        raise ConfigError(f"{where}: must be a finite number, got {value!r}"[:200])
     bad = (lo is not None and (value <= lo if lo_open else value < lo)) or (
         hi is not None and (value >= hi if hi_open else value > hi))
     if bad:
         left = "(" if lo_open else "["
         right = ")" if hi_open else "]"
         rng = f"in {left}{lo}, {hi}{right}" if hi is not None else f"{'>' if lo_open else '>='} {lo}"
-        raise ConfigError(f"{where}: must be {rng}, got {value!r}")
+        raise ConfigError(f"{where}: must be {rng}, got {value!r}"[:200])
     return int(value) if integer else float(value)
 
 
@@ -180,14 +209,31 @@ def _bool(value, where):
     return value
 
 
+def _bare_number(value) -> bool:
+    """True for 30, 1440.0 or '30': a duration without its unit (pandas would read nanoseconds)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        return isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
 def _duration(value, where):
     import pandas as pd
 
+    if _bare_number(value):
+        n = str(value).strip()
+        raise ConfigError(f"{where}: a duration needs a unit, got the bare number {value!r} (write e.g. '{n}D' for "
+                          f"days, '{n}h' for hours, '{n}min' for minutes"
+                          + ("; YAML reads 24:00 as the number 1440)" if not isinstance(value, str) else ")"))
     try:
         td = pd.Timedelta(str(value))
     except (TypeError, ValueError, OverflowError):
         td = pd.NaT
-    if isinstance(value, bool) or td is pd.NaT or pd.isna(td):
+    if isinstance(value, bool) or not isinstance(value, str) or td is pd.NaT or pd.isna(td):
         raise ConfigError(f"{where}: not a duration: {value!r} (e.g. 1D, 4h, 30min)")
     if td <= pd.Timedelta(0):
         raise ConfigError(f"{where}: must be a positive duration, got {value!r}")
@@ -206,24 +252,51 @@ RENAMED = {
 }
 
 
+#: how to write what a non-mapping section may have meant
+SECTION_HINTS = {"risk": "to switch it off: risk: {enabled: false}",
+                 "output": "e.g. output: {report: false}",
+                 "allocation": "e.g. allocation: {model: equal_weight}",
+                 "engine": "e.g. engine: {chunk: 1D}"}
+
+
+def _yaml_value(value) -> str:
+    """``value`` as YAML spells it (false, null, 'x', a list ...), for messages."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return repr(value)[:80]
+
+
 def _section(doc, key, cls, where):
-    raw = doc.get(key) or {}
-    if isinstance(raw, dict):
-        for old, (new, meaning) in RENAMED.get(key, {}).items():
-            if old in raw:
-                raise ConfigError(f"{where}: {key}.{old} was renamed {key}.{new} ({meaning})")
+    """A section's mapping: {} when absent or empty (``risk:``, null); ConfigError for anything else."""
+    raw = doc.get(key)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: {key}: expected a mapping, got {_yaml_value(raw)} ({SECTION_HINTS[key]}; "
+                          f"an empty '{key}:' takes the defaults)")
+    for old, (new, meaning) in RENAMED.get(key, {}).items():
+        if old in raw:
+            raise ConfigError(f"{where}: {key}.{old} was renamed {key}.{new} ({meaning})")
     names = [f.name for f in fields(cls)]
     check_keys(raw, names, f"{where}: {key}")
     return raw
 
 
-def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path | None = None) -> PortfolioConfig:
-    """Validate a parsed document; relative paths resolve against ``base``."""
+def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path | None = None,
+                               labels: dict | None = None) -> PortfolioConfig:
+    """Validate a parsed document; relative paths resolve against ``base``.
+
+    ``labels``: dotted key -> how errors name it instead of ``<where>: <key>``
+    (the command-line flag of an override).
+    """
     if doc is None:
         doc = {}
     top = [f.name for f in fields(PortfolioConfig) if f.name != "source"]
     check_keys(doc, top, where)
-    w = lambda k: f"{where}: {k}"  # noqa: E731
+    labels = labels or {}
+    w = lambda k: labels.get(k, f"{where}: {k}")  # noqa: E731
 
     a = _section(doc, "allocation", AllocationConfig, where)
     allocation = AllocationConfig(
@@ -254,7 +327,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
         cluster_correlation=_number(r.get("cluster_correlation", d.cluster_correlation),
                                     w("risk.cluster_correlation"), 0, 1, lo_open=True, optional=True),
         correlation_window=_number(r.get("correlation_window", d.correlation_window), w("risk.correlation_window"),
-                                   10, integer=True),
+                                   10, MAX_CORRELATION_WINDOW, integer=True),
         max_entry_margin=_number(r.get("max_entry_margin"), w("risk.max_entry_margin"),
                                         0, 1, lo_open=True, optional=True),
     )
@@ -289,11 +362,10 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
     asset_config = Path(str(raw_asset_config))
     if base is not None and not asset_config.is_absolute():
         asset_config = resolve_path(base, raw_asset_config, w("asset_config"))
-    name = doc.get("name", "portfolio")
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where}: name: must be a non-empty string, got {name!r}")
+    name = check_name(doc.get("name", "portfolio"), w("name"))
     return PortfolioConfig(
-        name=name, description=str(doc.get("description", "")), asset_config=asset_config, assets=assets,
+        name=name, description=check_text(doc.get("description"), w("description")), asset_config=asset_config,
+        assets=assets,
         preference=_choice(doc.get("preference", "balanced"), PREFERENCES, w("preference")),
         initial_capital=_number(doc.get("initial_capital", 1_000_000.0), w("initial_capital"), 0, lo_open=True),
         allocation=allocation, rebalance=_choice(doc.get("rebalance", "none"), REBALANCE, w("rebalance")),

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from raybt.config.common import closest_name
+from raybt.config.common import DuplicateKey, closest_name, parse_json
 from raybt.config.params import validate_params
 from raybt.config.universe import load_asset_universe
 from raybt.errors import ConfigError
@@ -48,7 +48,9 @@ def load_best_configs(path: Path) -> dict:
 def _read_json(path) -> object:
     """A JSON file's document; ConfigError (one line) for unreadable text or a syntax error."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return parse_json(Path(path).read_text(encoding="utf-8"))
+    except DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
     except UnicodeDecodeError:

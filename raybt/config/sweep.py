@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from raybt.config.common import closest_name, load_document
+from raybt.config.common import check_name, check_text, closest_name, load_document
 from raybt.config.portfolio import PortfolioConfig, portfolio_config_from_dict
 from raybt.errors import ConfigError
 
@@ -188,9 +188,7 @@ def sweep_spec_from_dict(doc: Any, where: str, folder: Path) -> SweepSpec:
     if rank_by not in RANK_METRICS:
         raise ConfigError(f"{where}: rank_by: must be one of {', '.join(RANK_METRICS)}, got {rank_by!r}"
                           + closest_name(str(rank_by), RANK_METRICS))
-    name = doc.get("name", Path(where).stem)
-    if not isinstance(name, str) or not name.strip():
-        raise ConfigError(f"{where}: name: must be a non-empty string, got {name!r}")
+    name = check_name(doc.get("name", Path(where).stem), f"{where}: name")
     valid = config_paths()
     parameters: dict = {}
     points: list = []
@@ -228,7 +226,7 @@ def sweep_spec_from_dict(doc: Any, where: str, folder: Path) -> SweepSpec:
                 clean[path] = value
             points.append(clean)
     return SweepSpec(path=Path(where), name=name.strip(), base=base, mode=mode, parameters=parameters,
-                     points=points, description=str(doc.get("description", "")), rank_by=rank_by,
+                     points=points, description=check_text(doc.get("description"), f"{where}: description"), rank_by=rank_by,
                      document=dict(doc))
 
 

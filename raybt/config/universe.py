@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from raybt.config.common import check_keys, check_timeframe, closest_name, load_document, resolve_path
+from raybt.config.common import (check_keys, check_name, check_text, check_timeframe, closest_name, load_document,
+                                 resolve_path)
 from raybt.config.params import BROKER_PARAMETERS, STRATEGY_PARAMETERS, validate_params
 from raybt.errors import ConfigError
 
@@ -79,6 +80,10 @@ class AssetUniverse:
         return self.assets[name]
 
 
+#: the largest generated universe (10,000 assets; 10 million bars = 95 years of 5-minute bars, 400 MB per asset)
+MAX_SYNTHETIC_ASSETS = 10_000
+MAX_SYNTHETIC_BARS = 10_000_000
+
 _ASSET_KEYS = ("data", "timeframe", "timestamp_format", "class", "strategy", "broker")
 
 
@@ -108,9 +113,9 @@ def _section_params(section: Any, allowed, where: str) -> dict:
     return dict(check_keys(section, allowed, where))
 
 
-def _positive_int(value, where):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{where}: must be a positive integer, got {value!r}")
+def _positive_int(value, where, limit):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+        raise ConfigError(f"{where}: must be an integer in [1, {limit}], got {value!r}"[:200])
     return value
 
 
@@ -126,8 +131,8 @@ def _synthetic_spec(raw: Any, base: Path, where: str) -> SyntheticSpec:
         raise ConfigError(f"{where}.format: must be parquet or csv, got {fmt!r}")
     return SyntheticSpec(
         dir=resolve_path(base, raw["dir"], f"{where}.dir"),
-        n_assets=_positive_int(raw.get("n_assets", 15), f"{where}.n_assets"),
-        n_bars=_positive_int(raw.get("n_bars", 105_120), f"{where}.n_bars"),
+        n_assets=_positive_int(raw.get("n_assets", 15), f"{where}.n_assets", MAX_SYNTHETIC_ASSETS),
+        n_bars=_positive_int(raw.get("n_bars", 105_120), f"{where}.n_bars", MAX_SYNTHETIC_BARS),
         timeframe=check_timeframe(raw.get("timeframe", "5m"), f"{where}.timeframe"),
         seed=seed,
         fmt=fmt,
@@ -138,15 +143,16 @@ def load_asset_universe(path) -> AssetUniverse:
     """Load and validate an asset configuration file."""
     path = Path(path)
     doc = check_keys(load_document(path), ("description", "synthetic", "defaults", "assets"), str(path))
+    check_text(doc.get("description"), f"{path}: description")
     base = path.resolve().parent
     synthetic = None
     if doc.get("synthetic") is not None:
         synthetic = _synthetic_spec(doc["synthetic"], base, f"{path}: synthetic")
-    defaults = check_keys(doc.get("defaults") or {}, ("timeframe", "timestamp_format", "strategy", "broker"),
+    defaults = check_keys({} if doc.get("defaults") is None else doc["defaults"], ("timeframe", "timestamp_format", "strategy", "broker"),
                           f"{path}: defaults")
     default_strategy = _section_params(defaults.get("strategy"), STRATEGY_PARAMETERS, f"{path}: defaults.strategy")
     default_broker = _section_params(defaults.get("broker"), BROKER_PARAMETERS, f"{path}: defaults.broker")
-    base_params = validate_params({**default_strategy, **default_broker}, f"{path}: defaults")
+    base_params = validate_params({**default_strategy, **default_broker}, f"{path}: defaults", typed=True)
     default_timeframe = check_timeframe(defaults.get("timeframe", "5m"), f"{path}: defaults.timeframe")
     default_format = defaults.get("timestamp_format")
     if default_format is not None:
@@ -158,12 +164,13 @@ def load_asset_universe(path) -> AssetUniverse:
     for name, raw in raw_assets.items():
         shown = str(name) if str(name).isprintable() else repr(str(name))  # a newline would split the message
         where = f"{path}: assets.{shown}"
+        check_name(name, f"{path}: assets: asset name")
         check_keys(raw, _ASSET_KEYS, where)
         if "data" not in raw:
             raise ConfigError(f"{where}: missing key 'data' (path of the bars file)")
         strategy = _section_params(raw.get("strategy"), STRATEGY_PARAMETERS, f"{where}.strategy")
         broker = _section_params(raw.get("broker"), BROKER_PARAMETERS, f"{where}.broker")
-        params = validate_params({**strategy, **broker}, where, base=base_params)
+        params = validate_params({**strategy, **broker}, where, base=base_params, typed=True)
         timeframe = check_timeframe(raw.get("timeframe", default_timeframe), f"{where}.timeframe")
         timestamp_format = raw.get("timestamp_format", default_format)
         if "timestamp_format" in raw:
@@ -173,7 +180,7 @@ def load_asset_universe(path) -> AssetUniverse:
             data=resolve_path(base, raw["data"], f"{where}.data"),
             timeframe=timeframe,
             params=params,
-            asset_class=str(raw.get("class", "")),
+            asset_class=check_text(raw.get("class"), f"{where}.class"),
             timestamp_format=timestamp_format,
         )
     return AssetUniverse(path=path, assets=assets, synthetic=synthetic)
