@@ -99,9 +99,8 @@ def start_run_dir(final: Path, request: dict, *, overwrite: bool = False) -> Pat
 
 
 def has_checkpoint(tmp: Path) -> bool:
-    """Whether a run's ``.partial`` folder holds a checkpoint to resume from."""
-    folder = Path(tmp) / FOLDER
-    return any((folder / name).is_file() and (folder / name).stat().st_size for name in STATES)
+    """Whether a run's ``.partial`` folder holds a checkpoint state (whole or not)."""
+    return bool(_written_slots(Path(tmp) / FOLDER))
 
 
 @contextlib.contextmanager
@@ -185,14 +184,19 @@ class CheckpointWriter:
         self.records, self.log_bytes, self.chunk, newest = 0, 0, -1, None
         try:
             self.folder.mkdir(exist_ok=True)
-            if any((self.folder / name).is_file() for name in STATES):
-                newest, meta, _ = _newest_state(self.folder)
+            _refuse_links(self.folder, [RUN, OUTPUTS, *STATES])
+            found = _newest_state(self.folder)
+            if found is not None:
+                newest, meta, _ = found
                 self.records, self.log_bytes, self.chunk = meta["records"], meta["log_bytes"], meta["chunk"]
-            else:
+            else:  # a new run, or one stopped before its first checkpoint was whole: from the start
                 _replace(self.folder / RUN, json.dumps({"format": FORMAT, "hashes": hashes}).encode())
-            self._log = open(self.folder / OUTPUTS, "ab")
+            self._log = os.fdopen(os.open(self.folder / OUTPUTS, _WRITE_FLAGS | os.O_APPEND, 0o644), "ab")
             self._log.truncate(self.log_bytes)
-            self._slots = [os.open(self.folder / name, os.O_RDWR | os.O_CREAT, 0o644) for name in STATES]
+            self._slots = [os.open(self.folder / name, _WRITE_FLAGS, 0o644) for name in STATES]
+            if found is None:
+                for slot in self._slots:  # a torn first state must not be read as the second one later
+                    os.ftruncate(slot, 0)
             fsync_path(self.folder)
         except OSError as exc:
             raise self._error(exc) from None
@@ -249,9 +253,22 @@ class CheckpointWriter:
 
 # --- reading ------------------------------------------------------------------------------
 
+#: opening a checkpoint file to write: never through a symbolic link (it would write outside the run)
+_WRITE_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+
+
+def _refuse_links(folder: Path, names=()) -> None:
+    """ConfigError when ``folder`` or one of its files ``names`` is a symbolic link: a run folder's
+    files are its own, and writing or reading through a link would reach outside it."""
+    for path in (folder, *(folder / name for name in names)):
+        if path.is_symlink():
+            raise ConfigError(f"{path}: a symbolic link in a run folder; raybt neither reads nor writes "
+                              f"through one (replace it with the file, or start the run again with --overwrite)")
+
+
 def _read(path: Path, limit: int | None = None) -> bytearray:
     try:
-        with open(path, "rb") as fh:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
             return bytearray(fh.read() if limit is None else fh.read(limit))
     except OSError as exc:
         raise ConfigError(f"{path}: unreadable checkpoint file ({exc.strerror or exc})") from None
@@ -277,19 +294,29 @@ def _read_state(path: Path) -> tuple[dict, dict]:
     return meta, arrays
 
 
-def _newest_state(folder: Path) -> tuple[int, dict, dict]:
-    """``(slot, meta, arrays)`` of the newest whole state; an error naming every slot if none is whole."""
+def _written_slots(folder: Path) -> list[int]:
+    """The state slots written at least once (the writer creates both; the second stays empty until the
+    second checkpoint)."""
+    return [slot for slot, name in enumerate(STATES)
+            if (folder / name).is_file() and (folder / name).stat().st_size]
+
+
+def _newest_state(folder: Path) -> tuple[int, dict, dict] | None:
+    """``(slot, meta, arrays)`` of the newest whole state; None when there is none to resume: no slot
+    written, or only the first checkpoint's, torn by a kill while it was written (nothing is lost by
+    starting over); an error naming every slot when written states exist and none is whole."""
     found, errors = [], []
-    for slot, name in enumerate(STATES):
-        path = folder / name
-        if not path.is_file() or path.stat().st_size == 0:
-            continue  # (the writer creates both slots; the second stays empty until the second checkpoint)
+    written = _written_slots(folder)
+    for slot in written:
+        path = folder / STATES[slot]
         try:
             found.append((slot, *_read_state(path)))
         except ConfigError as exc:
             errors.append(str(exc))
     if not found:
-        raise ConfigError("; ".join(errors) or f"{folder}: no checkpoint state")
+        if len(written) <= 1:
+            return None
+        raise ConfigError("; ".join(errors))
     return max(found, key=lambda entry: entry[1]["chunk"])
 
 
@@ -345,6 +372,8 @@ def load_checkpoint(tmp: Path, hashes: dict) -> tuple[dict, dict] | None:
     ``outputs`` has every output record appended in order.
     """
     folder = Path(tmp) / FOLDER
+    _refuse_links(Path(tmp), [FOLDER, REQUEST])
+    _refuse_links(folder, [RUN, OUTPUTS, *STATES])
     if not has_checkpoint(tmp):
         for old in (Path(tmp) / "checkpoint.pkl", folder / "checkpoint.pkl"):
             if old.exists():  # an earlier raybt's pickle: never read (it could run code), never ignored
@@ -360,7 +389,10 @@ def load_checkpoint(tmp: Path, hashes: dict) -> tuple[dict, dict] | None:
     for name, digest in hashes.get("data", {}).items():
         if saved.get("data", {}).get(name) != digest:
             raise ConfigError(f"{folder / RUN}: the data of asset {name} changed since the checkpoint")
-    _, meta, state = _newest_state(folder)
+    found = _newest_state(folder)
+    if found is None:  # only the first checkpoint, torn: the run starts over
+        return None
+    _, meta, state = found
     return state, _read_outputs(folder, meta)
 
 

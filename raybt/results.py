@@ -125,7 +125,13 @@ def lock_partial(tmp: Path) -> None:
     tmp = Path(tmp).resolve()
     if tmp in _HELD:
         return
-    fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a symbolic link: it would truncate and write a file outside the run
+        fd = os.open(tmp / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise ConfigError(f"{tmp / LOCK}: a symbolic link in a run folder; raybt does not write through "
+                          f"one (delete it)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

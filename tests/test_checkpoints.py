@@ -258,3 +258,67 @@ def test_the_data_hash_is_blake3_of_times_and_prices(assets):
     nudged.iloc[-1, nudged.columns.get_loc("close")] = np.nextafter(nudged["close"].iloc[-1], np.inf)
     assert bars_hash(nudged) != bars_hash(bars)
     assert bars_hash(bars.assign(volume=bars["volume"] + 1.0)) == bars_hash(bars)  # volume is not traded on
+
+
+# --- found by a review (stop 23) ------------------------------------------------------------------
+
+def _stopped_before_the_first_checkpoint(assets, folder):
+    """A run stopped (like Ctrl-C) in its first batch, before any checkpoint: the writer has made its
+    files, the state slots are empty."""
+    config = _config(checkpoint_every=10**6)
+    with pytest.raises(Stop):
+        PortfolioBacktester(assets, config, engine="local", progress=_interrupt_after(1)).run(checkpoint_dir=folder)
+    assert (folder / FOLDER / STATES[0]).is_file() and (folder / FOLDER / STATES[0]).stat().st_size == 0
+    return config
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(assets, tmp_path):
+    """--resume of such a run failed every time ("no checkpoint state"), right after the run said to resume."""
+    config = _stopped_before_the_first_checkpoint(assets, tmp_path)
+    reference = PortfolioBacktester(assets, config, engine="local").run()
+    _same(reference, PortfolioBacktester(assets, config, engine="local").run(checkpoint_dir=tmp_path, resume=True))
+
+
+def test_a_torn_first_checkpoint_starts_over(assets, reference, interrupted):
+    """Killed while the first state was written (only one slot written, and it is torn): nothing to resume,
+    the run starts over, bit-identical; with both slots written and torn it is an error, as before."""
+    slots = [interrupted / FOLDER / name for name in STATES]
+    slots[1].write_bytes(b"")
+    slots[0].write_bytes(slots[0].read_bytes()[:40])
+    assert load_checkpoint(interrupted, _hashes(interrupted)) is None
+    _same(reference, PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted,
+                                                                                 resume=True))
+
+
+def test_both_slots_torn_is_refused(interrupted):
+    for name in STATES:
+        path = interrupted / FOLDER / name
+        path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ConfigError, match="state-a.rec: .*; .*state-b.rec"):
+        load_checkpoint(interrupted, _hashes(interrupted))
+
+
+@pytest.mark.parametrize("name", [STATES[0], OUTPUTS, RUN])
+def test_a_symbolic_link_in_the_checkpoint_is_neither_read_nor_written(assets, interrupted, tmp_path_factory, name):
+    """A linked state slot or log was written through on resume (pwrite into the link's target)."""
+    victim = tmp_path_factory.mktemp("victim") / "precious.txt"
+    victim.write_text("precious")
+    path = interrupted / FOLDER / name
+    path.unlink()
+    path.symlink_to(victim)
+    with pytest.raises(ConfigError, match=rf"{name}: a symbolic link in a run folder"):
+        PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
+    assert victim.read_text() == "precious"
+
+
+def test_a_linked_lock_file_is_not_written_through(tmp_path):
+    from raybt.results import LOCK, lock_partial
+
+    victim = tmp_path / "precious.txt"
+    victim.write_text("precious")
+    run = tmp_path / ".run.partial"
+    run.mkdir()
+    (run / LOCK).symlink_to(victim)
+    with pytest.raises(ConfigError, match=r"\.lock: a symbolic link in a run folder"):
+        lock_partial(run)
+    assert victim.read_text() == "precious"
