@@ -396,6 +396,48 @@ def load_checkpoint(tmp: Path, hashes: dict) -> tuple[dict, dict] | None:
     return state, _read_outputs(folder, meta)
 
 
+def check_fits(tmp: Path, state: dict, outputs: dict, n_assets: int, bounds) -> None:
+    """ConfigError (one line naming the checkpoint) unless the state and outputs have the shapes and
+    ranges of this run (``n_assets`` simulated assets, chunk ``bounds``): a checkpoint whose digests
+    were recomputed after an edit would otherwise fail deep in the restore with a traceback.
+
+    The digests catch damage, not a deliberate edit: values of the right shape and range are used as
+    they are, as any file a user gives raybt."""
+    folder = Path(tmp) / FOLDER
+
+    def refuse(what: str):
+        raise ConfigError(f"{folder}: the checkpoint does not fit this run ({what}); "
+                          f"start the run again with --overwrite")
+
+    n = n_assets
+    shapes = {"chunk": (), "sleeves": (n,), "initial_sleeves": (n,), "margins": (n,), "target_weights": (n,),
+              "instructions": (n,), "scalars": (3,), "breaker": (2,), "bounds_sha256": (32,),
+              "returns.counters": (6,), "returns.partial": (n,), "returns.s": (n,), "returns.S": (n, n)}
+    for key, shape in shapes.items():
+        if key not in state:
+            refuse(f"no {key}")
+        if state[key].shape != shape:
+            refuse(f"{key} has shape {state[key].shape}, expected {shape}")
+    for key in ("sleeves", "initial_sleeves", "margins", "target_weights", "scalars", "returns.s", "returns.S"):
+        if state[key].dtype.kind != "f" or not np.isfinite(state[key]).all():
+            refuse(f"{key} is not all finite numbers")
+    chunk = int(state["chunk"])
+    if not 0 <= chunk < len(bounds) - 1:
+        refuse(f"chunk {chunk} is not one of its {len(bounds) - 1} chunks")
+    tripped, since_trip = (int(v) for v in state["breaker"])
+    if tripped not in (0, 1) or since_trip < 0:
+        refuse(f"breaker state {tripped, since_trip}")
+    block, capacity, assets, count, _, _ = (int(v) for v in state["returns.counters"])
+    ring = state.get("returns.ring")
+    if assets != n or block < 1 or capacity < 2 or count < 0 or ring is None or ring.shape != (capacity, n):
+        refuse("the correlation state")
+    groups = sorted(k for k in state if k.startswith("group_state."))
+    if sum(len(state[k]) for k in groups) != n:
+        refuse(f"kernel states for {sum(len(state[k]) for k in groups)} assets, the run has {n}")
+    if outputs["equity"].shape != (n, int(bounds[chunk])):
+        refuse("its equity does not cover the run up to its chunk")
+
+
 # --- hashes ---------------------------------------------------------------------------------
 
 def bars_hash(bars: pd.DataFrame) -> str:

@@ -322,3 +322,31 @@ def test_a_linked_lock_file_is_not_written_through(tmp_path):
     with pytest.raises(ConfigError, match=r"\.lock: a symbolic link in a run folder"):
         lock_partial(run)
     assert victim.read_text() == "precious"
+
+
+def _edit_states(folder, edit):
+    """Both state slots rewritten with ``edit(arrays)`` applied and their digests recomputed."""
+    from raybt.array_records import pack
+
+    for name in STATES:
+        [(meta, arrays)] = _records(folder / FOLDER / name)
+        arrays = {k: np.array(v) for k, v in arrays.items()}
+        edit(meta, arrays)
+        (folder / FOLDER / name).write_bytes(pack(meta, arrays, RECORD_DTYPES))
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda m, a: a.pop("returns.ring"), "the correlation state"),
+    (lambda m, a: a.update(sleeves=a["sleeves"][:2]), "sleeves has shape (2,), expected (4,)"),
+    (lambda m, a: a.update(sleeves=a["sleeves"] * np.nan), "sleeves is not all finite numbers"),
+    (lambda m, a: (a.update(chunk=np.int64(10**6)), m.update(chunk=10**6)), "chunk 1000000 is not one of its"),
+    (lambda m, a: a.update(breaker=np.array([7, 0], dtype=np.int64)), "breaker state (7, 0)"),
+    (lambda m, a: a.pop("scalars"), "no scalars"),
+])
+def test_an_edited_state_that_does_not_fit_the_run_is_one_error(assets, interrupted, edit, said):
+    """Digests recomputed after the edit: the restore failed with a KeyError, ValueError or IndexError."""
+    _edit_states(interrupted, edit)
+    with pytest.raises(ConfigError) as err:
+        PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
+    assert str(err.value).startswith(f"{interrupted / FOLDER}: the checkpoint does not fit this run (")
+    assert said in str(err.value)

@@ -152,7 +152,7 @@ class PortfolioBacktester:
         """
         from threadpoolctl import threadpool_limits
 
-        from raybt.checkpoints import load_checkpoint
+        from raybt.checkpoints import check_fits, load_checkpoint
 
         checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         timer = self.timer
@@ -168,6 +168,8 @@ class PortfolioBacktester:
             plan = make_plan(self.intake, self.config, estimator=self.estimator, fixed_weights=self.fixed_weights,
                              timer=timer)
             self.simulated = plan.intake
+            if snapshot is not None:
+                check_fits(checkpoint_dir, *snapshot, len(plan.names), plan.bounds)
             with phase(timer, "setup.engine"):
                 self.execution.start(plan, self.config)
             timings = {"setup_s": time.perf_counter() - t0}
