@@ -147,6 +147,7 @@ def _run(args) -> int:
             raise ConfigError(f"--resume continues a run as it was asked and cannot change it: remove {flags} "
                               f"(only --engine, --address and --no-progress go with --resume)")
         out, tmp, request = find_resumable(Path(args.resume))
+        check_output_dir(out)  # where the finished run goes: checked now, not after running it again
         for key in RUN_REQUEST_KEYS:
             setattr(args, key, request.get(key))
     if args.max_assets is not None and args.max_assets < 1:

@@ -158,6 +158,22 @@ def test_a_user_error_before_the_first_checkpoint_leaves_no_unfinished_run(tmp_p
     assert (out / "trades.parquet").is_file()
 
 
+def test_resume_checks_where_the_run_goes_before_running(tmp_path, universe, capsys):
+    """With the run's final folder taken, --resume ran the whole backtest again, then failed."""
+    from raybt.cli import RUN_REQUEST_KEYS
+
+    partial = tmp_path / ".out.partial"
+    partial.mkdir()
+    (partial / "INCOMPLETE").write_text("interrupted\n")
+    request = {key: None for key in RUN_REQUEST_KEYS}
+    request["config"] = str(_portfolio(tmp_path, universe))
+    (partial / "run_request.json").write_text(json.dumps(request))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "mine.txt").write_text("mine")
+    _one_error_line(capsys, main(["run", "--resume", str(tmp_path / "out"), "--engine", "local"]),
+                    ["out: output folder already exists and is not empty"])
+
+
 def _cli(*args):
     return [sys.executable, "-m", "raybt.cli", *map(str, args)]
 
