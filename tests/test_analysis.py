@@ -387,3 +387,25 @@ def test_summary_handles_no_trades_and_flat_asset():
     eq = make_equity(r, names=["LIVE", "FLAT"])
     text = portfolio_summary_text(eq)
     assert "FLAT" in text and "n/a" in text and "TOTAL" in text
+
+
+def test_sleeve_pass_reads_the_engine_matrix_in_place_with_the_same_sums(monkeypatch):
+    """The sleeve columns of :func:`raybt.result.equity_frame` are rows of the engine's matrix: the pass
+    reads them there (pandas interleaved two copies of them before) and gives the same bits, chunk by chunk."""
+    from raybt.analysis import attribution as A
+    from raybt.result import equity_frame
+
+    rng = np.random.default_rng(5)
+    sleeves = 1000 + np.cumsum(rng.normal(size=(7, 500)), axis=1)
+    names = [f"A{i}" for i in range(7)]
+    frame = equity_frame(sleeves.sum(axis=0), sleeves, names, pd.date_range("2024", periods=500, freq="5min"))
+    view = A._rows_view(frame, names)
+    assert view is not None and np.shares_memory(view, sleeves) and np.array_equal(view, sleeves.T)
+    assert A._rows_view(frame, names[::-1]) is None  # not consecutive rows: copies, as before
+    monkeypatch.setattr(A, "_CHUNK_VALUES", 1500)  # three columns a chunk
+    flows = A._as_flows(None, frame.index, names)
+    new = A.sleeve_pass(frame, names, flows)
+    monkeypatch.setattr(A, "_rows_view", lambda equity, names: None)
+    old = A.sleeve_pass(frame, names, flows)
+    for field in ("returns", "first", "last", "share", "max_drawdown", "total_return"):
+        assert np.array_equal(getattr(new, field), getattr(old, field), equal_nan=True), field
