@@ -117,3 +117,11 @@ def test_backtest_timeframe_finer_than_the_bars_is_refused(tmp_path, capsys):
     assert rc == 2 and "Traceback" not in captured.err and not (tmp_path / "r").exists()
     assert captured.err.strip() == (f"error: {path}: --timeframe 1m is finer than the 5m bars; bars can only be "
                                     f"resampled to a coarser timeframe")
+
+
+def test_parquet_with_the_time_in_an_index_level(tmp_path):
+    """A (symbol, timestamp) MultiIndex, as a multi-asset export writes it: "missing timestamp column"."""
+    frame = bars_frame().drop(columns="timestamp")
+    frame.index = pd.MultiIndex.from_arrays([["EURUSD"] * len(STAMPS), STAMPS], names=["symbol", "timestamp"])
+    frame.to_parquet(tmp_path / "x.parquet")
+    assert load_bars(tmp_path / "x.parquet").index.equals(STAMPS.rename("timestamp").as_unit("ns"))

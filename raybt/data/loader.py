@@ -87,8 +87,8 @@ def _read(path: Path) -> pd.DataFrame:
             if isinstance(frame.index, pd.DatetimeIndex) and frame.index.name is None \
                     and "timestamp" not in frame.columns:
                 frame.index = frame.index.rename("timestamp")  # an unnamed DatetimeIndex holds the times
-            if isinstance(frame.index, pd.DatetimeIndex) or frame.index.name:
-                frame = frame.reset_index()
+            if isinstance(frame.index, (pd.DatetimeIndex, pd.MultiIndex)) or frame.index.name:
+                frame = frame.reset_index()  # index levels become columns (the time may be one of them)
             return frame
     except DataError:
         raise
