@@ -60,3 +60,11 @@ def drawn(monkeypatch):
 
     monkeypatch.setattr(base, "_save", keep)
     return figs
+
+
+@pytest.fixture
+def isolated_cwd(tmp_path, monkeypatch):
+    """Run in tmp_path: the CLI reads and writes ``results/`` and ``configs/`` relative to the working folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from universes import synth_universe
 from raybt.cli import main
 
 N_ASSETS = 5
@@ -37,21 +38,15 @@ GOOD = "timestamp,open,high,low,close,volume\n" + "".join(
 
 # --- fixtures and helpers ---------------------------------------------------------------
 
-@pytest.fixture(autouse=True)
-def _isolated_cwd(tmp_path, monkeypatch):
-    """Run in tmp_path: the CLI reads ``results/best_configs_*.json`` relative to the working folder."""
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated_cwd")  # the CLI reads results/best_configs_*.json there
 
 
 @pytest.fixture(scope="module")
 def universe(tmp_path_factory):
     """Five small CSV assets (``raybt data synth --format csv``) and their names."""
-    folder = tmp_path_factory.mktemp("universe")
-    assert main(["data", "synth", "--out", str(folder), "--assets", str(N_ASSETS), "--bars", str(N_BARS),
-                 "--format", "csv", "--calendar", "24x7", "--seed", "3"]) == 0
-    files = sorted(folder.glob("*.csv"))
+    files = synth_universe(tmp_path_factory.mktemp("universe"), assets=N_ASSETS, bars=N_BARS, seed=3, fmt="csv")
     assert len(files) == N_ASSETS
-    return {p.stem: p for p in files}
+    return files
 
 
 def asset_config(tmp_path: Path, universe: dict, *, edit=None, text: str | None = None,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from universes import synth_universe
 from raybt.cli import main
 from raybt.config import load_asset_universe, load_document, load_portfolio_config, portfolio_config_from_dict
 from raybt.config.grid import load_grid
@@ -22,17 +23,12 @@ N_BARS = 2 * 288  # two days of 5-minute bars on the 24/7 calendar
 SECTIONS = ("allocation", "risk", "engine", "output")
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
 
 
 @pytest.fixture(scope="module")
 def universe(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("universe")
-    assert main(["data", "synth", "--out", str(folder / "u"), "--assets", "2", "--bars", str(N_BARS),
-                 "--calendar", "24x7", "--seed", "3"]) == 0
-    return {p.stem: p for p in sorted((folder / "u").glob("*.parquet"))}
+    return synth_universe(tmp_path_factory.mktemp("universe") / "u", assets=2, bars=N_BARS, seed=3)
 
 
 def _assets(folder: Path, universe: dict, edit=None, text: str | None = None) -> Path:

@@ -14,22 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from universes import synth_universe
 from raybt.cli import main
 
 N_BARS = 4 * 288  # four days of 5-minute bars on the 24/7 calendar
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("isolated_cwd")
 
 
 @pytest.fixture(scope="module")
 def universe(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("universe")
-    assert main(["data", "synth", "--out", str(folder / "u"), "--assets", "3", "--bars", str(N_BARS),
-                 "--calendar", "24x7", "--seed", "4"]) == 0
-    return {p.stem: p for p in sorted((folder / "u").glob("*.parquet"))}
+    return synth_universe(tmp_path_factory.mktemp("universe") / "u", assets=3, bars=N_BARS, seed=4)
 
 
 def _assets(tmp_path: Path, universe: dict, edit=None) -> Path:
