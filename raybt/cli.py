@@ -172,7 +172,7 @@ def _run(args) -> int:
         configs, pconf, universe = resolve_portfolio(args.preference, args.config, max_assets=args.max_assets,
                                                      best_configs_dir=DEFAULT_RESULTS, echo=_echo, **overrides)
         check_chunk_timeframe(pconf, configs, args.timeframe, chunk_source(pconf, overrides))
-        best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS)
+        best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS, assets=[c.name for c in configs])
         # the --max-assets order from the optimiser's results (the same function ranks every sweep point)
         ranking = preference_ranking(pconf.preference, DEFAULT_RESULTS, allocation=pconf.allocation,
                                      assets=[c.name for c in configs])

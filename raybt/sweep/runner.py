@@ -116,7 +116,9 @@ def resolve_job(config_dict: dict, best_configs_dir="results") -> PointJob:
         path = Path(tmp) / "point.yaml"
         path.write_text(yaml.safe_dump(config_dict, sort_keys=False))
         best_dir = Path(tmp) / "no-results" if best_configs_dir is None else best_configs_dir
-        configs, pconf, _ = resolve_portfolio(None, path, best_configs_dir=best_dir)
+        with warnings.catch_warnings():  # said once per sweep by validate_points
+            warnings.simplefilter("ignore", RaybtWarning)
+            configs, pconf, _ = resolve_portfolio(None, path, best_configs_dir=best_dir)
     ranking = preference_ranking(pconf.preference, best_configs_dir, allocation=pconf.allocation,
                                  assets=[a.name for a in configs])
     return PointJob(pconf, tuple(configs), ranking, tuple(bars_key(a) for a in configs))
@@ -286,7 +288,7 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     t0 = time.perf_counter()
     best_dir = Path(best_configs_dir).resolve() if best_configs_dir is not None else None
     points = resolve_points(spec, best_dir)  # every point's config valid before any runs
-    bars = validate_points(points, best_dir)  # ... its assets, optimiser results, chunk, bars (loaded once)
+    bars = validate_points(points, best_dir, echo)  # ... its assets, optimiser results, chunk, bars (loaded once)
     t_resolved = time.perf_counter()
     out = Path(out) if out is not None else new_run_dir("results", f"sweep-{spec.name}")
     points_dir = out / "points"
