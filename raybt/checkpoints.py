@@ -75,9 +75,11 @@ def start_run_dir(final: Path, request: dict, *, overwrite: bool = False) -> Pat
     """Create the ``.partial`` folder of a new run with its marker and request, locked by this process.
 
     An unfinished run already there is an error unless ``overwrite`` (and
-    never while another process is writing it).
+    never while another process is writing it). The request's config path is
+    stored absolute (:func:`raybt.run_request.request_to_store`).
     """
     from raybt.results import check_output_dir, lock_partial, os_error_text, unlock_partial
+    from raybt.run_request import request_to_store
 
     check_output_dir(final)
     tmp = partial_dir(final)
@@ -89,7 +91,7 @@ def start_run_dir(final: Path, request: dict, *, overwrite: bool = False) -> Pat
         tmp.mkdir(parents=True, exist_ok=False)
         lock_partial(tmp)
         (tmp / "INCOMPLETE").write_text("run in progress (or interrupted): resume with raybt run --resume\n")
-        (tmp / REQUEST).write_text(json.dumps(request, indent=2, default=str) + "\n")
+        (tmp / REQUEST).write_text(json.dumps(request_to_store(request), indent=2, default=str) + "\n")
     except FileExistsError:
         raise ConfigError(f"{final}: an unfinished run is already there ({tmp}); "
                           f"resume it with --resume {final}, delete it, or pass --overwrite") from None
@@ -121,7 +123,8 @@ def discarded_on_user_error(tmp: Path):
 
 
 def find_resumable(path: Path) -> tuple[Path, Path, dict]:
-    """``(final, partial, request)`` for ``--resume PATH`` (the run's final name or its .partial folder)."""
+    """``(final, partial, request)`` for ``--resume PATH`` (the run's final name or its .partial folder);
+    the request validated (:func:`raybt.run_request.check_request`), its problems naming run_request.json."""
     path = Path(path)
     if path.name.startswith(".") and path.name.endswith(".partial"):
         final, tmp = path.parent / path.name[1:-len(".partial")], path
@@ -131,13 +134,14 @@ def find_resumable(path: Path) -> tuple[Path, Path, dict]:
         raise ConfigError(f"{final}: this run is complete; nothing to resume")
     if not (tmp / REQUEST).is_file():
         raise ConfigError(f"{path}: no unfinished run here (expected {tmp / REQUEST})")
-    try:
-        request = json.loads((tmp / REQUEST).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{tmp / REQUEST}: unreadable ({exc})") from None
-    if not isinstance(request, dict):
-        raise ConfigError(f"{tmp / REQUEST}: expected a JSON object")
+    from raybt.config.common import load_document
     from raybt.results import lock_partial
+    from raybt.run_request import check_request
+
+    request = load_document(tmp / REQUEST)  # ConfigError naming the file: unreadable, syntax, duplicate key
+    if not isinstance(request, dict):
+        raise ConfigError(f"{tmp / REQUEST}: expected a JSON object, got {type(request).__name__}")
+    request = check_request(request, tmp / REQUEST)  # each key as the flag would be checked
 
     lock_partial(tmp)  # a run still going (or another --resume) keeps its folder
     return final, tmp, request

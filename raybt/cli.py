@@ -15,6 +15,7 @@ from pathlib import Path
 
 from raybt.errors import ConfigError, RaybtError, RaybtWarning
 from raybt.interrupts import Terminated, install_signal_handlers
+from raybt.run_request import RUN_REQUEST_KEYS  # what a run's run_request.json holds (--resume reads it back)
 
 DEFAULT_ASSET_CONFIG = "assets_config_highperf.json"  # in ./configs, written from the packaged defaults if absent
 DEFAULT_RESULTS = Path("results")
@@ -123,10 +124,6 @@ def print_summary(title: str, metrics: dict) -> None:
 
 # --- raybt run --------------------------------------------------------------------
 
-RUN_REQUEST_KEYS = ("config", "preference", "allocation", "max_assets", "timeframe", "chunk", "checkpoint_every",
-                    "checkpoint_seconds", "format", "date_format", "layout", "assets_per_actor", "report")
-
-
 def _run(args) -> int:
     """``raybt run``: the request checked (flags, configs, output folder), then :func:`_run_checked`."""
     from raybt.checkpoints import find_resumable
@@ -173,7 +170,7 @@ def _run(args) -> int:
         configs, pconf, universe = resolve_portfolio(args.preference, args.config, max_assets=args.max_assets,
                                                      best_configs_dir=DEFAULT_RESULTS, echo=_echo, **overrides)
         check_chunk_timeframe(pconf, configs, args.timeframe, chunk_source(pconf, overrides))
-        best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS)
+        best = best_configs_provenance(pconf.preference, DEFAULT_RESULTS, assets=[c.name for c in configs])
         # the --max-assets order from the optimiser's results (the same function ranks every sweep point)
         ranking = preference_ranking(pconf.preference, DEFAULT_RESULTS, allocation=pconf.allocation,
                                      assets=[c.name for c in configs])
@@ -220,7 +217,8 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
                                      echo=_echo, run_name=out.name)
     check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:
-        tmp = start_run_dir(out, {key: getattr(args, key) for key in RUN_REQUEST_KEYS}, overwrite=args.overwrite)
+        request = {key: getattr(args, key) for key in RUN_REQUEST_KEYS} | {"config": args.config or pconf.source}
+        tmp = start_run_dir(out, request, overwrite=args.overwrite)
     # a user error before the first checkpoint leaves no .partial folder to block the corrected command
     # (one while writing the files, e.g. disk full, leaves it marked INCOMPLETE for --resume)
     with contextlib.nullcontext() if resume else discarded_on_user_error(tmp):

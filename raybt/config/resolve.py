@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 
 from raybt.config.common import DuplicateKey, closest_name, parse_json
 from raybt.config.params import validate_params
 from raybt.config.universe import load_asset_universe
-from raybt.errors import ConfigError
+from raybt.errors import ConfigError, RaybtWarning
 
 DEFAULT_PORTFOLIO_CONFIG = "portfolio_balanced.yaml"  # in ./configs, written from the packaged defaults if absent
 
@@ -192,15 +193,44 @@ def resolve_portfolio(preference: str | None = None, config=None, *, max_assets:
     check_weight_cap(pconf, len(names))
     best_path = best_configs_path(pconf.preference, best_configs_dir)
     best = load_best_configs(best_path) if best_path.is_file() else {}
+    for line in unknown_best_assets(best, universe, best_path):
+        _warn(line, echo)
     configs = []
     for name in names:
         asset = universe.get(name)
         check_portfolio_asset(asset, f"{universe.path}: assets.{name}")
-        if name in best:
-            asset = dataclasses.replace(asset, params=validate_params(best[name], f"{best_path}: {name}",
-                                                                      base=asset.params))
-        configs.append(asset)
+        configs.append(apply_best_params(asset, best, best_path))
     return configs, pconf, universe
+
+
+def _warn(line: str, echo=None) -> None:
+    """``warning: line`` through ``echo`` (the CLI's stderr), else a :class:`RaybtWarning`."""
+    if echo is not None:
+        echo(f"warning: {line}")
+    else:
+        warnings.warn(line, RaybtWarning, stacklevel=3)
+
+
+def apply_best_params(asset, best: dict, best_path: Path):
+    """``asset`` with its entry of a best_configs file (``best``, from ``best_path``) applied: the
+    parameters validated over the asset's own; ConfigError naming ``best_path`` and the asset for a bad
+    value or a ``weight`` (:func:`check_portfolio_asset`)."""
+    if asset.name not in best:
+        return asset
+    where = f"{best_path}: assets.{asset.name}"
+    asset = dataclasses.replace(asset, params=validate_params(best[asset.name], where, base=asset.params))
+    check_portfolio_asset(asset, where)
+    return asset
+
+
+def unknown_best_assets(best: dict, universe, best_path: Path) -> list[str]:
+    """One warning line per asset a best_configs file names that the asset config does not have (a
+    misspelt name would otherwise silently leave the real asset on its configured parameters). Assets of
+    the universe that this portfolio does not hold are not warned about: one file serves every portfolio
+    of the universe."""
+    return [f"{best_path}: assets.{name}: no such asset in {universe.path}"
+            + closest_name(name, universe.assets) + "; its parameters are not applied"
+            for name in best if name not in universe.assets]
 
 
 #: the columns of a portfolio's equity table besides the sleeves: no asset may be named like them
@@ -224,15 +254,18 @@ def check_portfolio_asset(asset, where: str) -> None:
                           f"allocation.model (or fixed weights given to the engine); remove the asset's weight")
 
 
-def best_configs_provenance(preference: str, directory="results") -> dict | None:
-    """``{"path", "sha256", "assets"}`` of the ``best_configs_<preference>.json`` a run applies, or None."""
+def best_configs_provenance(preference: str, directory="results", assets=None) -> dict | None:
+    """``{"path", "sha256", "assets"}`` of the ``best_configs_<preference>.json`` a run applies, or None.
+
+    ``assets``: the portfolio's asset names; ``"assets"`` then lists only those the file sets (the
+    ones applied), not the file's other entries."""
     import hashlib
 
     path = best_configs_path(preference, directory)
     if not path.is_file():
         return None
     return {"path": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "assets": sorted(load_best_configs(path))}
+            "assets": sorted(n for n in load_best_configs(path) if assets is None or n in assets)}
 
 
 def check_weight_cap(pconf, n_assets: int) -> None:

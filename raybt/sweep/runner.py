@@ -29,9 +29,11 @@ Outputs (``out``)
 -----------------
 * ``points/<point_id>/``: the point's run folder (``PortfolioResult.save``,
   written atomically, then ``point.json`` with its parameters, summary row
-  and timing; a point folder is *complete* when ``point.json`` exists). A
-  complete folder is reused when the sweep runs again into the same ``out``
-  (resumable); failed points have no folder and run again.
+  and timing). A folder is reused when the sweep runs again into the same
+  ``out`` (resumable) only if it is complete and its ``point.json`` validates
+  and matches the point's own files (:mod:`raybt.sweep.reuse`); otherwise the
+  point runs again, with one ``warning:`` line naming the file. Failed points
+  have no folder and run again.
 * ``sweep_results.csv``: one row per point, ranked (best first, failed last):
   point_id, status (ok | failed), error, one column per swept dotted path
   (its effective value), total_return, cagr, sharpe, max_drawdown, calmar,
@@ -51,25 +53,25 @@ share of portfolio equity (:func:`raybt.analysis.equity_weights`).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from raybt.config.sweep import RANK_METRICS, SweepPoint, SweepSpec, resolve_points
-from raybt.errors import ConfigError, RaybtError
+from raybt.errors import ConfigError, RaybtError, RaybtWarning
 from raybt.progress import task_progress
 from raybt.results import new_run_dir
 from raybt.sweep.outputs import METRIC_COLUMNS, SweepResult, _cell, rank_table, table_columns, write_outputs
+from raybt.sweep.reuse import POINT_FILE, reuse_problem
 from raybt.sweep.validate import validate_points
 
-POINT_FILE = "point.json"
 ERROR_CHARS = 300
 
 
@@ -114,7 +116,9 @@ def resolve_job(config_dict: dict, best_configs_dir="results") -> PointJob:
         path = Path(tmp) / "point.yaml"
         path.write_text(yaml.safe_dump(config_dict, sort_keys=False))
         best_dir = Path(tmp) / "no-results" if best_configs_dir is None else best_configs_dir
-        configs, pconf, _ = resolve_portfolio(None, path, best_configs_dir=best_dir)
+        with warnings.catch_warnings():  # said once per sweep by validate_points
+            warnings.simplefilter("ignore", RaybtWarning)
+            configs, pconf, _ = resolve_portfolio(None, path, best_configs_dir=best_dir)
     ranking = preference_ranking(pconf.preference, best_configs_dir, allocation=pconf.allocation,
                                  assets=[a.name for a in configs])
     return PointJob(pconf, tuple(configs), ranking, tuple(bars_key(a) for a in configs))
@@ -211,10 +215,6 @@ def _ray_point_task(job: PointJob, *bars) -> dict:
 
 # --- point folders -----------------------------------------------------------------------
 
-def point_complete(points_dir: Path, point_id: str) -> bool:
-    return (Path(points_dir) / point_id / POINT_FILE).is_file()
-
-
 def _save_result(result, folder: Path) -> None:
     """``result.save`` without the HTML report, in the point config's table format."""
     result.save(folder, report=False, format=(result.config.get("output") or {}).get("format", "parquet"))
@@ -234,18 +234,12 @@ def save_point(result, summary: dict, point: SweepPoint, points_dir: Path, elaps
     write_json(staging / POINT_FILE, {
         "point_id": point.point_id, "params": point.params, "summary": json_safe(summary),
         "elapsed_s": elapsed_s, "config": point.config_dict})
-    if final.exists():  # an incomplete leftover (no point.json)
+    if final.is_symlink() or final.is_file():  # not a folder: replaced
+        final.unlink()
+    elif final.exists():  # an incomplete or damaged leftover (see raybt.sweep.reuse)
         shutil.rmtree(final)
     os.replace(staging, final)
     return final
-
-
-def load_point_summary(points_dir: Path, point_id: str) -> tuple[dict, float]:
-    doc = json.loads((Path(points_dir) / point_id / POINT_FILE).read_text())
-    raw = doc.get("summary") or {}
-    summary = {k: (math.nan if raw.get(k) is None else raw[k]) for k in METRIC_COLUMNS}
-    summary["n_trades"] = int(raw.get("n_trades") or 0)
-    return summary, float(doc.get("elapsed_s") or 0.0)
 
 
 # --- the table ---------------------------------------------------------------------------
@@ -294,7 +288,7 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     t0 = time.perf_counter()
     best_dir = Path(best_configs_dir).resolve() if best_configs_dir is not None else None
     points = resolve_points(spec, best_dir)  # every point's config valid before any runs
-    bars = validate_points(points, best_dir)  # ... and its assets, optimiser results, chunk and bars (loaded once)
+    bars = validate_points(points, best_dir, echo)  # ... its assets, optimiser results, chunk, bars (loaded once)
     t_resolved = time.perf_counter()
     out = Path(out) if out is not None else new_run_dir("results", f"sweep-{spec.name}")
     points_dir = out / "points"
@@ -309,8 +303,13 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     state: dict[str, dict] = {}
     todo = []
     for p in points:
-        if point_complete(points_dir, p.point_id):
-            summary, elapsed = load_point_summary(points_dir, p.point_id)
+        problem, reused = reuse_problem(points_dir, p)  # a damaged earlier point is run again, with a warning
+        if problem and echo is not None:
+            echo(f"warning: {problem}")
+        elif problem:
+            warnings.warn(problem, RaybtWarning, stacklevel=2)
+        if reused is not None:
+            summary, elapsed = reused
             state[p.point_id] = {"status": "ok", "error": "", "summary": summary, "elapsed_s": elapsed,
                                  "reused": True}
         else:
@@ -400,5 +399,5 @@ def _run_on_ray(todo: list[SweepPoint], jobs: dict, bars: dict, address, max_par
               on_error=lambda p, exc: finish(p, {"ok": False, "error": one_line(exc)}))
 
 
-__all__ = ["METRIC_COLUMNS", "SweepResult", "diversification_of", "execute_point", "load_point_summary", "one_line",
-           "point_complete", "point_summary", "rank_table", "run_sweep", "save_point", "write_outputs"]
+__all__ = ["METRIC_COLUMNS", "SweepResult", "diversification_of", "execute_point", "one_line", "point_summary",
+           "rank_table", "run_sweep", "save_point", "write_outputs"]

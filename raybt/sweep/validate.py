@@ -9,8 +9,9 @@ assets: unknown asset 'NOPE' ...``):
 * the asset config loads; every asset the point names exists;
 * ``allocation.max_single_asset_weight`` x assets >= 1;
 * the optimiser's ``best_configs_<preference>.json`` (when present) loads and
-  its parameters are valid for each asset; the ``max_assets`` /
-  ``max_asset_correlation`` ranking can be read from it
+  its parameters are valid for each asset (no ``weight``); an asset it names
+  that the asset config lacks is one ``warning:`` line (once per sweep); the
+  ``max_assets`` / ``max_asset_correlation`` ranking can be read from it
   (:func:`raybt.config.resolve.preference_ranking`);
 * ``engine.chunk`` is not shorter than an asset's declared timeframe nor
   than the bar spacing of the point's union timeline;
@@ -42,8 +43,10 @@ def _prefixed(exc: RaybtError, where: str) -> RaybtError:
 class _Cache:
     """Asset configs, best_configs files and bar timestamps shared by the points."""
 
-    def __init__(self, best_configs_dir):
+    def __init__(self, best_configs_dir, echo=None):
         self.best_dir = best_configs_dir
+        self.echo = echo
+        self.warned: set = set()
         self.universes: dict = {}
         self.best: dict = {}
         self.bars: dict = {}  # bars_key(asset) -> the asset's validated bars (kept: the sweep runs on them)
@@ -67,6 +70,14 @@ class _Cache:
             self.best[preference] = load_best_configs(path) if path.is_file() else {}
         return path, self.best[preference]
 
+    def warn(self, line: str) -> None:
+        """A warning about a shared file, once per sweep (``echo``: ``warning: ...``; else a RaybtWarning)."""
+        from raybt.config.resolve import _warn
+
+        if line not in self.warned:
+            self.warned.add(line)
+            _warn(line, self.echo)
+
     def index(self, asset, universe) -> pd.DatetimeIndex:
         """The timestamps of an asset's bars (read once per file, timeframe and time format)."""
         from raybt.universe import load_asset_bars
@@ -86,8 +97,8 @@ def bars_key(asset) -> tuple:
 def validate_point(point, cache: _Cache) -> None:
     """Raise the first problem of one point (message not yet prefixed)."""
     from raybt.config.common import closest_name
-    from raybt.config.params import validate_params
-    from raybt.config.resolve import check_chunk, check_chunk_timeframe, check_weight_cap, preference_ranking
+    from raybt.config.resolve import (apply_best_params, check_chunk, check_chunk_timeframe, check_weight_cap,
+                                      preference_ranking, unknown_best_assets)
     from raybt.timeline import union_timeline
     from raybt.universe import check_enough_bars
     from raybt.allocation.estimator import WeightEstimator, window_end
@@ -101,13 +112,9 @@ def validate_point(point, cache: _Cache) -> None:
                               + f" (not in {universe.path})")
     check_weight_cap(pconf, len(names))
     best_path, best = cache.best_configs(pconf.preference)
-    configs = []
-    for name in names:
-        asset = universe.get(name)
-        if name in best:
-            asset = dataclasses.replace(asset, params=validate_params(best[name], f"{best_path}: {name}",
-                                                                      base=asset.params))
-        configs.append(asset)
+    for line in unknown_best_assets(best, universe, best_path):
+        cache.warn(line)
+    configs = [apply_best_params(universe.get(name), best, best_path) for name in names]
     ranking = preference_ranking(pconf.preference, cache.best_dir, allocation=pconf.allocation, assets=names)
     check_chunk_timeframe(pconf, configs, None, "engine.chunk")
     indexes = []
@@ -121,12 +128,13 @@ def validate_point(point, cache: _Cache) -> None:
         window_end(union_timeline(indexes), pconf.allocation.lookback)
 
 
-def validate_points(points, best_configs_dir=None) -> dict:
+def validate_points(points, best_configs_dir=None, echo=None) -> dict:
     """Check every point (see the module docstring); RaybtError naming the sweep file and the point.
 
     Returns the bars it loaded, ``{bars_key(asset): validated frame}``, which the sweep then runs on.
+    Warnings (a best_configs file naming an asset the asset config lacks) go once each to ``echo``.
     """
-    cache = _Cache(best_configs_dir)
+    cache = _Cache(best_configs_dir, echo)
     for point in points:
         where = point.config.source
         try:
