@@ -371,7 +371,7 @@ def test_bad_set_option(tmp_path, universe, capsys, args, needles):
     ("[1, 2]", ["best_configs_balanced.json", "expected an 'assets' mapping"]),
     ('{"assets": {"EURUSDX_5m": [1]}}', ["best_configs_balanced.json", "assets.EURUSDX_5m: expected a mapping"]),
     ('{"assets": {"EURUSDX_5m": {"params": {"bb_period": 0}}}}',
-     ["best_configs_balanced.json: EURUSDX_5m", "'bb_period' must be an integer >= 2, got 0"]),
+     ["best_configs_balanced.json: assets.EURUSDX_5m", "'bb_period' must be an integer >= 2, got 0"]),
     ('{"assets": {', ["best_configs_balanced.json", "JSON syntax error at line 1"]),
 ])
 def test_bad_best_configs(tmp_path, universe, capsys, doc, needles):
