@@ -297,9 +297,7 @@ def _report(args) -> int:
 
     timer = PhaseTimer()
     run_dir = Path(args.run_dir)
-    if run_dir.name.endswith(".partial") or (run_dir / "INCOMPLETE").exists():
-        raise ConfigError(f"{run_dir}: an unfinished run; finish it with raybt run --resume first")
-    with phase(timer, "report.load"):
+    with phase(timer, "report.load"):  # refuses an unfinished run, and any damaged file, before writing anything
         run = load_run(run_dir)
     # every file is written aside and moved into place whole: an interruption leaves old or new files, never half
     with atomic_files(run_dir) as tmp, _figure_pool() as figure_pool:

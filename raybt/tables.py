@@ -64,24 +64,27 @@ def find_table(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def read_table(path: Path, *, index_col: str | None = None, times=(), text=()) -> pd.DataFrame:
+def read_table(path: Path, *, index_col: str | None = None, times=(), text=(), handle=None) -> pd.DataFrame:
     """Read a table written by :func:`write_table` (either format).
 
     ``index_col``: the column to make the index (parsed as UTC times);
     ``times``: other columns to parse as UTC times (CSV stores ISO text);
-    ``text``: columns kept as text (an all-empty CSV column would read as NaN).
+    ``text``: columns kept as text (an all-empty CSV column would read as NaN);
+    ``handle``: the file already open (binary) to read instead of ``path``,
+    whose suffix still says the format (:mod:`raybt.run_files` opens it).
     Raises ``pandas.errors.EmptyDataError``, ``ValueError`` or ``OSError``
     as pandas/pyarrow do; callers name the file in their message.
     """
     path = Path(path)
+    source = path if handle is None else handle
     if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
+        frame = pd.read_parquet(source)
         if frame.index.name is not None:  # a stored index (the equity's timestamps) comes back as a column
             frame = frame.reset_index()
         if index_col is not None and index_col in frame.columns:
             frame = frame.set_index(index_col)
     else:
-        frame = pd.read_csv(path, dtype={c: str for c in text} or None)
+        frame = pd.read_csv(source, dtype={c: str for c in text} or None)
         for column in text:
             if column in frame.columns:
                 frame[column] = frame[column].fillna("")
