@@ -177,9 +177,11 @@ def _check_texts(shown: pd.Series, source: str, where: str) -> None:
 def _check_epoch_spacing(values: np.ndarray, unit: str, source: str, where: str, first) -> None:
     """Epoch numbers whose typical step is under a second are not bar times read right
     (``202401010005``, a ``yyyymmddHHMM`` column with a gap, read as milliseconds)."""
-    if len(values) < 2:
+    steps = np.abs(np.diff(values))
+    steps = steps[steps > 0]  # repeated times are the duplicate rule's, which names the row
+    if not len(steps):
         return
-    step = np.median(np.abs(np.diff(values))) * (1e-3 if unit == "ms" else 1.0)
+    step = np.median(steps) * (1e-3 if unit == "ms" else 1.0)
     if step < 1.0:
         _fail(source, where, 1, None,
               f"{first} read as epoch {'milliseconds' if unit == 'ms' else 'seconds'} gives bars "
