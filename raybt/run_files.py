@@ -15,7 +15,6 @@ from 1, the first row under a CSV header, as for bars files) or
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import stat
@@ -101,18 +100,10 @@ def read_run_text(path: Path) -> str:
 
 def read_run_json(path: Path):
     """A JSON file's document; any decoding problem is one line naming the file."""
+    from raybt.config.common import json_document
+
     with open_run_file(path) as handle:
-        raw = handle.read()
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ReportError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: invalid JSON (line {exc.lineno}): {exc.msg}") from None
-    except RecursionError:
-        raise ReportError(f"{path}: invalid JSON: nested too deeply") from None
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        raise ReportError(f"{path}: invalid JSON: {first_line(exc)}") from None
+        return json_document(handle.read(), path)
 
 
 # ------------------------------------------------------------------ table columns

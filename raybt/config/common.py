@@ -69,6 +69,25 @@ def parse_json(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_unique_pairs)
 
 
+def json_document(raw: bytes | str, path) -> Any:
+    """The JSON document in ``raw`` (a file's bytes or text), duplicate keys refused; anything that
+    does not decode is one ConfigError line naming ``path`` (the one JSON reader of config files,
+    optimiser results and run folders)."""
+    try:
+        return parse_json(raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw)
+    except DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{path}: invalid JSON: {first}") from None
+
+
 def load_document(path) -> Any:
     """Parse a JSON or YAML file; ConfigError for a missing file or a syntax error."""
     path = Path(path)
@@ -83,14 +102,7 @@ def load_document(path) -> Any:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror or type(exc).__name__})") from None
     suffix = path.suffix.lower()
     if suffix == ".json":
-        try:
-            return parse_json(text)
-        except DuplicateKey as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-        except RecursionError:
-            raise ConfigError(f"{path}: JSON nested too deeply") from None
+        return json_document(text, path)
     if suffix in (".yaml", ".yml"):
         try:
             return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)

@@ -13,12 +13,11 @@ caps, reserved names, chunk length against the bars). Loading the bars is
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import warnings
 from pathlib import Path
 
-from raybt.config.common import DuplicateKey, closest_name, parse_json
+from raybt.config.common import closest_name, json_document
 from raybt.config.params import validate_params
 from raybt.config.universe import load_asset_universe
 from raybt.errors import ConfigError, RaybtWarning
@@ -49,17 +48,10 @@ def load_best_configs(path: Path) -> dict:
 def _read_json(path) -> object:
     """A JSON file's document; ConfigError (one line) for unreadable text or a syntax error."""
     try:
-        return parse_json(Path(path).read_text(encoding="utf-8"))
-    except DuplicateKey as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: JSON nested too deeply") from None
+        raw = Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read file ({exc.strerror or type(exc).__name__})") from None
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    return json_document(raw, path)
 
 
 #: how each preference ranks assets from their optimisation metrics (higher is better)

@@ -77,6 +77,14 @@ def _read_json(path: Path) -> Any:
         raise NotReusable(str(exc).removeprefix(f"{path}: "), path) from None
 
 
+def _exact_keys(doc: dict, keys, where: str) -> None:
+    """NotReusable unless ``doc`` holds exactly ``keys`` (``where`` prefixes the reason)."""
+    missing = [k for k in keys if k not in doc]
+    extra = [str(k) for k in doc if k not in keys]
+    if missing or extra:
+        raise NotReusable(f"{where}missing key '{missing[0]}'" if missing else f"{where}unknown key '{extra[0]}'")
+
+
 def check_point_folder(folder: Path, point) -> tuple[dict, float]:
     """``(summary, elapsed_s)`` of a reusable point folder; :class:`NotReusable` otherwise."""
     from raybt.tables import find_table
@@ -85,10 +93,7 @@ def check_point_folder(folder: Path, point) -> tuple[dict, float]:
     doc = _read_json(path)
     if not isinstance(doc, dict):
         raise NotReusable(f"expected a JSON object, got {type(doc).__name__}")
-    missing = [k for k in POINT_KEYS if k not in doc]
-    extra = [str(k) for k in doc if k not in POINT_KEYS]
-    if missing or extra:
-        raise NotReusable(f"missing key '{missing[0]}'" if missing else f"unknown key '{extra[0]}'")
+    _exact_keys(doc, POINT_KEYS, "")
     if doc["point_id"] != point.point_id:
         raise NotReusable(f"point_id: {doc['point_id']!r} is not this folder's point ({point.point_id})"[:200])
     if _canonical(doc["params"]) != _canonical(point.params):
@@ -98,10 +103,7 @@ def check_point_folder(folder: Path, point) -> tuple[dict, float]:
     raw = doc["summary"]
     if not isinstance(raw, dict):
         raise NotReusable(f"summary: expected a JSON object, got {type(raw).__name__}")
-    missing = [k for k in SUMMARY_KEYS if k not in raw]
-    extra = [str(k) for k in raw if k not in SUMMARY_KEYS]
-    if missing or extra:
-        raise NotReusable(f"summary: missing key '{missing[0]}'" if missing else f"summary: unknown key '{extra[0]}'")
+    _exact_keys(raw, SUMMARY_KEYS, "summary: ")
     summary = {k: _number(raw[k], f"summary.{k}", integer=k == "n_trades", nullable=k != "n_trades")
                for k in SUMMARY_KEYS}
     elapsed = _number(doc["elapsed_s"], "elapsed_s", nullable=False)
