@@ -358,3 +358,13 @@ def test_every_shipped_config_still_loads(repo_root):
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+@pytest.mark.parametrize("value, hint", [("1e6", "(YAML reads 1e6 as text: write 1.0e6)"),
+                                         ("'1000000'", "(a quoted string: write the value without quotes)")])
+def test_a_number_yaml_reads_as_text_gets_a_hint(tmp_path, value, hint):
+    path = tmp_path / "p.yaml"
+    path.write_text(f"name: t\ninitial_capital: {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_portfolio_config(path)
+    assert str(err.value).startswith(f"{path}: initial_capital: must be a number, got ") and str(err.value).endswith(hint)

@@ -125,3 +125,12 @@ def test_parquet_with_the_time_in_an_index_level(tmp_path):
     frame.index = pd.MultiIndex.from_arrays([["EURUSD"] * len(STAMPS), STAMPS], names=["symbol", "timestamp"])
     frame.to_parquet(tmp_path / "x.parquet")
     assert load_bars(tmp_path / "x.parquet").index.equals(STAMPS.rename("timestamp").as_unit("ns"))
+
+
+def test_a_named_pipe_is_not_called_an_empty_file(tmp_path):
+    import os
+
+    pipe = tmp_path / "bars.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(DataError, match=r"bars.csv: not a regular file \(a named pipe or a device\?\)"):
+        load_bars(pipe)

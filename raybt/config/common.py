@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -142,6 +143,20 @@ def check_timeframe(value: Any, where: str) -> str:
     except (ValueError, OverflowError):
         raise ConfigError(f"{where}: timeframe {value!r} is out of range") from None
     return str(value)
+
+
+def text_number_hint(value: Any) -> str:
+    """For a number given as text: how to write it. YAML 1.1 (PyYAML) reads ``1e6`` as a string (it
+    wants ``1.0e6``); other numbers as text were quoted."""
+    if not isinstance(value, str):
+        return ""
+    if re.fullmatch(r"\s*[-+]?\d+[eE][-+]?\d+\s*", value):
+        return f" (YAML reads {value.strip()} as text: write {value.strip().replace('e', '.0e').replace('E', '.0E')})"
+    try:
+        float(value)
+    except ValueError:
+        return ""
+    return " (a quoted string: write the value without quotes)"
 
 
 def check_text(value: Any, where: str) -> str:

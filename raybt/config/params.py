@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from raybt.config.common import INT_LIMIT, closest_name
+from raybt.config.common import INT_LIMIT, closest_name, text_number_hint
 from raybt.errors import ConfigError
 from raybt.types import SIZING_NAMES
 
@@ -98,8 +98,8 @@ def _convert(param: Parameter, value: Any, where: str, typed: bool = False) -> A
     wrong_type = not isinstance(value, _TYPES[param.kind]) or (param.kind in ("int", "float")
                                                                 and isinstance(value, (bool, np.bool_)))
     if typed and wrong_type:
-        hint = " (a quoted string: write the value without quotes)" if isinstance(value, str) else ""
-        raise ConfigError(f"{where}: '{param.name}' must be {param.rule}, got {value!r}"[:300] + hint)
+        raise ConfigError(f"{where}: '{param.name}' must be {param.rule}, got {value!r}"[:300]
+                          + text_number_hint(value))
     if param.kind == "bool":
         if isinstance(value, bool):
             return value

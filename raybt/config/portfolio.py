@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raybt.config.common import (INT_LIMIT, PREFERENCES, check_keys, check_name, check_text, closest_name,
-                                 load_document, resolve_path)
+                                 load_document, resolve_path, text_number_hint)
 from raybt.errors import ConfigError
 
 if TYPE_CHECKING:  # pandas is imported where durations are read: the coordinator's process needs none
@@ -177,7 +177,8 @@ def _number(value, where, lo=None, hi=None, lo_open=False, hi_open=False, intege
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{where}: must be {kind}{' or null' if optional else ''}, got {value!r}"[:200])
+        raise ConfigError(f"{where}: must be {kind}{' or null' if optional else ''}, got {value!r}"[:200]
+                          + text_number_hint(value))
     if integer and hi is None and value > INT_LIMIT:
         hi = INT_LIMIT  # a count or a size in bars: beyond this is never meant
     try:

@@ -128,6 +128,8 @@ def load_bars(path, *, timestamp_format: str | None = None) -> pd.DataFrame:
             raise DataError(f"{path}: file not found")
         if path.is_dir():
             raise DataError(f"{path}: is a folder, expected a CSV or Parquet file")
+        if not path.is_file():
+            raise DataError(f"{path}: not a regular file (a named pipe or a device?), expected a CSV or Parquet file")
         if path.stat().st_size == 0:
             raise DataError(f"{path}: empty file (0 bytes)")
     except OSError as exc:
