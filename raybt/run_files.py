@@ -187,8 +187,11 @@ def check_bools(path: Path, frame: pd.DataFrame, column: str) -> None:
     if len(col) == 0 or pd.api.types.is_bool_dtype(col):
         return
     ok = col.isin([True, False, "True", "False"]).to_numpy() & col.notna().to_numpy()
-    row = _first(~ok) if (~ok).any() else 0
-    raise ReportError(f"{_at(path, column, row)}: not True/False: {_shown(col.iloc[row]) if len(col) else ''}")
+    if ok.all():  # True/False written as text: booleans
+        frame[column] = col.isin([True, "True"])
+        return
+    row = _first(~ok)
+    raise ReportError(f"{_at(path, column, row)}: not True/False: {_shown(col.iloc[row])}")
 
 
 def check_increasing(path: Path, index: pd.DatetimeIndex, column: str = "timestamp") -> None:

@@ -25,6 +25,7 @@ from raybt.config.params import default_params, validate_params
 from raybt.config.portfolio import portfolio_config_from_dict
 from raybt.config.universe import AssetConfig
 from raybt.engine import PortfolioBacktester
+from raybt.engine.inputs import check_assets
 from raybt.errors import ConfigError, DataError
 
 RAW = {"bb_period": 5, "atr_period": 3, "entry_z": 1.0}  # a partial dict: the rest are spec defaults
@@ -262,7 +263,7 @@ WRONG_TYPES = [
     ("(None, df)", lambda: PortfolioBacktester({"A": (None, A)}, config(), engine="local"),
      "asset A: expected an AssetConfig, got NoneType"),
     ("(cfg,)", lambda: PortfolioBacktester({"A": (asset("A"),)}, config(), engine="local"),
-     "asset A: expected a pair (AssetConfig, bars DataFrame), got a tuple of 1"),
+     "asset A: expected a pair (AssetConfig, bars DataFrame), got 1 items"),
     ("cfg alone", lambda: PortfolioBacktester({"A": asset("A")}, config(), engine="local"),
      "asset A: expected a pair (AssetConfig, bars DataFrame), got AssetConfig"),
     ("list of tuples", lambda: PortfolioBacktester([(asset("A"), A)], config(), engine="local"),
@@ -290,3 +291,13 @@ def test_wrong_types_are_one_config_error(case, call, expected):
     with pytest.raises(ConfigError) as err:
         call()
     assert one_line(err).startswith(expected)
+
+
+def test_other_forms_of_a_list_and_a_pair_still_run():
+    """``universe.assets.values()`` (dict_values) and ``[cfg, bars]`` pairs ran before the checks came;
+    they run the same now."""
+    reference = PortfolioBacktester({"A": (asset("A"), A)}, config(), engine="local").run()
+    as_list = PortfolioBacktester({"A": [asset("A"), A]}, config(), engine="local").run()
+    pd.testing.assert_frame_equal(reference.equity, as_list.equity, check_exact=True)
+    checked = check_assets({"A": asset("A")}.values())
+    assert [a.name for a in checked] == ["A"]

@@ -252,3 +252,15 @@ def test_header_only_tables_still_load(run_folder, tmp_path):
         path.write_text(path.read_text().splitlines(True)[0])
     result = PortfolioResult.load(folder)
     assert len(result.trades) == 0 and len(result.events) == 0 and len(result.multipliers) == 0
+
+
+def test_true_false_written_as_text_are_booleans(tmp_path):
+    """``check_bools`` refused a text column even when every value was True or False."""
+    from raybt.run_files import check_bools
+
+    frame = pd.DataFrame({"halted": pd.Series(["True", "False", True], dtype=object)})
+    check_bools(tmp_path / "m.csv", frame, "halted")
+    assert frame["halted"].tolist() == [True, False, True]
+    frame = pd.DataFrame({"halted": pd.Series(["True", "maybe"], dtype=object)})
+    with pytest.raises(ConfigError, match=r"m.csv: column 'halted', data row 2: not True/False: 'maybe'"):
+        check_bools(tmp_path / "m.csv", frame, "halted")

@@ -21,7 +21,7 @@ The bars themselves are checked while they load
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -60,12 +60,13 @@ def check_assets(assets):
         checked = {}
         for name, pair in assets.items():
             where = f"asset {name}"
-            if not isinstance(pair, tuple) or len(pair) != 2:
-                got = f"a tuple of {len(pair)}" if isinstance(pair, tuple) else type(pair).__name__
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                got = f"{len(pair)} items" if isinstance(pair, (tuple, list)) else type(pair).__name__
                 raise ConfigError(f"{where}: expected a pair (AssetConfig, bars DataFrame), got {got}")
             checked[name] = (_asset_config(pair[0], where), pair[1])
         return checked
-    if isinstance(assets, (list, tuple)):
+    if isinstance(assets, Iterable) and not isinstance(assets, (str, bytes, pd.DataFrame, pd.Series)):
+        # a list, tuple, dict_values (universe.assets.values()), generator...
         return [_asset_config(a, f"asset {getattr(a, 'name', f'#{i + 1}')}") for i, a in enumerate(assets)]
     raise ConfigError(f"assets: expected {_ASSETS}, got {type(assets).__name__}")
 
