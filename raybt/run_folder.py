@@ -153,7 +153,8 @@ def _read_events(run_dir: Path) -> pd.DataFrame:
 
 
 def _read_history(run_dir: Path) -> pd.DataFrame | None:
-    """``weights_history.csv``: ``decided_at`` UTC times, every other column finite numbers; None when absent or empty."""
+    """``weights_history.csv``: ``decided_at`` UTC times, every other column finite numbers; None when
+    absent or empty."""
     path = run_file(run_dir, "weights_history.csv")
     history = read_run_table(path) if path is not None else None
     if history is None or len(history) == 0:
@@ -273,7 +274,8 @@ def load_run(run_dir) -> dict[str, Any]:
     files = _read_run(run_dir)
     weights = files["weights"]
     return {**files, "trades": _usable_trades(files["trades"]),
-            "weights": None if weights is None else _target_weights(weights.rename(None).rename_axis("asset"), files["equity"]),
+            "weights": None if weights is None else _target_weights(weights.rename(None).rename_axis("asset"),
+                                                                    files["equity"]),
             "multipliers": _usable_multipliers(files["multipliers"]), "asset_params": _asset_params(files["run_info"])}
 
 

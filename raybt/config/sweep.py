@@ -226,8 +226,8 @@ def sweep_spec_from_dict(doc: Any, where: str, folder: Path) -> SweepSpec:
                 clean[path] = value
             points.append(clean)
     return SweepSpec(path=Path(where), name=name.strip(), base=base, mode=mode, parameters=parameters,
-                     points=points, description=check_text(doc.get("description"), f"{where}: description"), rank_by=rank_by,
-                     document=dict(doc))
+                     points=points, description=check_text(doc.get("description"), f"{where}: description"),
+                     rank_by=rank_by, document=dict(doc))
 
 
 def load_sweep_spec(path) -> SweepSpec:

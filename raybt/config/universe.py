@@ -148,8 +148,8 @@ def load_asset_universe(path) -> AssetUniverse:
     synthetic = None
     if doc.get("synthetic") is not None:
         synthetic = _synthetic_spec(doc["synthetic"], base, f"{path}: synthetic")
-    defaults = check_keys({} if doc.get("defaults") is None else doc["defaults"], ("timeframe", "timestamp_format", "strategy", "broker"),
-                          f"{path}: defaults")
+    raw_defaults = {} if doc.get("defaults") is None else doc["defaults"]  # `defaults: false` is refused
+    defaults = check_keys(raw_defaults, ("timeframe", "timestamp_format", "strategy", "broker"), f"{path}: defaults")
     default_strategy = _section_params(defaults.get("strategy"), STRATEGY_PARAMETERS, f"{path}: defaults.strategy")
     default_broker = _section_params(defaults.get("broker"), BROKER_PARAMETERS, f"{path}: defaults.broker")
     base_params = validate_params({**default_strategy, **default_broker}, f"{path}: defaults", typed=True)
