@@ -184,3 +184,47 @@ def test_the_drivers_analysis_warm_up_meets_a_real_runs_argument_types(tmp_path,
     assert seen["trades"] > 10
     assert seen["after"] == seen["before"]
     assert sum(1 for sigs in seen["before"].values() if sigs) >= 7  # every kernel but the off-grid search ran
+
+
+@pytest.mark.ray
+def test_shard_processes_start_while_the_coordinator_loads_and_their_kernels_wait_for_it(ray_session):
+    """The shard actors' processes start (and import numba) at once; only their kernel load waits for
+    the coordinator's ``ready()`` (one writer of a cold numba cache)."""
+    import asyncio
+    import time
+
+    import ray
+    from ray._private import state
+
+    from raybt.ray.shard import start_shards
+
+    @ray.remote(num_cpus=0)
+    class Gate:  # stands for the coordinator, still loading its kernels
+        def __init__(self):
+            self.event = asyncio.Event()
+
+        async def wait(self):
+            await self.event.wait()
+            return True
+
+        async def release(self):
+            self.event.set()
+
+    gate = Gate.remote()
+    actors = start_shards(["shard a of gate test", "shard b of gate test"], {"num_cpus": 0.5},
+                          after=gate.wait.remote())
+    ids = {a._actor_id.hex() for a in actors}
+
+    def started():  # leased a worker process (which now waits in the constructor)
+        return {k: v for k, v in state.actors().items() if k in ids and v.get("Pid")}
+
+    deadline = time.monotonic() + 60
+    while len(started()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    waiting = started()
+    assert len(waiting) == 2 and all(v["State"] == "PENDING_CREATION" for v in waiting.values())
+    assert ray.wait([a.pid.remote() for a in actors], timeout=0.5)[0] == []  # not constructed yet
+    ray.get(gate.release.remote())
+    assert sorted(ray.get([a.pid.remote() for a in actors], timeout=120)) == sorted(v["Pid"] for v in waiting.values())
+    for actor in [*actors, gate]:
+        ray.kill(actor)

@@ -32,15 +32,19 @@ class Shard(DigestingGroup):
     :meth:`collect` (:class:`~raybt.chunk_digest.DigestingGroup`).
     """
 
-    def __init__(self, after=None):
+    def __init__(self, after=()):
         """Started before its bars are known (while the driver loads them): loads the kernels now.
 
-        ``after``: an object reference Ray resolves first (the coordinator's ``ready()``, so that one
-        process at a time writes numba's cache when it is cold).
+        ``after``: object references to wait for before loading them (the coordinator's ``ready()``,
+        so that one process at a time writes numba's cache when it is cold), given inside a list so
+        that Ray does not hold the actor's start for them: its process starts and imports numba and
+        the kernels' modules alongside the coordinator's, and only the cache load waits.
         """
         from raybt.compile import skip_numba_blas_probe, warm_up_shard_kernels
 
         skip_numba_blas_probe()
+        if after:
+            ray.get(list(after))
         warm_up_shard_kernels()  # numba's start-up and the kernels from its cache, not inside the first chunk
         super().__init__(None)
 
@@ -79,10 +83,12 @@ ShardActor = ray.remote(Shard)
 def start_shards(labels, options, after=None) -> list:
     """One shard actor per label, all started at once (none waited for), named after what they hold.
 
-    ``after``: an object reference their constructors wait for (see :class:`Shard`).
+    ``after``: an object reference their constructors wait for before loading the kernels (see
+    :class:`Shard`); their processes start at once.
     """
+    waits = [] if after is None else [after]  # in a list: a dependency of the constructor's body, not of its start
     # the names are unique: a restart must not wait for the dead actor's name
-    return [ShardActor.options(name=f"raybt {label} #{secrets.token_hex(3)}", **options).remote(after)
+    return [ShardActor.options(name=f"raybt {label} #{secrets.token_hex(3)}", **options).remote(waits)
             for label in labels]
 
 
