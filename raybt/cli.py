@@ -202,16 +202,13 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     from raybt.checkpoints import discarded_on_user_error, start_run_dir
     from raybt.config.resolve import check_chunk, chunk_source
     from raybt.engine import PortfolioBacktester
-    from raybt.phases import phase
 
     if args.engine == "ray":
         from raybt.compile import start_driver_warm_up
-        from raybt.ray.runtime import ensure_ray
 
         start_driver_warm_up()  # this process's kernels load while Ray starts its processes
-        with phase(timer, "ray.init"):
-            ensure_ray(args.address)
-    # the bars are loaded two files at a time and, for Ray, put in the object store as they come
+    # Ray starts (phase ray.init) while a thread reads the first files; the bars are loaded two files
+    # at a time and, for Ray, put in the object store as they come
     backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
                                      ranking=ranking, timer=timer, universe=universe, timeframe=args.timeframe,
                                      echo=_echo, run_name=out.name)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from raybt.engine.execute import LocalExecution, drive
 from raybt.engine.inputs import check_assets, check_config, check_weights
-from raybt.engine.intake import take_bars
+from raybt.engine.intake import read_files_ahead, take_bars
 from raybt.engine.plan import make_plan
 from raybt.errors import ConfigError, RaybtWarning
 from raybt.phases import PhaseTimer, phase
@@ -92,20 +92,30 @@ class PortfolioBacktester:
         self.fixed_weights = weights
         self.run_info: RunInfo | None = None
         self.simulated = None  # the Intake a run simulates (after selection and the estimation window)
+        frames = None  # files read while Ray starts (on the Ray engine)
         if engine == "local":
             self.execution = LocalExecution()
         else:
             from raybt.ray.execute import RayExecution
 
-            with phase(self.timer, "ray.init"):
-                # the coordinator's actor starts now: it loads the kernels while the bars load
-                self.execution = RayExecution(portfolio_config.engine, len(assets), address=address,
-                                              run_name=run_name or getattr(portfolio_config, "name", "run"),
-                                              names=names)
+            if not isinstance(assets, dict):
+                frames = read_files_ahead(assets, universe=universe, timeframe=timeframe, echo=echo)
+            try:
+                with phase(self.timer, "ray.init"):
+                    # the coordinator's actor starts now: it loads the kernels while the bars load
+                    self.execution = RayExecution(portfolio_config.engine, len(assets), address=address,
+                                                  run_name=run_name or getattr(portfolio_config, "name", "run"),
+                                                  names=names)
+            except BaseException:
+                if frames is not None:
+                    frames.close()
+                raise
         try:
             self.intake = take_bars(assets, store=self.execution.store, universe=universe, timeframe=timeframe,
-                                    echo=echo, timer=self.timer)
+                                    echo=echo, timer=self.timer, frames=frames)
         except BaseException:
+            if frames is not None:
+                frames.close()
             self.execution.abort()  # nothing will run: do not leave the coordinator's process behind
             raise
         from raybt.allocation.estimator import WeightEstimator

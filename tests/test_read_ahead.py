@@ -1,0 +1,90 @@
+"""Files read while Ray starts: :class:`raybt.engine.intake.ReadAhead` and its use by the intake."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from raybt.engine.intake import ReadAhead, read_files_ahead, take_bars
+from raybt.errors import DataError
+
+
+def test_items_come_in_order_from_another_thread():
+    threads = []
+
+    def numbers():
+        for k in range(20):
+            threads.append(threading.current_thread().name)
+            yield k
+
+    assert list(ReadAhead(numbers(), limit=3)) == list(range(20))
+    assert set(threads) == {"raybt-read-ahead"}
+
+
+def test_it_reads_at_most_limit_ahead_and_close_stops_it():
+    taken, closed = [], threading.Event()
+
+    def numbers():
+        try:
+            for k in range(1000):
+                taken.append(k)
+                yield k
+        finally:
+            closed.set()
+
+    ahead = ReadAhead(numbers(), limit=4)
+    time.sleep(0.5)
+    assert len(taken) <= 4 + 1  # the queue's 4 and the one waiting to go in
+    assert next(ahead) == 0
+    ahead.close()
+    assert closed.wait(5), "the iterator was not closed"
+    assert len(taken) < 1000
+
+
+def test_an_error_comes_where_its_item_would_have():
+    def frames():
+        yield 1
+        yield 2
+        raise DataError("data/b.csv: row 7: high < low")
+
+    ahead = ReadAhead(frames())
+    assert next(ahead) == 1 and next(ahead) == 2
+    with pytest.raises(DataError, match="row 7"):
+        next(ahead)
+    with pytest.raises(StopIteration):  # once raised, it is over
+        next(ahead)
+
+
+def test_the_intake_of_files_read_ahead_equals_the_plain_one(tmp_path):
+    from raybt.config.params import validate_params
+    from raybt.config.universe import AssetConfig
+    from raybt.data.synth import write_universe
+
+    paths = write_universe(tmp_path, n_assets=5, n_bars=3000, timeframe="5m", seed=3)
+    configs = [AssetConfig(name=p.stem, data=p, timeframe="5m", params=validate_params({})) for p in paths]
+    plain = take_bars(configs)
+    ahead = take_bars(configs, frames=read_files_ahead(configs))
+    assert ahead.names == plain.names
+    for a, b in zip(ahead.bars, plain.bars):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert ahead.hashes() == plain.hashes()
+
+
+def test_a_bad_file_read_ahead_is_the_same_one_line_error(tmp_path):
+    from raybt.config.params import validate_params
+    from raybt.config.universe import AssetConfig
+    from raybt.data.synth import write_universe
+
+    paths = write_universe(tmp_path, n_assets=3, n_bars=3000, timeframe="5m", seed=3)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,open,high,low,close\n2024-01-01 00:00,1,1,1,1\n2024-01-01 00:05,1,0.5,1,1\n")
+    configs = [AssetConfig(name=p.stem, data=p, timeframe="5m", params=validate_params({}))
+               for p in [paths[0], bad, paths[1]]]
+    with pytest.raises(DataError) as plain:
+        take_bars(configs)
+    with pytest.raises(DataError) as ahead:
+        take_bars(configs, frames=read_files_ahead(configs))
+    assert str(ahead.value) == str(plain.value) and "bad.csv" in str(ahead.value)
