@@ -123,6 +123,34 @@ def test_shared_array_maps_the_same_memory():
     assert shared.array[1, 2] == -1.0
 
 
+def _rss_shmem_kb() -> int:
+    for line in open("/proc/self/status"):
+        if line.startswith("RssShmem:"):
+            return int(line.split()[1])
+    return -1
+
+
+def test_rows_populated_for_writing_are_mapped_now_and_keep_their_values():
+    """A shard faults its rows of the shared equity in once (not page by page inside the chunks)."""
+    from raybt.shared_memory import populate_for_writing
+
+    shared = _shared((64, 8192))
+    if shared is None or _rss_shmem_kb() < 0:
+        return
+    mapped = attach_shared(shared.handle)  # the writer's own mapping, as a shard's
+    shared.array[10, 5] = 7.0
+    rows = mapped[8:40]
+    before = _rss_shmem_kb()
+    assert populate_for_writing(rows)
+    grown = _rss_shmem_kb() - before
+    assert grown >= rows.nbytes // 1024 - 8, (grown, rows.nbytes // 1024)  # every page of the rows, now
+    assert grown <= rows.nbytes // 1024 + 8  # and only those
+    assert mapped[10, 5] == 7.0 and np.count_nonzero(mapped) == 1  # contents unchanged
+    rows[:] = 1.5
+    assert shared.array[8:40].min() == 1.5 and shared.array[40:].max() == 0.0
+    assert not populate_for_writing(mapped[:, ::2])  # not one contiguous range: left alone
+
+
 def test_attach_refuses_a_descriptor_that_is_not_ours():
     shared = _shared((2, 2))
     if shared is None:

@@ -56,9 +56,11 @@ class CoordinatorHost(Coordinator):
 
     def start(self, groups, layout, timeline_ns, *args, **kwargs) -> None:
         """Build the Coordinator (the arguments of :class:`~raybt.coordinator.Coordinator`)."""
-        from raybt.shared_memory import create_shared
+        from raybt.shared_memory import create_shared, populate_for_writing
 
         self._shared = create_shared((sum(len(idx) for idx in layout), len(timeline_ns)))
+        if self._shared is not None and not hasattr(groups, "share_equity"):
+            populate_for_writing(self._shared.array)  # it writes every row itself: no page faults in the chunks
         super().__init__(groups, layout, timeline_ns, *args,
                          equity_buffer=None if self._shared is None else self._shared.array, **kwargs)
         if self._shared is not None and hasattr(groups, "share_equity"):  # shards on this node write there

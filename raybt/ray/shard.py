@@ -59,14 +59,16 @@ class Shard(DigestingGroup):
         (:mod:`raybt.shared_memory`), and the digests into its ``mailbox`` (a handle of another
         shared array, if given); True if so, else the equity is kept and collected and the digests
         travel in the replies."""
-        from raybt.shared_memory import attach_shared
+        from raybt.shared_memory import attach_shared, populate_for_writing
 
         if node_id != ray.get_runtime_context().get_node_id():
             return False
         shared = attach_shared(handle)
         if shared is None:
             return False
-        self.write_equity_to(shared[first_row:first_row + self.n_assets])
+        rows = shared[first_row:first_row + self.n_assets]
+        populate_for_writing(rows)  # no page faults inside the chunks
+        self.write_equity_to(rows)
         self.reply_through(attach_shared(mailbox))
         return True
 
