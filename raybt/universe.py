@@ -77,6 +77,9 @@ def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
     bars = load_bars(asset.data, timestamp_format=asset.timestamp_format)
     if timeframe:  # asked for: refused when it cannot be had
         bars = at_timeframe(bars, timeframe, f"--timeframe {timeframe}", f"{asset.data}", f" of asset {asset.name}")
+    elif getattr(asset, "timeframe_source", None):  # stated in the asset config: the same
+        bars = at_timeframe(bars, asset.timeframe, f"timeframe {asset.timeframe} ({asset.timeframe_source})",
+                            f"{asset.data}", f" of asset {asset.name}")
     elif len(bars) > 1 and parse_timeframe(asset.timeframe) > infer_timeframe(bars.index):
         # the asset config's timeframe (5m unless it says): finer than the bars means the bars' own
         bars = resample_bars(bars, asset.timeframe)

@@ -398,3 +398,43 @@ def test_cli_backtest_prints_the_warnings_raybt_run_prints(tmp_path, capsys):
     err = capsys.readouterr().err.splitlines()
     assert "warning: flat: no trades" in err
     assert any(line.startswith(f"warning: {path}: close is constant") for line in err), err
+
+
+def _hourly_universe(tmp_path, asset_keys: dict, defaults: dict | None = None):
+    from raybt.config.universe import load_asset_universe
+
+    doc = {"assets": {"A": {"data": str(ambiguous_file(tmp_path, "A.csv")), "timestamp_format": "%d/%m/%Y %H:%M",
+                            **asset_keys}}}
+    if defaults is not None:
+        doc["defaults"] = defaults
+    (tmp_path / "assets.json").write_text(json.dumps(doc))
+    return load_asset_universe(tmp_path / "assets.json")
+
+
+def test_an_asset_timeframe_finer_than_its_bars_is_refused_naming_the_key(tmp_path):
+    """``"timeframe": "1m"`` in the asset config on 1h bars ran the 1h bars (as --timeframe 1m did)."""
+    from raybt.errors import ConfigError
+    from raybt.universe import load_asset_bars
+
+    universe = _hourly_universe(tmp_path, {"timeframe": "1m"})
+    with pytest.raises(ConfigError) as caught:
+        load_asset_bars(universe.get("A"), universe)
+    assert str(caught.value) == (f"{tmp_path / 'A.csv'}: timeframe 1m ({tmp_path / 'assets.json'}: assets.A.timeframe)"
+                                 f" is finer than the 1h bars of asset A; bars can only be resampled to a coarser "
+                                 f"timeframe")
+    universe = _hourly_universe(tmp_path, {}, defaults={"timeframe": "5m"})
+    with pytest.raises(ConfigError, match=r"defaults\.timeframe\) is finer than the 1h bars"):
+        load_asset_bars(universe.get("A"), universe)
+
+
+def test_an_asset_timeframe_coarser_than_its_bars_resamples_and_a_left_out_one_keeps_them(tmp_path):
+    from raybt.universe import load_asset_bars
+
+    native = load_asset_bars(_hourly_universe(tmp_path, {}).get("A"))  # left out: the 5m default, 1h bars kept
+    assert native.index.to_series().diff().dropna().min() == pd.Timedelta("1h")
+    universe = _hourly_universe(tmp_path, {"timeframe": "4h"})
+    coarse = load_asset_bars(universe.get("A"), universe)
+    assert coarse.index.to_series().diff().dropna().min() == pd.Timedelta("4h")
+    assert len(coarse) < len(native)
+    same = _hourly_universe(tmp_path, {"timeframe": "1h"})
+    pd.testing.assert_frame_equal(load_asset_bars(same.get("A"), same), native, check_exact=True)

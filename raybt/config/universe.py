@@ -63,6 +63,10 @@ class AssetConfig:
     params: dict = field(hash=False)
     asset_class: str = ""
     timestamp_format: str | None = None  # strptime format of the bars' time column; None: inferred
+    #: where an asset config file states the timeframe (``FILE: assets.NAME.timeframe`` or ``FILE:
+    #: defaults.timeframe``): bars finer are resampled to it, coarser refused; None when the file leaves it
+    #: out (the 5m default, then only resampled to when the bars are finer; coarser bars run as they are)
+    timeframe_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,8 @@ def load_asset_universe(path) -> AssetUniverse:
         broker = _section_params(raw.get("broker"), BROKER_PARAMETERS, f"{where}.broker")
         params = validate_params({**strategy, **broker}, where, base=base_params, typed=True)
         timeframe = check_timeframe(raw.get("timeframe", default_timeframe), f"{where}.timeframe")
+        timeframe_source = (f"{where}.timeframe" if "timeframe" in raw
+                            else f"{path}: defaults.timeframe" if "timeframe" in defaults else None)
         timestamp_format = raw.get("timestamp_format", default_format)
         if "timestamp_format" in raw:
             timestamp_format = check_timestamp_format(timestamp_format, f"{where}.timestamp_format")
@@ -182,5 +188,6 @@ def load_asset_universe(path) -> AssetUniverse:
             params=params,
             asset_class=check_text(raw.get("class"), f"{where}.class"),
             timestamp_format=timestamp_format,
+            timeframe_source=timeframe_source,
         )
     return AssetUniverse(path=path, assets=assets, synthetic=synthetic)
