@@ -88,3 +88,44 @@ def test_a_bad_file_read_ahead_is_the_same_one_line_error(tmp_path):
     with pytest.raises(DataError) as ahead:
         take_bars(configs, frames=read_files_ahead(configs))
     assert str(ahead.value) == str(plain.value) and "bad.csv" in str(ahead.value)
+
+
+def test_close_leaves_no_frame_behind():
+    """The thread is usually inside a put when close() drains the queue: what it puts then goes too."""
+    def frames():
+        while True:
+            yield bytearray(1 << 20)
+
+    for _ in range(20):
+        ahead = ReadAhead(frames(), limit=2)
+        time.sleep(0.05)
+        ahead.close()
+        ahead._thread.join(5)
+        assert not ahead._thread.is_alive() and ahead._queue.qsize() == 0
+
+
+def test_a_sweep_reads_a_file_again_for_an_asset_config_stating_its_timeframe(tmp_path):
+    """Bars cached for a config leaving the timeframe out are not reused for one stating a finer one."""
+    import json
+
+    from raybt.config.universe import load_asset_universe
+    from raybt.data.synth import write_universe
+    from raybt.errors import ConfigError
+    from raybt.sweep.validate import bars_key
+
+    (path,) = write_universe(tmp_path, n_assets=1, n_bars=600, timeframe="1h", seed=3)
+    docs = {"left_out.json": {"assets": {"X": {"data": str(path)}}},
+            "stated.json": {"assets": {"X": {"data": str(path), "timeframe": "5m"}}}}
+    universes = {}
+    for name, doc in docs.items():
+        (tmp_path / name).write_text(json.dumps(doc))
+        universes[name] = load_asset_universe(tmp_path / name)
+    left_out, stated = universes["left_out.json"].get("X"), universes["stated.json"].get("X")
+    assert left_out.timeframe == stated.timeframe == "5m"  # the default and the stated one alike
+    assert bars_key(left_out) != bars_key(stated)
+    from raybt.universe import load_asset_bars
+
+    kept = load_asset_bars(left_out, universes["left_out.json"])  # left out: the hourly bars as they are
+    assert kept.index.to_series().diff().min() == pd.Timedelta("1h")
+    with pytest.raises(ConfigError, match=r"stated\.json: assets\.X\.timeframe\) is finer than the 1h bars"):
+        load_asset_bars(stated, universes["stated.json"])

@@ -65,7 +65,8 @@ class AssetConfig:
     timestamp_format: str | None = None  # strptime format of the bars' time column; None: inferred
     #: where an asset config file states the timeframe (``FILE: assets.NAME.timeframe`` or ``FILE:
     #: defaults.timeframe``): bars finer are resampled to it, coarser refused; None when the file leaves it
-    #: out (the 5m default, then only resampled to when the bars are finer; coarser bars run as they are)
+    #: out (the 5m default, then only resampled to when the bars are finer; coarser bars run as they are),
+    #: and for an AssetConfig built in Python unless given (its timeframe then works as a left-out one)
     timeframe_source: str | None = None
 
 

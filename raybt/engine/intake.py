@@ -120,6 +120,15 @@ class ReadAhead:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
+            if self._stop.is_set():  # closed: an item put as close() drained the queue goes too
+                self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
 
     def __iter__(self):
         return self
@@ -136,18 +145,16 @@ class ReadAhead:
         raise item
 
     def close(self) -> None:
+        """Stop reading; the frames read and not taken are dropped (here, and by the thread as it ends)."""
         self._done = True
         self._stop.set()
-        while True:  # drop what was read, so the frames go now
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                break
+        self._drain()
 
 
 def read_files_ahead(configs, *, universe=None, timeframe: str | None = None, echo=None) -> ReadAhead:
     """The bars of asset configs (:func:`~raybt.universe.iter_asset_bars`) read by a thread from now on,
-    for :func:`take_bars` (``frames=``); at most 8 frames wait, so memory stays bounded."""
+    for :func:`take_bars` (``frames=``). Memory stays bounded: at most 8 frames wait in the queue, one
+    more in the thread's hand and up to 4 in :func:`~raybt.universe.iter_asset_bars`'s readers."""
     from raybt.universe import iter_asset_bars
 
     return ReadAhead(iter_asset_bars(list(configs), universe, timeframe, echo=echo))

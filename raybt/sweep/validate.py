@@ -90,8 +90,10 @@ class _Cache:
 
 
 def bars_key(asset) -> tuple:
-    """What makes two assets' bars the same: file, timeframe and time format."""
-    return (str(asset.data), asset.timeframe, getattr(asset, "timestamp_format", None))
+    """What makes two assets' bars the same: file, timeframe (and whether the asset config states it:
+    a stated one is refused when finer than the file's bars, a left-out one is not) and time format."""
+    return (str(asset.data), asset.timeframe, getattr(asset, "timeframe_source", None) is not None,
+            getattr(asset, "timestamp_format", None))
 
 
 def validate_point(point, cache: _Cache) -> None:
