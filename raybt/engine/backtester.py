@@ -92,13 +92,15 @@ class PortfolioBacktester:
         self.fixed_weights = weights
         self.run_info: RunInfo | None = None
         self.simulated = None  # the Intake a run simulates (after selection and the estimation window)
-        frames = None  # files read while Ray starts (on the Ray engine)
+        frames = None  # the files, read while Ray starts (on the Ray engine, when this starts it)
         if engine == "local":
             self.execution = LocalExecution()
         else:
+            import ray
+
             from raybt.ray.execute import RayExecution
 
-            if not isinstance(assets, dict):
+            if not isinstance(assets, dict) and not ray.is_initialized():  # Ray starts now: read meanwhile
                 frames = read_files_ahead(assets, universe=universe, timeframe=timeframe, echo=echo)
             try:
                 with phase(self.timer, "ray.init"):
