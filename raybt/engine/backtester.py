@@ -96,11 +96,10 @@ class PortfolioBacktester:
         if engine == "local":
             self.execution = LocalExecution()
         else:
-            import ray
-
             from raybt.ray.execute import RayExecution
+            from raybt.ray.runtime import ray_started
 
-            if not isinstance(assets, dict) and not ray.is_initialized():  # Ray starts now: read meanwhile
+            if not isinstance(assets, dict) and not ray_started():  # Ray starts now: read the files meanwhile
                 frames = read_files_ahead(assets, universe=universe, timeframe=timeframe, echo=echo)
             try:
                 with phase(self.timer, "ray.init"):

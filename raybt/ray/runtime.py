@@ -42,6 +42,13 @@ def dashboard_url() -> str | None:
     return f"http://{url}" if url and not url.startswith("http") else (url or None)
 
 
+def ray_started() -> bool:
+    """Whether this process is connected to Ray already."""
+    import ray
+
+    return ray.is_initialized()
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to (or start) Ray once per process."""
     import ray
