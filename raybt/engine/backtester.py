@@ -92,32 +92,29 @@ class PortfolioBacktester:
         self.fixed_weights = weights
         self.run_info: RunInfo | None = None
         self.simulated = None  # the Intake a run simulates (after selection and the estimation window)
+        self.execution = None
         frames = None  # the files, read while Ray starts (on the Ray engine, when this starts it)
-        if engine == "local":
-            self.execution = LocalExecution()
-        else:
-            from raybt.ray.execute import RayExecution
-            from raybt.ray.runtime import ray_started
+        try:
+            if engine == "local":
+                self.execution = LocalExecution()
+            else:
+                from raybt.ray.execute import RayExecution
+                from raybt.ray.runtime import ray_started
 
-            if not isinstance(assets, dict) and not ray_started():  # Ray starts now: read the files meanwhile
-                frames = read_files_ahead(assets, universe=universe, timeframe=timeframe, echo=echo)
-            try:
+                if not isinstance(assets, dict) and not ray_started():  # Ray starts now: read the files meanwhile
+                    frames = read_files_ahead(assets, universe=universe, timeframe=timeframe, echo=echo)
                 with phase(self.timer, "ray.init"):
                     # the coordinator's actor starts now: it loads the kernels while the bars load
                     self.execution = RayExecution(portfolio_config.engine, len(assets), address=address,
                                                   run_name=run_name or getattr(portfolio_config, "name", "run"),
                                                   names=names)
-            except BaseException:
-                if frames is not None:
-                    frames.close()
-                raise
-        try:
             self.intake = take_bars(assets, store=self.execution.store, universe=universe, timeframe=timeframe,
                                     echo=echo, timer=self.timer, frames=frames)
         except BaseException:
             if frames is not None:
                 frames.close()
-            self.execution.abort()  # nothing will run: do not leave the coordinator's process behind
+            if self.execution is not None:
+                self.execution.abort()  # nothing will run: do not leave the coordinator's process behind
             raise
         from raybt.allocation.estimator import WeightEstimator
 
