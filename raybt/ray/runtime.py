@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 
@@ -77,6 +78,58 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at '{target or 'local'}': {first}") from None
+    if not target:
+        atexit.unregister(stop_embedded_ray)  # once, however often Ray was started and stopped
+        atexit.register(stop_embedded_ray)  # runs before Ray's own exit hook (registered when ray was imported)
+
+
+def stop_embedded_ray() -> None:
+    """At exit: stop the Ray this process started, without the 1.5 s ``ray.shutdown`` waits at exit.
+
+    Ray's own exit hook first sleeps half a second so that worker logs
+    forwarded to the driver finish printing (the embedded Ray forwards none:
+    ``log_to_driver=False``), then stops the monitor last, a second late
+    (:func:`stop_embedded_monitor`). Here the monitor goes first and the rest
+    through a plain ``ray.shutdown()``; Ray's hook then finds nothing to do.
+    Measured on the 2-core machine: a command's exit after its last line
+    2.0-2.3 s before, under 1 s after.
+    """
+    import ray
+
+    try:
+        if ray.is_initialized():
+            stop_embedded_monitor()
+            ray.shutdown()
+    except Exception:  # noqa: BLE001 - at exit: Ray's own hook still stops what is left
+        pass
+
+
+def stop_embedded_monitor() -> bool:
+    """Stop the autoscaler monitor of the Ray this process started (SIGKILL); whether one was stopped.
+
+    Called before ``ray.shutdown``, which stops the GCS
+    first and then sends the monitor SIGTERM; the monitor's handler tries to
+    report to the GCS that is gone and does not exit, so Ray waits a second
+    before it kills it (Ray 2.60: 1.0 of the 1.2 s ``ray.shutdown`` takes;
+    every command paid it after its last line). The monitor of a Ray on this
+    machine alone scales nothing and keeps no state, so it goes first, at
+    once. Touches Ray's private node record; on a Ray without one, nothing.
+    """
+    try:
+        from ray._private import ray_constants, worker
+
+        node = worker._global_node
+        if node is None or not node.is_head():
+            return False
+        stopped = False
+        for info in node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []):
+            if info.process.poll() is None:
+                info.process.kill()
+                info.process.wait(timeout=5)
+                stopped = True
+        return stopped
+    except Exception:  # noqa: BLE001 - an exit helper: Ray's own shutdown still stops everything
+        return False
 
 
 _ONE_CPU_TASKS: dict = {}

@@ -1,0 +1,68 @@
+"""Exit of a process that started the embedded Ray: prompt, and nothing of Ray left running.
+
+Ray's own exit hook sleeps half a second for forwarded worker logs (the
+embedded Ray forwards none) and stops the GCS before the autoscaler monitor,
+whose SIGTERM handler then waits on the gone GCS until Ray kills it a second
+later. :func:`raybt.ray.runtime.stop_embedded_ray` runs first: the monitor
+goes at once, then a plain ``ray.shutdown()``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CHILD = textwrap.dedent("""
+    import atexit
+    import ray
+
+    def after_raybt():  # registered before ensure_ray: runs after raybt's exit hook, before Ray's own
+        print("initialized at Ray's hook", ray.is_initialized(), flush=True)
+        print("monitor exit code", monitor.poll(), flush=True)
+
+    atexit.register(after_raybt)
+
+    from ray._private import ray_constants, worker
+    from raybt.ray.runtime import ensure_ray, stop_embedded_monitor
+
+    ensure_ray(num_cpus=1)
+    node = worker._global_node
+    print("pids", " ".join(str(info.process.pid) for infos in node.all_processes.values() for info in infos))
+    monitor = node.all_processes[ray_constants.PROCESS_TYPE_MONITOR][0].process
+    if "--stop-monitor" in __import__("sys").argv:
+        print("stopped", stop_embedded_monitor(), flush=True)
+        print("task after", ray.get(ray.remote(lambda: 41 + 1).remote()), flush=True)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("stop_monitor", [False, True])
+def test_the_embedded_ray_is_stopped_by_raybt_at_exit_monitor_first(tmp_path, repo_root, stop_monitor):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run([sys.executable, str(script)] + (["--stop-monitor"] if stop_monitor else []),
+                          capture_output=True, text=True, timeout=300, cwd=repo_root, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = dict(line.split(" ", 1) if " " in line else (line, "") for line in done.stdout.splitlines())
+    out = done.stdout
+    if stop_monitor:  # the monitor alone goes: the cluster still runs tasks
+        assert "stopped True" in out and "task after 42" in out, out
+    assert "initialized at Ray's hook False" in out, out  # raybt's hook shut Ray down before Ray's own ran
+    assert "monitor exit code None" not in out, out
+    pids = [int(p) for p in lines["pids"].split()]
+    assert len(pids) >= 4, out  # gcs, raylet, monitor, log monitor, ...
+    assert not [p for p in pids if _alive(p)], "Ray processes left running after the process exited"
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
