@@ -133,16 +133,20 @@ def warm_up_analysis() -> None:
     bar_positions(index_ns, np.resize(index_ns, 1024))  # the lookup-table kernel, taken from 1,024 times on
 
 
-def warm_up_driver() -> None:
+def warm_up_driver(report: bool = False) -> None:
     """Load the driver's own kernels from numba's cache: the bar checks (:mod:`raybt.data.nb`, with
-    numba itself: 0.6-0.9 s in a fresh process) and the analysis (:func:`warm_up_analysis`)."""
+    numba itself: 0.6-0.9 s in a fresh process) and the analysis (:func:`warm_up_analysis`); with
+    ``report``, import the report's modules too (matplotlib: about 1 s), which draw the figures too
+    large to send to the figure workers."""
     import raybt.data.nb  # noqa: F401  (its kernels load as it is imported)
 
     warm_up_analysis()
+    if report:
+        import raybt.plots.report  # noqa: F401
 
 
-def start_driver_warm_up() -> threading.Thread:
-    """:func:`warm_up_driver` in a background thread, started just before ``ray.init``.
+def start_driver_warm_up(report: bool = False) -> threading.Thread:
+    """:func:`warm_up_driver` (``report``: its modules too) in a background thread, started just before ``ray.init``.
 
     ``ray.init`` mostly waits on the processes it starts: measured 6.5-9 s with 30 % of the two
     cores idle, time in which the driver's kernels load, so that the bar checks and the analysis
@@ -150,7 +154,7 @@ def start_driver_warm_up() -> threading.Thread:
     """
     def quietly() -> None:
         try:
-            warm_up_driver()
+            warm_up_driver(report)
         except Exception:  # noqa: BLE001 - raised again where the kernels are used
             pass
 

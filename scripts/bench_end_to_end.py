@@ -95,7 +95,7 @@ def main():
         from raybt.compile import start_driver_warm_up
         from raybt.ray.runtime import ensure_ray
 
-        start_driver_warm_up()  # as raybt run does
+        start_driver_warm_up(report=True)  # as raybt run does
         t = time.perf_counter()
         ensure_ray()
         print(f"ray.init {time.perf_counter() - t:.1f} s (not counted)")

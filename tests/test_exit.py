@@ -66,3 +66,44 @@ def test_the_embedded_ray_is_stopped_by_raybt_at_exit_monitor_first(tmp_path, re
     assert len(pids) >= 4, out  # gcs, raylet, monitor, log monitor, ...
     assert not [p for p in pids if _alive(p)], "Ray processes left running after the process exited"
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
+
+
+ENTRY = textwrap.dedent("""
+    import atexit
+    import sys
+
+    atexit.register(lambda: print("hook registered before the command ran", flush=True))
+    from raybt.cli import entry
+
+    sys.argv = ["raybt", *sys.argv[1:]]
+    entry()
+""")
+
+
+@pytest.mark.parametrize("args, code, out, err", [
+    (["init", "{tmp}"], 0, "wrote ", ""),
+    (["run", "{tmp}/missing.yaml"], 2, "", "error: "),
+    (["report", "{tmp}/no-run"], 2, "", "error: "),
+])
+def test_the_raybt_command_exits_with_mains_code_after_every_exit_hook(tmp_path, repo_root, args, code, out, err):
+    """``raybt`` (:func:`raybt.cli.entry`) ends the process itself once main returns: with main's
+    exit code, its output flushed, and every exit hook run (one registered before it too)."""
+    script = tmp_path / "entry.py"
+    script.write_text(ENTRY)
+    argv = [a.format(tmp=tmp_path) for a in args]
+    done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == code, (done.stdout, done.stderr[-2000:])
+    assert out in done.stdout and err in done.stderr, (done.stdout, done.stderr)
+    assert done.stdout.rstrip().endswith("hook registered before the command ran"), done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_argparse_exits_still_take_the_ordinary_way(tmp_path):
+    script = tmp_path / "entry.py"
+    script.write_text(ENTRY)
+    for argv, code in ((["--help"], 0), (["run", "--no-such-flag"], 2)):
+        done = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120,
+                              cwd=tmp_path)
+        assert done.returncode == code, (argv, done.stdout, done.stderr)
+        assert "hook registered before the command ran" in done.stdout, done.stdout

@@ -26,9 +26,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-import numpy as np
-import pandas as pd
-
 from raybt.phases import PhaseTimer, phase
 
 #: figure inputs above this are drawn in this process rather than copied to a worker: pickling,
@@ -50,6 +47,9 @@ class FigureJob(NamedTuple):
 
 def _input_bytes(value: Any) -> int:
     """The bytes of the arrays, frames and series in ``value`` (nested in dicts, lists, tuples)."""
+    import numpy as np  # here: a command makes its pool before it needs numpy or pandas
+    import pandas as pd
+
     if isinstance(value, np.ndarray):
         return int(value.nbytes)
     if isinstance(value, (pd.DataFrame, pd.Series)):

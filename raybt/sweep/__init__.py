@@ -6,10 +6,24 @@
   task each, or in-process), resumable point folders, the ranked table, the
   scatter plot, ``best_config.yaml`` and ``sweep.json``;
 * :mod:`raybt.sweep.command` -- the ``raybt sweep`` options and command.
+
+Names are imported lazily, so that building the command line (which imports
+:mod:`raybt.sweep.command`) does not import the runner and pandas.
 """
 
-from raybt.sweep.runner import SweepResult, execute_point, point_summary, rank_table, run_sweep
-from raybt.config.sweep import SweepPoint, SweepSpec, load_sweep_spec, resolve_points, sweep_spec_from_dict
+_EXPORTS = {
+    **dict.fromkeys(["SweepResult", "execute_point", "point_summary", "rank_table", "run_sweep"], "raybt.sweep.runner"),
+    **dict.fromkeys(["SweepPoint", "SweepSpec", "load_sweep_spec", "resolve_points", "sweep_spec_from_dict"],
+                    "raybt.config.sweep"),
+}
 
-__all__ = ["SweepPoint", "SweepResult", "SweepSpec", "execute_point", "load_sweep_spec", "point_summary",
-           "rank_table", "resolve_points", "run_sweep", "sweep_spec_from_dict"]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'raybt.sweep' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
