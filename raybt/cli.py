@@ -7,9 +7,7 @@ to stderr and exit with status 2, without a traceback; Ctrl-C exits 130.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
-import os
 import sys
 import warnings
 from dataclasses import replace
@@ -480,35 +478,11 @@ def main(argv=None) -> int:
 
 
 def entry() -> None:
-    """The ``raybt`` command: :func:`main`, then an exit without the interpreter's teardown.
+    """The ``raybt`` command: :func:`main`, then the process ends with its code
+    (:func:`raybt.process_exit.exit_now`: without the interpreter's teardown)."""
+    from raybt.process_exit import exit_now
 
-    When :func:`main` returns, the run folder is complete (written, synced,
-    renamed) or removed. The exit then goes as the interpreter's own would,
-    step by step: the other threads are joined (executors told to stop
-    first), the exit hooks run (Ray is stopped by
-    :func:`raybt.ray.runtime.stop_embedded_ray`, child processes are joined)
-    and the output is flushed; then the process ends with main's exit code.
-    What is skipped is Python freeing every module and object one by one
-    (numba and LLVM, Ray, matplotlib, the run's arrays): about a second after
-    the default run, measured. An error escaping main (argparse's exit, a
-    bug's traceback) exits the ordinary way, and so does every exit on a
-    Python without these two steps.
-    """
-    import threading
-
-    code = main()
-    join_threads = getattr(threading, "_shutdown", None)  # what the interpreter calls first at exit
-    run_exit_hooks = getattr(atexit, "_run_exitfuncs", None)  # and then
-    if join_threads is None or run_exit_hooks is None:
-        sys.exit(code)
-    join_threads()
-    run_exit_hooks()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (raybt ... | head): nothing more to say
-            pass
-    os._exit(code & 0xFF)
+    exit_now(main())
 
 
 if __name__ == "__main__":
