@@ -16,6 +16,7 @@ from pathlib import Path
 from raybt.errors import ConfigError, RaybtError, RaybtWarning
 from raybt.interrupts import Terminated, install_signal_handlers
 from raybt.run_request import RUN_REQUEST_KEYS  # what a run's run_request.json holds (--resume reads it back)
+from raybt.terminal import print_asset_table, print_summary
 
 DEFAULT_ASSET_CONFIG = "assets_config_highperf.json"  # in ./configs, written from the packaged defaults if absent
 DEFAULT_RESULTS = Path("results")
@@ -88,38 +89,6 @@ def write_backtest(result, out: Path, *, overwrite: bool = False) -> None:
         result.equity.to_csv(tmp / "equity.csv", index_label="timestamp")
         write_json(tmp / "metrics.json", json_safe(result.metrics))
         write_json(tmp / "params.json", {"asset": result.asset, **result.params})
-
-
-def print_summary(title: str, metrics: dict) -> None:
-    """Print the headline metrics as a table."""
-    from rich.console import Console
-    from rich.table import Table
-
-    rows = [
-        ("final equity", "final_equity", "{:,.2f}"),
-        ("total return", "total_return", "{:.2%}"),
-        ("CAGR", "cagr", "{:.2%}"),
-        ("annual volatility", "annual_volatility", "{:.2%}"),
-        ("Sharpe", "sharpe", "{:.3f}"),
-        ("Sortino", "sortino", "{:.3f}"),
-        ("max drawdown", "max_drawdown", "{:.2%}"),
-        ("Calmar", "calmar", "{:.3f}"),
-        ("trades", "n_trades", "{:d}"),
-        ("win rate", "win_rate", "{:.2%}"),
-        ("profit factor", "profit_factor", "{:.3f}"),
-        ("exposure", "exposure", "{:.2%}"),
-    ]
-    table = Table(title=title, show_header=True)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for label, key, fmt in rows:
-        value = metrics.get(key)
-        try:
-            text = fmt.format(value) if value is not None else "n/a"
-        except (ValueError, TypeError):
-            text = str(value)
-        table.add_row(label, text)
-    Console().print(table)
 
 
 # --- raybt run --------------------------------------------------------------------
@@ -199,19 +168,15 @@ def _figure_pool():
 def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best, out, resume, tmp,
                  figure_pool) -> int:
     """``raybt run`` once its request is checked: Ray, the bars, the run, the files."""
+    frames = _start_ray(args, timer, configs, universe, pconf.output.report) if args.engine == "ray" else None
     from raybt.checkpoints import discarded_on_user_error, start_run_dir
     from raybt.config.resolve import check_chunk, chunk_source
     from raybt.engine import PortfolioBacktester
 
-    if args.engine == "ray":
-        from raybt.compile import start_driver_warm_up
-
-        start_driver_warm_up(report=pconf.output.report)  # this process's kernels and modules load while Ray starts
-    # Ray starts (phase ray.init) while a thread reads the first files; the bars are loaded two files
-    # at a time and, for Ray, put in the object store as they come
+    # the bars are loaded two files at a time and, for Ray, put in the object store as they come
     backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
                                      ranking=ranking, timer=timer, universe=universe, timeframe=args.timeframe,
-                                     echo=_echo, run_name=out.name)
+                                     echo=_echo, run_name=out.name, frames=frames)
     check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:
         request = {key: getattr(args, key) for key in RUN_REQUEST_KEYS} | {"config": args.config or pconf.source}
@@ -228,6 +193,26 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     print(f"results: {out}" + ("" if pconf.output.report else f" (no report: `raybt report {out}` writes it)"))
     print(timer.one_line())
     return 0
+
+
+def _start_ray(args, timer, configs, universe, report: bool):
+    """Ray started (phase ``ray.init``) before the engine is even imported: meanwhile a thread imports
+    the engine's modules and loads this process's kernels (and the report's modules), another reads
+    the bar files. The files being read, for the backtester."""
+    from raybt.compile import start_driver_warm_up
+    from raybt.engine.read_ahead import read_files_ahead
+    from raybt.phases import phase
+    from raybt.ray.runtime import ensure_ray
+
+    start_driver_warm_up(report=report)
+    frames = read_files_ahead(configs, universe=universe, timeframe=args.timeframe, echo=_echo)
+    try:
+        with phase(timer, "ray.init"):
+            ensure_ray(args.address)
+    except BaseException:
+        frames.close()
+        raise
+    return frames
 
 
 def _simulate(args, backtester, pconf, best, out: Path, tmp: Path, resume: bool, n_assets: int):
@@ -262,27 +247,6 @@ def _simulate(args, backtester, pconf, best, out: Path, tmp: Path, resume: bool,
         _echo(f"warning: {line}")
     result.provenance["best_configs"] = best
     return result
-
-
-def print_asset_table(per_asset: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="per asset")
-    for col in ("asset", "PnL", "return", "Sharpe", "max DD", "trades", "win rate"):
-        table.add_column(col, justify="right" if col != "asset" else "left")
-
-    def fmt(value, spec):
-        try:
-            return spec.format(value) if value is not None else "n/a"
-        except (TypeError, ValueError):
-            return str(value)
-
-    for name, m in per_asset.items():
-        table.add_row(name, fmt(m.get("pnl"), "{:,.0f}"), fmt(m.get("total_return"), "{:.2%}"),
-                      fmt(m.get("sharpe"), "{:.2f}"), fmt(m.get("max_drawdown"), "{:.2%}"),
-                      fmt(m.get("n_trades"), "{:d}"), fmt(m.get("win_rate"), "{:.1%}"))
-    Console().print(table)
 
 
 # --- raybt report ----------------------------------------------------------------

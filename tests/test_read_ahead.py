@@ -1,4 +1,4 @@
-"""Files read while Ray starts: :class:`raybt.engine.intake.ReadAhead` and its use by the intake."""
+"""Files read while Ray starts: :class:`raybt.engine.read_ahead.ReadAhead` and its use by the intake."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 import pandas as pd
 import pytest
 
-from raybt.engine.intake import ReadAhead, read_files_ahead, take_bars
+from raybt.engine.intake import take_bars
+from raybt.engine.read_ahead import ReadAhead, read_files_ahead
 from raybt.errors import DataError
 
 

@@ -1,9 +1,26 @@
-"""The portfolio engine: intake -> plan -> execute -> assemble (see :mod:`raybt.engine.backtester`)."""
+"""The portfolio engine: intake -> plan -> execute -> assemble (see :mod:`raybt.engine.backtester`).
 
-from raybt.engine.backtester import PortfolioBacktester, RunInfo
-from raybt.engine.intake import Intake, pack_assets, release_free_memory
-from raybt.engine.plan import LAYOUTS, Layout, Plan, choose_layout, shard_layout
-from raybt.result import PortfolioResult
+Names are imported lazily, so that :mod:`raybt.engine.read_ahead` can be
+imported (and files read) before the engine's own imports (pandas, numba).
+"""
 
-__all__ = ["LAYOUTS", "Intake", "Layout", "Plan", "PortfolioBacktester", "PortfolioResult", "RunInfo",
-           "choose_layout", "pack_assets", "release_free_memory", "shard_layout"]
+_EXPORTS = {
+    "PortfolioBacktester": "backtester", "RunInfo": "backtester",
+    "Intake": "intake", "pack_assets": "intake", "release_free_memory": "intake",
+    "LAYOUTS": "plan", "Layout": "plan", "Plan": "plan", "choose_layout": "plan", "shard_layout": "plan",
+}
+
+__all__ = sorted([*_EXPORTS, "PortfolioResult"])
+
+
+def __getattr__(name):
+    import importlib
+
+    if name == "PortfolioResult":
+        from raybt.result import PortfolioResult
+
+        return PortfolioResult
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'raybt.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"raybt.engine.{module}"), name)
