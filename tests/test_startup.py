@@ -146,6 +146,18 @@ def test_the_coordinator_process_imports_no_pandas(repo_root):
     assert done.stdout.strip() == "False", done.stdout
 
 
+def test_raybt_run_reaches_ray_init_without_the_heavy_imports(repo_root):
+    """What ``raybt run`` does before it starts Ray (the command line, the figure pool, the read-ahead,
+    the Ray runtime helpers) imports no pandas, matplotlib, numba or scipy: those load in threads
+    while Ray starts, not before it."""
+    code = ("import sys; from raybt.cli import build_parser; build_parser(); import raybt.plots.pool; "
+            "import raybt.engine.read_ahead, raybt.ray.runtime, raybt.compile; "
+            "print(sorted(m for m in ('pandas', 'matplotlib', 'numba', 'scipy', 'pyarrow') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "[]", done.stdout
+
+
 WARM_THEN_ANALYSE = textwrap.dedent("""
     import json
     import raybt.analysis.nb as nb
