@@ -170,6 +170,8 @@ def test_files_read_ahead_with_frames_of_the_caller_are_refused_and_let_go(tmp_p
     frames._thread.join(5)
     assert not frames._thread.is_alive(), "the reading thread was left running"
     with pytest.raises(ConfigError, match="^frames: "):
+        take_bars(assets, frames=iter([]))
+    with pytest.raises(ConfigError, match="^frames: "):
         PortfolioBacktester(configs, PortfolioConfig(), engine="local", frames=iter([]))
 
 

@@ -94,6 +94,9 @@ def take_bars(assets, *, store=None, universe=None, timeframe: str | None = None
     from raybt.universe import iter_asset_bars, validate_asset_bars
 
     if isinstance(assets, dict):
+        if frames is not None:
+            raise ConfigError("frames: the files of asset configs being read, not given with "
+                              "{name: (AssetConfig, DataFrame)} assets")
         names = list(assets)
         configs = [assets[n][0] for n in names]
         frames, validated = (assets[n][1] for n in names), False
