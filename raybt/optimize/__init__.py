@@ -1,6 +1,6 @@
 """Parameter optimisation (``raybt optimize``).
 
-* :mod:`raybt.optimize.grid`: the grid file -> validated candidates
+* :mod:`raybt.config.grid`: the grid file -> validated candidates
   (:func:`load_grid`, :class:`GridSpec`, :class:`SelectionRules`);
 * :mod:`raybt.optimize.evaluate`: numba batch evaluation of many parameter
   sets x bar spans on one asset (:func:`evaluate_jobs`, :func:`evaluate_params`);
@@ -15,9 +15,12 @@
 Names are imported lazily so ``import raybt.optimize`` stays light.
 """
 
+from raybt.lazy import lazy_getattr
+
 _EXPORTS = {
-    "GridSpec": "grid", "SelectionRules": "grid", "load_grid": "grid", "parse_grid": "grid",
-    "expand_grid": "grid", "candidate_params": "grid",
+    "GridSpec": "raybt.config.grid", "SelectionRules": "raybt.config.grid", "load_grid": "raybt.config.grid",
+    "parse_grid": "raybt.config.grid",
+    "expand_grid": "raybt.config.grid", "candidate_params": "raybt.config.grid",
     "evaluate_jobs": "evaluate", "evaluate_params": "evaluate",
     "PREFERENCES": "select", "select_candidate": "select",
     "run_optimization": "runner", "write_outputs": "outputs", "walk_forward_windows": "runner",
@@ -26,12 +29,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'raybt.optimize' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"raybt.optimize.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -1,7 +1,7 @@
 """Choosing one candidate per asset from a table of metrics (pure functions).
 
 Preferences (thresholds from the grid file's ``selection:``,
-:class:`~raybt.optimize.grid.SelectionRules`):
+:class:`~raybt.config.grid.SelectionRules`):
 
 * ``balanced``: the highest Sharpe among candidates with
   ``max_drawdown <= rules.max_drawdown`` and ``n_trades >= rules.min_trades``;

@@ -9,6 +9,8 @@ starting its figure workers before Ray) does not import matplotlib here:
 the workers' server imports it, and this process when it draws.
 """
 
+from raybt.lazy import lazy_getattr
+
 _EXPORTS = {
     **dict.fromkeys(["plot_asset_monthly_returns", "plot_attribution", "plot_correlation", "plot_costs",
                      "plot_drawdown", "plot_equity", "plot_exposure", "plot_frontier", "plot_monthly_returns",
@@ -17,12 +19,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'raybt.plots' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"raybt.plots.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -11,19 +11,13 @@ Names are imported lazily, so that building the command line (which imports
 :mod:`raybt.sweep.command`) does not import the runner and pandas.
 """
 
+from raybt.lazy import lazy_getattr
+
 _EXPORTS = {
-    **dict.fromkeys(["SweepResult", "execute_point", "point_summary", "rank_table", "run_sweep"], "raybt.sweep.runner"),
+    **dict.fromkeys(["SweepResult", "execute_point", "point_summary", "rank_table", "run_sweep"], "runner"),
     **dict.fromkeys(["SweepPoint", "SweepSpec", "load_sweep_spec", "resolve_points", "sweep_spec_from_dict"],
                     "raybt.config.sweep"),
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'raybt.sweep' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
