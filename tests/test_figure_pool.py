@@ -101,3 +101,13 @@ def test_a_figure_with_large_inputs_is_drawn_here_not_copied_to_a_worker():
     assert str(out["big.png"]) == f"big-{os.getpid()}"
     assert str(out["small.png"]).startswith("small-") and str(out["small.png"]) != f"small-{os.getpid()}"
     assert set(pool.drawn_seconds) == {"big.png", "small.png"}
+
+
+def test_a_worker_collector_leaves_the_fork_servers_imports_alone():
+    """Each worker freezes what it inherited (matplotlib, pandas, scipy: ``gc.freeze``), so its
+    collections walk only the objects of its own figures."""
+    import gc
+
+    with FigurePool(1) as pool:
+        frozen = pool._executor.submit(gc.get_freeze_count).result(timeout=120)
+    assert frozen > 50_000, frozen  # the modules the fork server imported
