@@ -168,15 +168,19 @@ def _figure_pool():
 def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best, out, resume, tmp,
                  figure_pool) -> int:
     """``raybt run`` once its request is checked: Ray, the bars, the run, the files."""
-    frames = _start_ray(args, timer, configs, universe, pconf.output.report) if args.engine == "ray" else None
     from raybt.checkpoints import discarded_on_user_error, start_run_dir
     from raybt.config.resolve import check_chunk, chunk_source
     from raybt.engine import PortfolioBacktester
 
-    # the bars are loaded two files at a time and, for Ray, put in the object store as they come
+    if args.engine == "ray":
+        from raybt.compile import start_driver_warm_up
+
+        start_driver_warm_up(report=pconf.output.report)  # this process's kernels and modules load while Ray starts
+    # Ray starts (phase ray.init) while a thread reads the first files; the bars are loaded two files
+    # at a time and, for Ray, put in the object store as they come
     backtester = PortfolioBacktester(configs, pconf, engine=args.engine, address=args.address,
                                      ranking=ranking, timer=timer, universe=universe, timeframe=args.timeframe,
-                                     echo=_echo, run_name=out.name, frames=frames)
+                                     echo=_echo, run_name=out.name)
     check_chunk(pconf, [bars.index for bars in backtester.bars], chunk_source(pconf, overrides))
     if not resume:
         request = {key: getattr(args, key) for key in RUN_REQUEST_KEYS} | {"config": args.config or pconf.source}
@@ -193,26 +197,6 @@ def _run_checked(args, timer, configs, pconf, universe, overrides, ranking, best
     print(f"results: {out}" + ("" if pconf.output.report else f" (no report: `raybt report {out}` writes it)"))
     print(timer.one_line())
     return 0
-
-
-def _start_ray(args, timer, configs, universe, report: bool):
-    """Ray started (phase ``ray.init``) before the engine is even imported: meanwhile a thread imports
-    the engine's modules and loads this process's kernels (and the report's modules), another reads
-    the bar files. The files being read, for the backtester."""
-    from raybt.compile import start_driver_warm_up
-    from raybt.engine.read_ahead import read_files_ahead
-    from raybt.phases import phase
-    from raybt.ray.runtime import ensure_ray
-
-    start_driver_warm_up(report=report)
-    frames = read_files_ahead(configs, universe=universe, timeframe=args.timeframe, echo=_echo)
-    try:
-        with phase(timer, "ray.init"):
-            ensure_ray(args.address)
-    except BaseException:
-        frames.close()
-        raise
-    return frames
 
 
 def _simulate(args, backtester, pconf, best, out: Path, tmp: Path, resume: bool, n_assets: int):

@@ -134,13 +134,10 @@ def warm_up_analysis() -> None:
 
 
 def warm_up_driver(report: bool = False) -> None:
-    """Import the engine's modules (pandas, numba; scipy.linalg for the coordinator's actor class:
-    about 1 s in a fresh process), load the driver's own kernels from numba's cache (the bar checks,
-    :mod:`raybt.data.nb`, and the analysis, :func:`warm_up_analysis`) and, with ``report``, import
-    the report's modules (matplotlib: about 1 s), which draw the figures too large to send to the
-    figure workers."""
-    import raybt.coordinator  # noqa: F401
-    import raybt.engine.backtester  # noqa: F401
+    """Load the driver's own kernels from numba's cache: the bar checks (:mod:`raybt.data.nb`, with
+    numba itself: 0.6-0.9 s in a fresh process) and the analysis (:func:`warm_up_analysis`); with
+    ``report``, import the report's modules too (matplotlib: about 1 s), which draw the figures too
+    large to send to the figure workers."""
     import raybt.data.nb  # noqa: F401  (its kernels load as it is imported)
 
     warm_up_analysis()

@@ -141,48 +141,11 @@ def _configs(tmp_path, n=3):
     return [AssetConfig(name=p.stem, data=p, timeframe="5m", params=validate_params({})) for p in paths]
 
 
-def test_the_backtester_runs_on_files_read_ahead_by_its_caller_as_on_its_own(tmp_path):
-    """``PortfolioBacktester(frames=...)``: what ``raybt run`` passes, having started Ray meanwhile."""
-    import numpy as np
-
-    from raybt.config.portfolio import PortfolioConfig
-    from raybt.engine import PortfolioBacktester
-
-    configs = _configs(tmp_path)
-    config = PortfolioConfig().with_overrides(chunk="1D")
-    own = PortfolioBacktester(configs, config, engine="local").run()
-    given = PortfolioBacktester(configs, config, engine="local", frames=read_files_ahead(configs)).run()
-    assert np.array_equal(own.equity.to_numpy(), given.equity.to_numpy())
-    pd.testing.assert_frame_equal(own.trades, given.trades, check_exact=True)
-
-
-def test_files_read_ahead_with_frames_of_the_caller_are_refused_and_let_go(tmp_path):
-    from raybt.config.portfolio import PortfolioConfig
+def test_files_read_ahead_are_refused_with_frames_of_the_caller(tmp_path):
     from raybt.data.loader import load_bars
-    from raybt.engine import PortfolioBacktester
     from raybt.errors import ConfigError
 
     configs = _configs(tmp_path)
-    frames = read_files_ahead(configs)
     assets = {c.name: (c, load_bars(c.data)) for c in configs}
     with pytest.raises(ConfigError, match="^frames: "):
-        PortfolioBacktester(assets, PortfolioConfig(), engine="local", frames=frames)
-    frames._thread.join(5)
-    assert not frames._thread.is_alive(), "the reading thread was left running"
-    with pytest.raises(ConfigError, match="^frames: "):
         take_bars(assets, frames=iter([]))
-    with pytest.raises(ConfigError, match="^frames: "):
-        PortfolioBacktester(configs, PortfolioConfig(), engine="local", frames=iter([]))
-
-
-def test_a_bad_config_lets_go_of_the_files_being_read(tmp_path):
-    from raybt.config.portfolio import PortfolioConfig
-    from raybt.engine import PortfolioBacktester
-    from raybt.errors import ConfigError
-
-    configs = _configs(tmp_path)
-    frames = read_files_ahead(configs)
-    with pytest.raises(ConfigError):
-        PortfolioBacktester(configs, PortfolioConfig(), engine="local", weights={"nope": 1.0}, frames=frames)
-    frames._thread.join(5)
-    assert not frames._thread.is_alive()

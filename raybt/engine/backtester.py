@@ -32,7 +32,7 @@ import pandas as pd
 from raybt.engine.execute import LocalExecution, drive
 from raybt.engine.inputs import check_assets, check_config, check_weights
 from raybt.engine.intake import take_bars
-from raybt.engine.read_ahead import ReadAhead, read_files_ahead
+from raybt.engine.read_ahead import read_files_ahead
 from raybt.engine.plan import make_plan
 from raybt.errors import ConfigError, RaybtWarning
 from raybt.phases import PhaseTimer, phase
@@ -72,25 +72,19 @@ class PortfolioBacktester:
     simulated); ``ranking``: ``{asset: score}`` for the ``max_assets``
     selection; ``progress``: a callback given each batch of chunk summaries;
     ``timer``: a :class:`~raybt.phases.PhaseTimer` that gets the ``load.*``,
-    ``setup.*``, ``run.*``, ``assemble.*`` and ``metrics.*`` phases;
-    ``frames``: for asset configs, their bars already being read
-    (:func:`~raybt.engine.read_ahead.read_files_ahead` with the same
-    ``universe`` and ``timeframe``, e.g. while the caller started Ray);
-    without it, the Ray engine reads them while it starts Ray itself. After
+    ``setup.*``, ``run.*``, ``assemble.*`` and ``metrics.*`` phases. After
     :meth:`run`, ``run_info`` says how it ran.
     """
 
     def __init__(self, assets, portfolio_config, *, engine: str = "ray", address: str | None = None,
                  weights: pd.Series | None = None, ranking: dict | None = None, progress=None,
                  timer: PhaseTimer | None = None, universe=None, timeframe: str | None = None, echo=None,
-                 run_name: str | None = None, frames: ReadAhead | None = None):
+                 run_name: str | None = None):
         if engine not in ("ray", "local"):
             raise ConfigError(f"engine: must be ray or local, got {engine!r}")
         self.execution = None
+        frames = None  # the files, read while Ray starts (on the Ray engine, when this starts it)
         try:  # whatever fails from here, the files being read and the coordinator's process are let go
-            if frames is not None and (isinstance(assets, dict) or not isinstance(frames, ReadAhead)):
-                raise ConfigError("frames: the files of asset configs being read (read_files_ahead), "
-                                  "not given with {name: (AssetConfig, DataFrame)} assets")
             portfolio_config = check_config(portfolio_config)
             assets = check_assets(assets)  # every asset's params validated, before a process starts
             names = list(assets) if isinstance(assets, dict) else [a.name for a in assets]
@@ -108,7 +102,7 @@ class PortfolioBacktester:
                 from raybt.ray.execute import RayExecution
                 from raybt.ray.runtime import ray_started
 
-                if frames is None and not isinstance(assets, dict) and not ray_started():  # read while Ray starts
+                if not isinstance(assets, dict) and not ray_started():  # Ray starts now: read the files meanwhile
                     frames = read_files_ahead(assets, universe=universe, timeframe=timeframe, echo=echo)
                 with phase(self.timer, "ray.init"):
                     # the coordinator's actor starts now: it loads the kernels while the bars load
@@ -118,7 +112,7 @@ class PortfolioBacktester:
             self.intake = take_bars(assets, store=self.execution.store, universe=universe, timeframe=timeframe,
                                     echo=echo, timer=self.timer, frames=frames)
         except BaseException:
-            if isinstance(frames, ReadAhead):
+            if frames is not None:
                 frames.close()
             if self.execution is not None:
                 self.execution.abort()  # nothing will run: do not leave the coordinator's process behind
