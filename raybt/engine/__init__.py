@@ -1,7 +1,8 @@
 """The portfolio engine: intake -> plan -> execute -> assemble (see :mod:`raybt.engine.backtester`).
 
-Names are imported lazily, so that :mod:`raybt.engine.read_ahead` can be
-imported (and files read) before the engine's own imports (pandas, numba).
+Names are imported lazily: importing one of its modules (say
+:mod:`raybt.engine.read_ahead`) does not import the whole engine (pandas,
+numba, the result assembly).
 """
 
 from raybt.lazy import lazy_getattr

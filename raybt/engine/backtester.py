@@ -82,20 +82,20 @@ class PortfolioBacktester:
                  run_name: str | None = None):
         if engine not in ("ray", "local"):
             raise ConfigError(f"engine: must be ray or local, got {engine!r}")
+        portfolio_config = check_config(portfolio_config)
+        assets = check_assets(assets)  # every asset's params validated, before a process starts
+        names = list(assets) if isinstance(assets, dict) else [a.name for a in assets]
+        weights = check_weights(weights, names)
+        self.config = portfolio_config
+        self.engine = engine
+        self.progress = progress
+        self.timer = timer if timer is not None else PhaseTimer()
+        self.fixed_weights = weights
+        self.run_info: RunInfo | None = None
+        self.simulated = None  # the Intake a run simulates (after selection and the estimation window)
         self.execution = None
         frames = None  # the files, read while Ray starts (on the Ray engine, when this starts it)
-        try:  # whatever fails from here, the files being read and the coordinator's process are let go
-            portfolio_config = check_config(portfolio_config)
-            assets = check_assets(assets)  # every asset's params validated, before a process starts
-            names = list(assets) if isinstance(assets, dict) else [a.name for a in assets]
-            weights = check_weights(weights, names)
-            self.config = portfolio_config
-            self.engine = engine
-            self.progress = progress
-            self.timer = timer if timer is not None else PhaseTimer()
-            self.fixed_weights = weights
-            self.run_info: RunInfo | None = None
-            self.simulated = None  # the Intake a run simulates (after selection and the estimation window)
+        try:
             if engine == "local":
                 self.execution = LocalExecution()
             else:

@@ -3,7 +3,7 @@
 :func:`read_files_ahead` starts reading a portfolio's bar files at once;
 :func:`raybt.engine.intake.take_bars` takes the frames (``frames=``) as if it
 had read them itself, errors included. Light to import (no pandas, numba or
-Ray), so a command can start it before anything heavy is imported.
+Ray): the reading thread imports the loaders itself.
 """
 
 from __future__ import annotations

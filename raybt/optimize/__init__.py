@@ -18,9 +18,8 @@ Names are imported lazily so ``import raybt.optimize`` stays light.
 from raybt.lazy import lazy_getattr
 
 _EXPORTS = {
-    "GridSpec": "raybt.config.grid", "SelectionRules": "raybt.config.grid", "load_grid": "raybt.config.grid",
-    "parse_grid": "raybt.config.grid",
-    "expand_grid": "raybt.config.grid", "candidate_params": "raybt.config.grid",
+    **dict.fromkeys(["GridSpec", "SelectionRules", "load_grid", "parse_grid", "expand_grid", "candidate_params"],
+                    "raybt.config.grid"),
     "evaluate_jobs": "evaluate", "evaluate_params": "evaluate",
     "PREFERENCES": "select", "select_candidate": "select",
     "run_optimization": "runner", "write_outputs": "outputs", "walk_forward_windows": "runner",
