@@ -14,9 +14,16 @@ def print_table(table, width: int | None = None) -> None:
     console.print(table)
 
 
+def _cell(value, spec: str) -> str:
+    """``value`` formatted by ``spec``; ``n/a`` for None, as it is when the spec does not fit it."""
+    try:
+        return spec.format(value) if value is not None else "n/a"
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def print_summary(title: str, metrics: dict) -> None:
     """Print the headline metrics as a table."""
-    from rich.console import Console
     from rich.table import Table
 
     rows = [
@@ -36,32 +43,20 @@ def print_summary(title: str, metrics: dict) -> None:
     table = Table(title=title, show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for label, key, fmt in rows:
-        value = metrics.get(key)
-        try:
-            text = fmt.format(value) if value is not None else "n/a"
-        except (ValueError, TypeError):
-            text = str(value)
-        table.add_row(label, text)
-    Console().print(table)
+    for label, key, spec in rows:
+        table.add_row(label, _cell(metrics.get(key), spec))
+    print_table(table)
 
 
 def print_asset_table(per_asset: dict) -> None:
-    from rich.console import Console
+    """Print each asset's PnL, return, Sharpe, drawdown, trades and win rate as a table."""
     from rich.table import Table
 
     table = Table(title="per asset")
     for col in ("asset", "PnL", "return", "Sharpe", "max DD", "trades", "win rate"):
         table.add_column(col, justify="right" if col != "asset" else "left")
-
-    def fmt(value, spec):
-        try:
-            return spec.format(value) if value is not None else "n/a"
-        except (TypeError, ValueError):
-            return str(value)
-
     for name, m in per_asset.items():
-        table.add_row(name, fmt(m.get("pnl"), "{:,.0f}"), fmt(m.get("total_return"), "{:.2%}"),
-                      fmt(m.get("sharpe"), "{:.2f}"), fmt(m.get("max_drawdown"), "{:.2%}"),
-                      fmt(m.get("n_trades"), "{:d}"), fmt(m.get("win_rate"), "{:.1%}"))
-    Console().print(table)
+        table.add_row(name, _cell(m.get("pnl"), "{:,.0f}"), _cell(m.get("total_return"), "{:.2%}"),
+                      _cell(m.get("sharpe"), "{:.2f}"), _cell(m.get("max_drawdown"), "{:.2%}"),
+                      _cell(m.get("n_trades"), "{:d}"), _cell(m.get("win_rate"), "{:.1%}"))
+    print_table(table)

@@ -9,6 +9,7 @@ run uses those actors.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -126,36 +127,34 @@ def test_selection_restarts_the_early_shards_under_the_right_names(ray_session):
     assert bt.run_info.n_shards == 2 and result.equity.shape[1] == 2 + selected
 
 
+def _imported(code: str, modules, repo_root) -> list:
+    """Which of ``modules`` a new process has imported after running ``code``."""
+    probe = f"{code}; import sys; print(sorted(m for m in {tuple(modules)!r} if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, cwd=repo_root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
 def test_a_shard_actor_process_imports_no_pandas(repo_root):
     """The shard actor's module and warm-up stay clear of the coordinator's imports (pandas: ~0.6 s)."""
-    code = ("import sys; import raybt.ray.shard; from raybt.compile import warm_up_shard_kernels; "
-            "warm_up_shard_kernels(); print(sorted(m for m in ('pandas', 'raybt.coordinator', 'raybt.risk') "
-            "if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "[]", done.stdout
+    code = "import raybt.ray.shard; from raybt.compile import warm_up_shard_kernels; warm_up_shard_kernels()"
+    assert _imported(code, ("pandas", "raybt.coordinator", "raybt.risk"), repo_root) == []
 
 
 def test_the_coordinator_process_imports_no_pandas(repo_root):
     """The coordinator actor's module and warm-up import no pandas (~0.3-0.6 s of its start-up): the
     rules work on nanoseconds and arrays, the config's durations are parsed in the driver."""
-    code = ("import sys; import raybt.ray.actors; from raybt.compile import warm_up_kernels; "
-            "warm_up_kernels(); print('pandas' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "False", done.stdout
+    code = "import raybt.ray.actors; from raybt.compile import warm_up_kernels; warm_up_kernels()"
+    assert _imported(code, ("pandas",), repo_root) == []
 
 
 def test_the_command_line_and_the_figure_pool_import_nothing_heavy(repo_root):
     """Parsing a command and starting the figure workers import no pandas, matplotlib, numba or scipy
     (about 1.3 s before: the sweep and plots packages imported their runners and figures): a command
     imports what it runs, and matplotlib loads in the workers' server and in a warm-up thread."""
-    code = ("import sys; from raybt.cli import build_parser; build_parser(); import raybt.plots.pool; "
-            "import raybt.engine.read_ahead, raybt.ray.runtime, raybt.compile; "
-            "print(sorted(m for m in ('pandas', 'matplotlib', 'numba', 'scipy', 'pyarrow') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "[]", done.stdout
+    code = ("from raybt.cli import build_parser; build_parser(); import raybt.plots.pool; "
+            "import raybt.engine.read_ahead, raybt.ray.runtime, raybt.compile")
+    assert _imported(code, ("pandas", "matplotlib", "numba", "scipy", "pyarrow"), repo_root) == []
 
 
 WARM_THEN_ANALYSE = textwrap.dedent("""
