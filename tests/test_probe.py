@@ -21,6 +21,23 @@ def test_fanout_round_trip_measures_and_releases_its_actors(ray_session):
     assert not (alive - before), "the probe's actors outlived it"
 
 
+@pytest.mark.ray
+def test_loaded_fanout_includes_the_actors_cpu_work(ray_session):
+    """With ``work_seconds`` every actor spends that much CPU per call: a round trip takes at least
+    that long, and at least as long as the idle one."""
+    from raybt.ray.probe import _Idle, fanout_round_trip
+
+    import time
+
+    start = time.thread_time()
+    _Idle().busy(0.02)
+    assert time.thread_time() - start >= 0.02
+    idle = fanout_round_trip(2, n_calls=20)
+    loaded = fanout_round_trip(2, n_calls=20, work_seconds=0.005)
+    assert loaded["best"] >= 0.005
+    assert loaded["median"] > idle["best"]
+
+
 def test_bench_layout_names(repo_root):
     sys.path.insert(0, str(repo_root / "scripts"))
     from bench_layouts import parse_layout
