@@ -3,7 +3,12 @@
 ``git show f7a5f7f:raybt/kernels/indicators.py`` followed by ``git show
 f7a5f7f:raybt/kernels/mean_reversion.py``, unchanged except for the module
 docstrings and the import of the indicators (both files are in this one
-module). ``tests/test_kernel_identical.py`` runs it next to the package's
+module), and for one fix made since: the rolled window sums are ill-conditioned
+when the peak ``(close - ref)**2`` they have held since their rebuild (not only
+the window's mean of it) exceeds ``ILL_CONDITIONED_RATIO`` times the variance
+(``roll_peak`` below; hypothesis found 1e-4 prices that moved by 1e-8, then two
+closes 1e-14 apart, where the rolled z was -3 instead of -1 and a trade opened
+that the spec does not). ``tests/test_kernel_identical.py`` runs it next to the package's
 kernel on the same inputs and asserts that equity, every trade field and the
 final state are equal bit for bit: the package's kernel may be rewritten for
 speed, never so that a number changes.
@@ -235,6 +240,12 @@ def advance_asset_nb(
     equal_run = st.equal_run
 
     n = p.bb_period
+    # the peak (close - ref)**2 of the bars the rolled sums have held since their rebuild at local
+    # bar j - 1 - roll_age
+    roll_peak = 0.0
+    if j > n - 1:
+        for k in range(off + max(0, j - roll_age - n), off + j):
+            roll_peak = max(roll_peak, (close[k] - roll_ref) * (close[k] - roll_ref))
     inv_n = 1.0 / n
     m = p.atr_period
     cs = p.contract_size
@@ -298,11 +309,18 @@ def advance_asset_nb(
                 roll_s1 = roll_s1 + (dev_new - dev_old)
                 roll_s2 = roll_s2 + (dev_new * dev_new - dev_old * dev_old)
                 roll_age += 1
+                roll_peak = max(roll_peak, dev_new * dev_new)
                 z = fast_zscore_nb(c, roll_ref, roll_s1, roll_s2, inv_n)
+                roll_mean_dev = roll_s1 * inv_n
+                if roll_peak > ILL_CONDITIONED_RATIO * (roll_s2 * inv_n - roll_mean_dev * roll_mean_dev):
+                    z = math.nan
                 rebuild = undecidable_zscore_nb(z, abs_entry_z, entry_band, abs_exit_z, exit_band)
             if rebuild:
                 roll_ref, roll_s1, roll_s2 = rebuild_window_sums_nb(close, off, j, n)
                 roll_age = 0
+                roll_peak = 0.0
+                for k in range(g - n + 1, g + 1):
+                    roll_peak = max(roll_peak, (close[k] - roll_ref) * (close[k] - roll_ref))
                 z = fast_zscore_nb(c, roll_ref, roll_s1, roll_s2, inv_n)
             if equal_run >= n - 1:  # all n closes equal: sd is zero, z undefined
                 z = math.nan

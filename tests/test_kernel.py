@@ -143,6 +143,51 @@ def test_rolling_z_close_to_exact_z():
     assert worst < 1e-9
 
 
+def _moves_then_near_ties(level, move, tie, n_bars, seed):
+    """Closes that wander by ``move`` (relative) and, every few bars, repeat the previous close
+    to within ``tie`` (relative): windows of two closes whose spread is tiny beside the moves
+    the rolled sums have just held."""
+    rng = np.random.default_rng(seed)
+    close = level * np.exp(np.cumsum(rng.normal(0.0, move, n_bars)))
+    for j in range(3, n_bars, 5):
+        close[j] = close[j - 1] * (1.0 + tie * rng.choice([-1.0, 1.0]))
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    high = np.maximum(open_, close) * (1.0 + move)
+    low = np.minimum(open_, close) * (1.0 - move)
+    return open_, high, low, close
+
+
+@pytest.mark.parametrize("level", [1e-4, 1.0, 1e4])
+@pytest.mark.parametrize("move, tie", [(1e-4, 1e-10), (1e-4, 1e-13), (1e-6, 1e-14), (1e-3, 1e-15)])
+def test_two_bar_window_never_enters_at_entry_z_one(level, move, tie):
+    """With bb_period 2, z is exactly +-1 whenever the two closes differ, so entry_z 1 (z beyond
+    -1 by more than 1e-9) never enters. The kernel's rolled z once came out at -3 for 1e-4 prices
+    that moved by 1e-8 and then two closes 1e-14 apart (the rolled sums kept the moves' rounding);
+    found by test_random_bars_match_reference."""
+    bars = _moves_then_near_ties(level, move, tie, 600, seed=int(-math.log10(tie)))
+    params = {"bb_period": 2, "entry_z": 1.0, "exit_z": 0.0, "atr_period": 1, "allow_short": True}
+    trades, _, _ = kernel_run(*bars, params)
+    assert trades == []
+    _assert_same((trades, *kernel_run(*bars, params)[1:]), reference_run(*(b.tolist() for b in bars), params))
+
+
+def test_rolled_z_decides_like_the_exact_z_after_large_moves():
+    """Windows of 3 to 5 closes with near ties after moves: every threshold decision of the kernel's
+    z (rolled, screened or rebuilt) is the exact two-pass z's."""
+    from raybt.kernels.indicators import ZS_Z, rolling_zscores_nb, zscore_work_nb
+
+    for n in (3, 4, 5):
+        close = _moves_then_near_ties(1e-4, 1e-4, 1e-13, 2000, seed=n)[3]
+        work = zscore_work_nb(len(close))
+        rolling_zscores_nb(close, 0, 0, len(close), n, 1.5, 0.0, 0.0, 0.0, 0.0, 0, 0, work)
+        for j in range(n - 1, len(close)):
+            exact = exact_zscore_nb(close, 0, j, n)
+            kernel = work[ZS_Z, j]
+            for threshold in (-1.5 - 1e-9, 1.5 + 1e-9, -1e-9, 1e-9):
+                if abs(exact - threshold) > 1e-7:
+                    assert (kernel < threshold) == (exact < threshold), (n, j, kernel, exact, threshold)
+
+
 def test_exact_z_matches_numpy():
     rng = np.random.default_rng(5)
     close = rng.normal(100, 1, 50)

@@ -52,7 +52,13 @@ ROLL_REBUILD_BARS = 64
 # a well-conditioned window is below 1e-10.
 Z_GUARD = 1e-6
 # A window with E[(x - ref)^2] / var above this is ill-conditioned for the
-# rolling formula: use the exact z instead.
+# rolling formula: use the exact z instead. For rolled sums the numerator is
+# the peak (x - ref)^2 of every close the sums have held since their rebuild:
+# each of the <= ROLL_REBUILD_BARS updates leaves a rounding residue of a few
+# eps times that peak in s2 (and its square root in s1), so a window whose
+# variance is tiny beside closes that have left it (prices that moved, then
+# n nearly equal closes) is caught, not just one whose current closes sit far
+# from ref. Below the ratio the rolling variance is good to ~1e-10 relative.
 ILL_CONDITIONED_RATIO = 1e3
 
 
@@ -83,6 +89,16 @@ def rebuild_window_sums_nb(close, off, j, n):
         s1 = s1 + dev
         s2 = s2 + dev * dev
     return ref, s1, s2
+
+
+@njit(cache=True, inline="always")
+def peak_square_nb(close, first, last, ref):
+    """max of ``(close[k] - ref)**2`` over the global bars ``first .. last`` (0 when empty)."""
+    peak = 0.0
+    for k in range(first, last + 1):
+        dev = close[k] - ref
+        peak = max(peak, dev * dev)
+    return peak
 
 
 @njit(cache=True)
@@ -178,9 +194,10 @@ def zscore_zones_nb(entry_z, exit_z):
 
 
 # Rows of the work array of rolling_zscores_nb: the z of each bar of the call
-# (ZS_Z), and the running sums of each bar of a segment.
-ZS_Z, ZS_S1, ZS_S2 = 0, 1, 2
-ZS_ROWS = 3
+# (ZS_Z), and the running sums and peak square (see ILL_CONDITIONED_RATIO) of
+# each bar of a segment.
+ZS_Z, ZS_S1, ZS_S2, ZS_PEAK = 0, 1, 2, 3
+ZS_ROWS = 4
 
 
 @njit(cache=True)
@@ -190,11 +207,11 @@ def zscore_work_nb(bars):
 
 
 @njit(cache=True, inline="always")
-def screened_zscore_nb(num, var, mean_square, inner_sq, mid_lo_sq, mid_hi_sq, outer_sq, inner_z, mid_z, outer_z):
+def screened_zscore_nb(num, var, peak_square, inner_sq, mid_lo_sq, mid_hi_sq, outer_sq, inner_z, mid_z, outer_z):
     """The stand-in ``+-zone_z`` of the rolling z ``num / sqrt(var)`` when the screen decides it, else +inf.
 
-    ``mean_square`` is the window's mean of ``(close - ref)**2`` (the
-    ill-conditioning test of :func:`fast_zscore_nb`); the bounds and zone
+    ``peak_square`` is the largest ``(close - ref)**2`` the rolled sums have
+    held (the ill-conditioning test, see ``ILL_CONDITIONED_RATIO``); the bounds and zone
     values come from :func:`zscore_zones_nb`. A finite result means the
     rolling z is decidable (:func:`undecidable_zscore_nb` is false) and every
     threshold comparison of the strategy gives the same answer for the
@@ -205,7 +222,7 @@ def screened_zscore_nb(num, var, mean_square, inner_sq, mid_lo_sq, mid_hi_sq, ou
     zone_z = outer_z if q > outer_sq * var else zone_z
     zone_z = mid_z if (mid_lo_sq * var < q) & (q < mid_hi_sq * var) else zone_z
     screened = ((zone_z >= 0.0) & (SCREEN_VAR_MIN < var) & (var < SCREEN_VAR_MAX)
-                & (mean_square <= ILL_CONDITIONED_RATIO * var))
+                & (peak_square <= ILL_CONDITIONED_RATIO * var))
     return math.copysign(zone_z, num) if screened else math.inf
 
 
@@ -243,6 +260,11 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
     exit_band = guard_band_nb(exit_z)
     inner_sq, mid_lo_sq, mid_hi_sq, outer_sq, inner_z, mid_z, outer_z = zscore_zones_nb(entry_z, exit_z)
     prev = close[off + j0 - 1] if j0 > 0 else math.nan
+    # the peak square of the sums carried in (rebuilt at local bar j0 - 1 - age): a function of the
+    # bars, ref and age only, so a call that starts mid-segment sees the peak an unsplit run sees
+    peak = 0.0
+    if j0 > n - 1:
+        peak = peak_square_nb(close, off + max(0, j0 - age - n), off + j0 - 1, ref)
     j = j0
     while j < j1 and j < n - 1:  # window not full yet: z undefined
         c = close[off + j]
@@ -257,6 +279,7 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             equal_run = equal_run + 1 if c == prev else 0
             prev = c
             ref, s1, s2 = rebuild_window_sums_nb(close, off, j, n)
+            peak = peak_square_nb(close, off + j - n + 1, off + j, ref)
             age = 0
             z = fast_zscore_nb(c, ref, s1, s2, inv_n)
             work[ZS_Z, j - j0] = math.nan if equal_run >= n - 1 else z
@@ -278,8 +301,10 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             dev_old = close[np.uint64(g - n + i)] - ref
             s1 = s1 + (dev_new - dev_old)
             s2 = s2 + (dev_new * dev_new - dev_old * dev_old)
+            peak = max(peak, dev_new * dev_new)
             work[ZS_S1, i] = s1
             work[ZS_S2, i] = s2
+            work[ZS_PEAK, i] = peak
             equal_run = equal_run + 1 if c == prev else 0
             prev = c
             long_runs += 1 if equal_run >= n - 1 else 0
@@ -288,10 +313,9 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
         for i in range(length):
             # the rolling z is num / sqrt(var), as fast_zscore_nb computes it
             mean_dev = work[ZS_S1, i] * inv_n
-            mean_square = work[ZS_S2, i] * inv_n
-            var = mean_square - mean_dev * mean_dev
+            var = work[ZS_S2, i] * inv_n - mean_dev * mean_dev
             num = (close[np.uint64(g + i)] - ref) - mean_dev
-            z = screened_zscore_nb(num, var, mean_square, inner_sq, mid_lo_sq, mid_hi_sq, outer_sq,
+            z = screened_zscore_nb(num, var, work[ZS_PEAK, i], inner_sq, mid_lo_sq, mid_hi_sq, outer_sq,
                                    inner_z, mid_z, outer_z)
             work[ZS_Z, np.uint64(zs + i)] = z
             undecided += 1 if z == math.inf else 0
@@ -308,9 +332,8 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
             before = c
             if work[ZS_Z, zs + i] == math.inf:
                 mean_dev = work[ZS_S1, i] * inv_n
-                mean_square = work[ZS_S2, i] * inv_n
-                var = mean_square - mean_dev * mean_dev
-                if var <= 0.0 or mean_square > ILL_CONDITIONED_RATIO * var:
+                var = work[ZS_S2, i] * inv_n - mean_dev * mean_dev
+                if var <= 0.0 or work[ZS_PEAK, i] > ILL_CONDITIONED_RATIO * var:
                     rebuild = True  # the rolling z is NaN: undecidable
                 else:
                     z = ((close[g + i] - ref) - mean_dev) / math.sqrt(var)
@@ -320,6 +343,7 @@ def rolling_zscores_nb(close, off, j0, j1, n, entry_z, exit_z, ref, s1, s2, age,
                     # the sums are rebuilt at this bar; the segment restarts after it
                     k = j + i
                     ref, s1, s2 = rebuild_window_sums_nb(close, off, k, n)
+                    peak = peak_square_nb(close, off + k - n + 1, off + k, ref)
                     age = 0
                     equal_run = run
                     prev = c
