@@ -5,6 +5,9 @@ Public API (imported lazily, so ``import raybt`` stays light):
 """
 
 from raybt.lazy import lazy_getattr
+from raybt.numba_cache import refresh_numba_cache
+
+refresh_numba_cache()  # before any kernel is loaded from numba's cache, in every process
 
 __version__ = "0.1.0"
 
