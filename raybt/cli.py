@@ -306,8 +306,15 @@ def _data_synth(args) -> int:
 
 # --- parser ------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the one-line error of every other user error (not its usage block); exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="raybt", description="Multi-asset portfolio backtesting on Ray.")
+    parser = _Parser(prog="raybt", description="Multi-asset portfolio backtesting on Ray.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     bt = sub.add_parser("backtest", help="backtest one asset")

@@ -135,6 +135,10 @@ DATA_CASES = [
      ["column 'low'", "data row 11", "non-positive price -1.099"]),
     ("zero price", _swap_line(GOOD, 12, "2024-01-01 00:55:00,0,1.1010,1.0990,1.1005,14"),
      ["column 'open'", "data row 12", "non-positive price 0.0"]),
+    ("bad tick", _swap_line(GOOD, 12, "2024-01-01 00:55:00,1.1000,1e308,1.0990,1.1005,14"),
+     ["column 'high'", "data row 12", "price 1e+308 outside 1e-100..1e+100", "bad tick"]),
+    ("prices in the wrong units", _swap_line(GOOD, 12, "2024-01-01 00:55:00,1.1e-300,1.1e-300,1.1e-300,1.1e-300,14"),
+     ["column 'open'", "data row 12", "price 1.1e-300 outside"]),
     ("bad timestamp", _swap_line(GOOD, 13, "2024-13-45 01:00:00,1.1000,1.1010,1.0990,1.1005,14"),
      ["column 'timestamp'", "data row 13", "cannot parse timestamp '2024-13-45 01:00:00'"]),
     ("word timestamp", _swap_line(GOOD, 2, "yesterday,1.1000,1.1010,1.0990,1.1005,14"),
@@ -350,6 +354,20 @@ def test_bad_portfolio_config(tmp_path, universe, capsys, case, extra, needles):
 def test_bad_run_options(tmp_path, universe, capsys, args, needles):
     out = tmp_path / "out"
     check_error(capsys, run_portfolio(portfolio(tmp_path, universe), out, *args), out, needles)
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["run", "--chunk", "-1D"], ["error: raybt run: argument --chunk: expected one argument (see raybt run --help)"]),
+    (["run", "--bogus"], ["error: raybt: unrecognized arguments: --bogus"]),
+    (["run", "--engine", "rey"], ["raybt run: argument --engine: invalid choice: 'rey'"]),
+    (["data"], ["raybt data: the following arguments are required"]),
+    ([], ["raybt: the following arguments are required: command"]),
+])
+def test_command_line_syntax_errors_are_one_line(tmp_path, capsys, args, needles):
+    """argparse's errors too: one line (not its usage block), status 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    check_error(capsys, exited.value.code, tmp_path / "out", needles)
 
 
 @pytest.mark.parametrize("args,needles", [

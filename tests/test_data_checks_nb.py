@@ -64,6 +64,12 @@ def reference_check_rules(stamps: pd.DatetimeIndex, raw_columns: dict, source: s
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             _fail(source, where[col], i + 1, stamps[i], f"non-positive price {_num(values[col][i])}")
+    for col in PRICE_COLUMNS:
+        bad = (values[col] < 1e-100) | (values[col] > 1e100)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            _fail(source, where[col], i + 1, stamps[i],
+                  f"price {_num(values[col][i])} outside 1e-100..1e+100 (a bad tick, or prices in the wrong units?)")
     o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
     bad = h < lo
     if bad.any():
@@ -102,7 +108,7 @@ def outcome(check, stamps, raw_columns):
 
 # --- random small frames with faults ---------------------------------------------------------------
 
-SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.5, 1e-300, 1e300]
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, -1.5, 1e-300, 1e300, 1e-100, 1e100, 2e100, 5e-101]
 FAULTS = ["nan", "inf", "-inf", "duplicate", "unsorted", "far_jump", "non_positive", "high_below_low",
           "high_below_body", "low_above_body", "negative_volume", "special", "text", "bool", "nullable",
           "no_volume", "integers", "float32", "strided"]
@@ -229,7 +235,8 @@ def first_rows(ns, cols):
     step = np.diff(ns)
     return ([first_of(~np.isfinite(x)) for x in cols] + [first_of(step == 0, 1), first_of(step < 0, 1)]
             + [first_of(x <= 0) for x in cols[:4]]
-            + [first_of(h < lo), first_of(h < np.maximum(o, c)), first_of(lo > np.minimum(o, c)), first_of(v < 0)])
+            + [first_of(h < lo), first_of(h < np.maximum(o, c)), first_of(lo > np.minimum(o, c)), first_of(v < 0)]
+            + [first_of(((0 < x) & (x < 1e-100)) | ((1e100 < x) & (x < np.inf))) for x in cols[:4]])
 
 
 @PROPERTY

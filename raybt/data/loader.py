@@ -266,7 +266,8 @@ def _check_rules(stamps: pd.DatetimeIndex, raw_columns: dict, source: str, time_
     The rules, in the order their errors win: per column in ``COLUMNS`` order, a
     value that is not a number, then NaN/infinite (so a NaN in ``open`` beats
     text in ``close``); then duplicate, unsorted timestamps; a non-positive
-    price per price column; high < low; high < max(open, close); low >
+    price per price column; a price outside ``PRICE_MIN..PRICE_MAX`` per price
+    column; high < low; high < max(open, close); low >
     min(open, close); negative volume. Each error names its rule's first row.
     One kernel pass (:func:`raybt.data.nb.check_bars_nb`) finds every rule's
     first row; this picks the first failing rule.
@@ -311,6 +312,12 @@ def _check_rules(stamps: pd.DatetimeIndex, raw_columns: dict, source: str, time_
         i = first[nb.NON_POSITIVE + k]
         if i >= 0:
             _fail(source, where[col], i + 1, stamps[i], f"non-positive price {_num(values[col][i])}")
+    for k, col in enumerate(PRICE_COLUMNS):
+        i = first[nb.OUT_OF_RANGE + k]
+        if i >= 0:
+            _fail(source, where[col], i + 1, stamps[i],
+                  f"price {_num(values[col][i])} outside {_num(nb.PRICE_MIN)}..{_num(nb.PRICE_MAX)} "
+                  "(a bad tick, or prices in the wrong units?)")
     o, h, lo, c = (values[k] for k in PRICE_COLUMNS)
     i = first[nb.HIGH_BELOW_LOW]
     if i >= 0:

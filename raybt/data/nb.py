@@ -34,7 +34,15 @@ HIGH_BELOW_BODY = 12
 LOW_ABOVE_BODY = 13
 #: first volume < 0
 NEGATIVE_VOLUME = 14
-N_CHECKS = 15
+#: first positive price outside [PRICE_MIN, PRICE_MAX]: 4 slots, one per price column
+OUT_OF_RANGE = 15
+N_CHECKS = 19
+
+#: The prices a backtest computes with: no real quote is near these, and between them the broker's
+#: notional and the metrics' squares of returns and equity stay far from float64 overflow and
+#: underflow (a 1e308 bad tick made every metric inf or NaN, with numpy's overflow warnings).
+PRICE_MIN = 1e-100
+PRICE_MAX = 1e100
 
 #: rows per block of check_bars_nb's fast pass (a loop without branches, which LLVM vectorises)
 BLOCK = 4096
@@ -52,9 +60,9 @@ def _spacing_nb(later, earlier):
 
 @njit(cache=True, nogil=True, inline="always")
 def _clean_nb(o, h, lo, c, v, step):
-    """Whether a row breaks no rule: positive finite prices, low <= open/close <= high, finite volume
+    """Whether a row breaks no rule: prices in [PRICE_MIN, PRICE_MAX], low <= open/close <= high, finite volume
     >= 0, a positive ``step`` from the previous timestamp. (NaN fails every comparison.)"""
-    return ((0.0 < lo) & (lo <= o) & (lo <= c) & (o <= h) & (c <= h) & (h < np.inf)
+    return ((PRICE_MIN <= lo) & (lo <= o) & (lo <= c) & (o <= h) & (c <= h) & (h <= PRICE_MAX)
             & (0.0 <= v) & (v < np.inf) & (step > 0))
 
 
@@ -67,6 +75,8 @@ def _note_row_nb(first, i, step, o, h, lo, c, v):
             first[NON_FINITE + k] = i
         if first[NON_POSITIVE + k] < 0 and prices[k] <= 0.0:
             first[NON_POSITIVE + k] = i
+        if first[OUT_OF_RANGE + k] < 0 and (0.0 < prices[k] < PRICE_MIN or PRICE_MAX < prices[k] < np.inf):
+            first[OUT_OF_RANGE + k] = i
     if first[NON_FINITE + 4] < 0 and not np.isfinite(v):
         first[NON_FINITE + 4] = i
     if first[DUPLICATE] < 0 and step == 0:
