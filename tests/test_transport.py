@@ -1,8 +1,9 @@
-"""``engine.transport: compiled``: the chunk fan-out to shard actors as a Ray Compiled Graph.
+"""``engine.transport``: the chunk fan-out to shard actors over local sockets (the default), actor
+tasks, or a Ray Compiled Graph.
 
 The same portfolio as tests/test_engine.py (15 assets, a market shock, every
-risk rule active) on two shard actors, with the compiled graph instead of
-actor tasks, must equal the in-process engine bit for bit.
+risk rule active) on two shard actors must equal the in-process engine bit
+for bit whichever carries the chunks.
 """
 
 from __future__ import annotations
@@ -24,16 +25,26 @@ def _config(transport):
                  "cooldown_chunks": 2, "resume_drawdown": 0.01, "max_entry_margin": 0.05}}, "transport")
 
 
+@pytest.fixture(scope="module")
+def universe():
+    return generate_universe(n_assets=15, n_bars=N_BARS, timeframe="5m", seed=3, shocks=[(0.5, -0.2, 24)])
+
+
+@pytest.fixture(scope="module")
+def local(universe):
+    result = PortfolioBacktester(_assets(universe), _config("tasks"), engine="local").run()
+    m = result.multipliers
+    assert len(result.trades) > 50 and (m["correlation"] < 1).any() and m["halted"].any()
+    return result
+
+
 @pytest.mark.ray
-def test_compiled_transport_equals_local(ray_session):
-    universe = generate_universe(n_assets=15, n_bars=N_BARS, timeframe="5m", seed=3, shocks=[(0.5, -0.2, 24)])
-    local = PortfolioBacktester(_assets(universe), _config("tasks"), engine="local").run()
-    config = _config("compiled").with_overrides(layout="actors", assets_per_actor=8)
+@pytest.mark.parametrize("transport", ["compiled", "socket", "tasks"])
+def test_every_transport_equals_local(ray_session, universe, local, transport):
+    config = _config(transport).with_overrides(layout="actors", assets_per_actor=8)
     backtester = PortfolioBacktester(_assets(universe), config, engine="ray")
-    compiled = backtester.run()
-    assert (backtester.run_info.layout, backtester.run_info.n_shards) == ("actors", 2)  # the graph fans out
-    assert compiled.config["engine"]["transport"] == "compiled"
+    remote = backtester.run()
+    assert (backtester.run_info.layout, backtester.run_info.n_shards) == ("actors", 2)  # a fan-out to two
+    assert remote.config["engine"]["transport"] == transport
     for table in ("equity", "trades", "multipliers", "events"):
-        pd.testing.assert_frame_equal(getattr(local, table), getattr(compiled, table), check_exact=True)
-    m = local.multipliers
-    assert len(local.trades) > 50 and (m["correlation"] < 1).any() and m["halted"].any()
+        pd.testing.assert_frame_equal(getattr(local, table), getattr(remote, table), check_exact=True)

@@ -49,7 +49,7 @@ ALLOCATION_MODELS = ("equal_weight", "inverse_volatility", "risk_parity", "perfo
                      "min_variance", "max_sharpe")
 REBALANCE = ("none", "daily", "weekly", "monthly")
 RESUME = ("never", "cooldown", "recovery")
-TRANSPORTS = ("compiled", "tasks")
+TRANSPORTS = ("socket", "tasks", "compiled")
 LAYOUTS = ("auto", "colocated", "actors")
 OUTPUT_FORMATS = ("parquet", "csv")
 
@@ -86,7 +86,9 @@ class EngineConfig:
     assets_per_actor: int | None = None  # the actors layout: assets per shard actor (None: one shard per CPU)
     checkpoint_every: int = 0  # chunks between checkpoints on disk; 0 = off
     checkpoint_seconds: float = 60.0  # wall-clock seconds between checkpoints on disk; 0 = off
-    transport: str = "tasks"  # Ray chunk fan-out to the Shard actors: tasks (actor calls) | compiled (Ray Compiled Graph)
+    # the chunk fan-out to the Shard actors: socket (a local Unix socket to shards on the coordinator's
+    # node, actor calls to the others) | tasks (actor calls) | compiled (Ray Compiled Graph)
+    transport: str = "socket"
 
 
 @dataclass(frozen=True)
@@ -345,7 +347,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
                                  optional=True),
         checkpoint_every=_number(e.get("checkpoint_every", 0), w("engine.checkpoint_every"), 0, integer=True),
         checkpoint_seconds=_number(e.get("checkpoint_seconds", 60.0), w("engine.checkpoint_seconds"), 0),
-        transport=_choice(e.get("transport", "tasks"), TRANSPORTS, w("engine.transport")),
+        transport=_choice(e.get("transport", "socket"), TRANSPORTS, w("engine.transport")),
     )
     o = _section(doc, "output", OutputConfig, where)
     output = OutputConfig(format=_choice(o.get("format", "parquet"), OUTPUT_FORMATS, w("output.format")),

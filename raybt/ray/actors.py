@@ -131,17 +131,23 @@ _LOST = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray
 class RayGroupSet:
     """Group set over shard actors: one fan-out and one gather per chunk.
 
-    ``transport="tasks"`` (default) uses plain actor tasks (one ``.remote()``
-    per actor, one ``ray.get``): 1.5-3 ms per chunk here. ``transport=
+    ``transport="socket"`` (default): the shards on the coordinator's node
+    (those writing into its shared equity, :meth:`share_equity`) each run a
+    serving call that answers chunk requests over a local Unix socket
+    (:mod:`raybt.chunk_channel`, one frame each way, tens of microseconds);
+    shards on other nodes get plain actor tasks. ``transport="tasks"``: plain
+    actor tasks for every shard (one ``.remote()`` per actor, one
+    ``ray.get``): 1.5-3 ms per chunk here, most of it Ray's submission and
+    threads on a machine whose cores run the shards. ``transport=
     "compiled"`` runs the fan-out as a Ray Compiled Graph (``ray.dag``: the
     actors' ``step`` bound once to an ``InputNode`` and compiled): 0.6 ms per
     empty round trip, but its channel readers busy-poll (two spinning threads
     per participating process, measured), which starves CPU-bound actors
-    when there are no spare cores; use it on machines with cores to spare.
-    Both call the same ``step``.
+    when there are no spare cores. All call the same ``step_bytes``.
 
-    The graph is compiled lazily at the first chunk and torn down before any
-    plain call (states, recovery), then compiled again when needed. Keeps each
+    The sockets (or the graph) are set up lazily at the first chunk and torn
+    down before any plain call (states, recovery), then set up again when
+    needed. Keeps each
     shard's constructor arguments (object-store references), so an actor
     whose process died can be started again; the coordinator then restores
     every shard's state from its last checkpoint and replays.
@@ -149,7 +155,7 @@ class RayGroupSet:
 
     keeps_outputs = True  # per chunk a ChunkDigest; equity and trades on collect()
 
-    def __init__(self, shard_args, options, transport: str = "tasks", labels=None, actors=None):
+    def __init__(self, shard_args, options, transport: str = "socket", labels=None, actors=None):
         """``actors``: shard actors already started (:func:`start_shards`, same labels), else started here.
 
         Every shard is given its bars at once and waited for together (one ``ray.get``).
@@ -161,8 +167,10 @@ class RayGroupSet:
         self.transport = transport
         self.labels = list(labels) if labels is not None else [f"shard {k}" for k in range(len(self.shard_args))]
         self._dag = None
+        self._channels = None  # (listener, {shard: connection}, {shard: its serving call}) while they serve
         self._shared = None  # (node id, handle, first rows, mailbox handles) of the coordinator's shared equity
         self._mailboxes = [None] * len(self.shard_args)  # shared arrays the shards on this node post digests to
+        self._on_node = [False] * len(self.shard_args)  # shards on the coordinator's node (share_equity)
         if actors is None:
             actors = start_shards(self.labels, self.options)
         if len(actors) != len(self.shard_args):
@@ -199,6 +207,7 @@ class RayGroupSet:
         for i, on_node in enumerate(shared):
             if not on_node:  # another node: its replies carry the digests
                 self._mailboxes[i] = None
+        self._on_node = [bool(on_node) for on_node in shared]
         return shared
 
     def _compiled_dag(self):
@@ -211,8 +220,53 @@ class RayGroupSet:
             self._dag = dag.experimental_compile()
         return self._dag
 
+    def _open_channels(self):
+        """``(connections, serving calls)`` of the shards on this node, set up if they are not."""
+        if self._channels is None:
+            from raybt.chunk_channel import ChannelClosed, ChannelListener
+
+            local = [i for i, on_node in enumerate(self._on_node) if on_node]
+            listener = ChannelListener()
+            serving = {i: self.actors[i].serve.remote(listener.address, listener.token, i) for i in local}
+
+            def alive():
+                return not ray.wait(list(serving.values()), timeout=0)[0]
+
+            try:
+                connections = listener.accept(local, alive)
+            except ChannelClosed:
+                listener.close()
+                self._raise_from_serving(serving.values())
+                raise WorkerLost("a shard actor stopped before it connected") from None
+            self._channels = (listener, connections, serving)
+        return self._channels[1], self._channels[2]
+
+    def _raise_from_serving(self, calls, timeout: float = 10.0) -> None:
+        """Raise what ended a serving call: WorkerLost for a dead actor, a shard's own error as it is."""
+        done, _ = ray.wait(list(calls), num_returns=len(calls), timeout=timeout)
+        if done:
+            self._get(done)
+
+    def _close_channels(self) -> None:
+        """Tell every serving shard to stop (an empty frame) and close the sockets; the actors then take
+        plain calls again (queued behind their serving call, so no wait is needed)."""
+        if self._channels is None:
+            return
+        from raybt.chunk_channel import send_frame
+
+        listener, connections, _ = self._channels
+        self._channels = None
+        for conn in connections.values():
+            try:
+                send_frame(conn, b"")
+            except OSError:  # its process is gone
+                pass
+            conn.close()
+        listener.close()
+
     def teardown(self):
-        """Release the compiled graph (the actors stay alive)."""
+        """Release the sockets or the compiled graph (the actors stay alive)."""
+        self._close_channels()
         if self._dag is not None:
             dag, self._dag = self._dag, None
             try:
@@ -231,10 +285,33 @@ class RayGroupSet:
             except WorkerLost:
                 self.teardown()
                 raise
+        elif self.transport == "socket" and any(self._on_node):
+            wires = self._step_over_channels(requests)
         else:  # one bytes object each way: cheaper through Ray than numpy arguments
             wires = self._get([a.step_bytes.remote(r) for a, r in zip(self.actors, requests)])
         return [ChunkDigest.from_wire(read_reply(w, None if box is None else box.array))
                 for w, box in zip(wires, self._mailboxes)]
+
+    def _step_over_channels(self, requests) -> list:
+        """Every shard's reply: the sockets' first (requests sent, then the other nodes' actor calls
+        submitted, then the replies read)."""
+        from raybt.chunk_channel import ChannelClosed, recv_frame, send_frame
+
+        connections, serving = self._open_channels()
+        try:
+            for i, conn in connections.items():
+                send_frame(conn, requests[i])
+            remote = {i: self.actors[i].step_bytes.remote(r) for i, r in enumerate(requests) if i not in connections}
+            wires = [None] * len(requests)
+            for i, conn in connections.items():
+                wires[i] = recv_frame(conn)
+        except (ChannelClosed, OSError):
+            self.teardown()
+            self._raise_from_serving(serving.values())
+            raise WorkerLost("a shard actor's channel closed") from None
+        for i, wire in zip(remote, self._get(list(remote.values()))):
+            wires[i] = wire
+        return wires
 
     def collect(self, by_reference: bool = False):
         """What every shard kept since the last call (:meth:`Shard.collect`), in shard order, the trades'

@@ -72,6 +72,13 @@ class Shard(DigestingGroup):
         self.reply_through(attach_shared(mailbox))
         return True
 
+    def serve(self, address: str, token: bytes, index: int) -> int:
+        """Answer chunk requests over the coordinator's local socket until it says stop
+        (:func:`raybt.chunk_channel.serve_channel`); meanwhile this actor takes no other call."""
+        from raybt.chunk_channel import serve_channel
+
+        return serve_channel(address, token, index, self.step_bytes)
+
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
