@@ -299,7 +299,9 @@ class Coordinator:
         return self.recoveries
 
     def get_timing(self) -> dict:
-        return dict(self.timing)
+        """Seconds in the shards, in the portfolio rules and collecting; and, for a group set that has
+        them, its counts (e.g. ``channel_chunks``: chunks carried over local sockets)."""
+        return {**self.timing, **getattr(self.groups, "counts", {})}
 
     def node_ids(self) -> list:
         return self.groups.node_ids() if hasattr(self.groups, "node_ids") else []

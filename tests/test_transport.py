@@ -46,5 +46,7 @@ def test_every_transport_equals_local(ray_session, universe, local, transport):
     remote = backtester.run()
     assert (backtester.run_info.layout, backtester.run_info.n_shards) == ("actors", 2)  # a fan-out to two
     assert remote.config["engine"]["transport"] == transport
+    chunks = remote.timings["n_chunks"]
+    assert remote.timings.get("channel_chunks", 0) == (chunks if transport == "socket" else 0), remote.timings
     for table in ("equity", "trades", "multipliers", "events"):
         pd.testing.assert_frame_equal(getattr(local, table), getattr(remote, table), check_exact=True)

@@ -171,6 +171,7 @@ class RayGroupSet:
         self._shared = None  # (node id, handle, first rows, mailbox handles) of the coordinator's shared equity
         self._mailboxes = [None] * len(self.shard_args)  # shared arrays the shards on this node post digests to
         self._on_node = [False] * len(self.shard_args)  # shards on the coordinator's node (share_equity)
+        self.counts = {"channel_chunks": 0}  # chunks whose requests went over local sockets
         if actors is None:
             actors = start_shards(self.labels, self.options)
         if len(actors) != len(self.shard_args):
@@ -311,6 +312,7 @@ class RayGroupSet:
             raise WorkerLost("a shard actor's channel closed") from None
         for i, wire in zip(remote, self._get(list(remote.values()))):
             wires[i] = wire
+        self.counts["channel_chunks"] += 1
         return wires
 
     def collect(self, by_reference: bool = False):
