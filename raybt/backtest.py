@@ -73,6 +73,13 @@ def run_backtest(bars: pd.DataFrame, params: Mapping, *, asset: str = "asset",
     from raybt.metrics import compute_metrics
     from raybt.universe import validate_asset_bars
 
+    from raybt.config.common import check_name
+    from raybt.errors import ConfigError
+
+    check_name(asset, "asset")
+    if chunk_bars is not None and (isinstance(chunk_bars, bool) or not isinstance(chunk_bars, (int, np.integer))
+                                   or chunk_bars < 1):
+        raise ConfigError(f"chunk_bars: expected a whole number of bars >= 1 (or None), got {chunk_bars!r}")
     params = validate_params(params, f"asset {asset}")
     bars = validate_asset_bars(bars, asset, params)
     records, equity_values = simulate_bars(bars, params, chunk_bars=chunk_bars)

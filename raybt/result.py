@@ -9,6 +9,7 @@ bars matrix: no Python loop per bar, per trade or per chunk-and-asset row
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import pandas as pd
 
 from raybt.allocation.estimator import growth_net_of_transfers
 from raybt.coordinator import EVENT_COLUMNS
+from raybt.errors import ConfigError
 from raybt.phases import PhaseTimer, phase
 from raybt.records import drawdown, order_by_code, trades_frame
 
@@ -60,6 +62,11 @@ class PortfolioResult:
         """
         from raybt.report_files import write_portfolio_run
 
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigError(f"save: path: expected a folder path, got {type(path).__name__}")
+        for flag, value in (("report", report), ("reuse", reuse)):
+            if not isinstance(value, bool):
+                raise ConfigError(f"save: {flag}: expected True or False, got {value!r}")
         return write_portfolio_run(self, Path(path), report=report, reuse=reuse, format=format, timer=timer,
                                    figure_pool=figure_pool)
 

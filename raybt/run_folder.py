@@ -85,7 +85,7 @@ def _read_trades(run_dir: Path, sleeves: list) -> pd.DataFrame | None:
     path = find_run_table(run_dir, "trades")
     if path is None:
         return None
-    trades = read_run_table(path)
+    trades = read_run_table(path, text=("asset",))
     if len(trades.columns) == 0:
         return trades
     need_columns(path, trades, TRADE_COLUMNS)
@@ -104,7 +104,7 @@ def _read_multipliers(run_dir: Path, sleeves: list) -> pd.DataFrame | None:
     path = find_run_table(run_dir, "multipliers")
     if path is None:
         return None
-    table = read_run_table(path, text=("reason",))
+    table = read_run_table(path, text=("reason", "asset"))
     if len(table.columns) == 0:
         return table
     need_columns(path, table, _MULTIPLIER_COLUMNS)
@@ -123,7 +123,7 @@ def _read_multipliers(run_dir: Path, sleeves: list) -> pd.DataFrame | None:
 def _read_weights(run_dir: Path, sleeves: list) -> pd.Series | None:
     """``weights.csv`` as a Series asset -> weight (finite, one row per asset of the run); None when absent or empty."""
     path = run_file(run_dir, "weights.csv")
-    frame = read_run_table(path) if path is not None else None
+    frame = read_run_table(path, text=("asset",)) if path is not None else None
     if frame is None or len(frame) == 0:
         return None
     need_columns(path, frame, ("asset", "weight"))

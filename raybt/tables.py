@@ -69,7 +69,8 @@ def read_table(path: Path, *, index_col: str | None = None, times=(), text=(), h
 
     ``index_col``: the column to make the index (parsed as UTC times);
     ``times``: other columns to parse as UTC times (CSV stores ISO text);
-    ``text``: columns kept as text (an all-empty CSV column would read as NaN);
+    ``text``: columns kept as text (an all-empty CSV column would read as NaN, names such as
+    ``1`` as numbers); only an empty CSV cell is missing (not ``NA``, ``null``, ``nan``...);
     ``handle``: the file already open (binary) to read instead of ``path``,
     whose suffix still says the format (:mod:`raybt.run_files` opens it).
     Raises ``pandas.errors.EmptyDataError``, ``ValueError`` or ``OSError``
@@ -84,7 +85,8 @@ def read_table(path: Path, *, index_col: str | None = None, times=(), text=(), h
         if index_col is not None and index_col in frame.columns:
             frame = frame.set_index(index_col)
     else:
-        frame = pd.read_csv(source, dtype={c: str for c in text} or None)
+        # only an empty cell is missing (what to_csv writes for NaN): an asset named NA, None or nan stays text
+        frame = pd.read_csv(source, dtype={c: str for c in text} or None, keep_default_na=False, na_values=[""])
         for column in text:
             if column in frame.columns:
                 frame[column] = frame[column].fillna("")

@@ -69,23 +69,38 @@ def load_asset_bars(asset: AssetConfig, universe: AssetUniverse | None = None,
                     timeframe: str | None = None, echo=None) -> pd.DataFrame:
     """Validated bars of one asset, resampled to ``timeframe`` (default: the asset's)."""
     from raybt.data.loader import load_bars
-    from raybt.data.resample import resample_bars
-    from raybt.data.timeframes import infer_timeframe, parse_timeframe
 
     if _needs_synthetic(asset, universe):
         ensure_synthetic(universe.synthetic, echo)
     bars = load_bars(asset.data, timestamp_format=asset.timestamp_format)
-    if timeframe:  # asked for: refused when it cannot be had
-        bars = at_timeframe(bars, timeframe, f"--timeframe {timeframe}", f"{asset.data}", f" of asset {asset.name}")
-    elif getattr(asset, "timeframe_source", None):  # stated in the asset config: the same
-        bars = at_timeframe(bars, asset.timeframe, f"timeframe {asset.timeframe} ({asset.timeframe_source})",
-                            f"{asset.data}", f" of asset {asset.name}")
-    elif len(bars) > 1 and parse_timeframe(asset.timeframe) > infer_timeframe(bars.index):
-        # the asset config's timeframe (5m unless it says): finer than the bars means the bars' own
-        bars = resample_bars(bars, asset.timeframe)
+    bars = at_asset_timeframe(bars, asset, timeframe, f"{asset.data}", f" of asset {asset.name}")
     if len(bars) < 2:
         raise DataError(f"{asset.data}: only {len(bars)} bar(s); a backtest needs at least 2")
     check_enough_bars(bars, asset.params, asset.name, asset.data)
+    return bars
+
+
+def at_asset_timeframe(bars: pd.DataFrame, asset: AssetConfig, timeframe: str | None, source: str,
+                       whose: str = "") -> pd.DataFrame:
+    """An asset's bars at the timeframe it runs at, whether read from its file or given as a DataFrame.
+
+    ``timeframe`` when one is asked for (``--timeframe``, the API's
+    ``timeframe=``), else the one its asset config states
+    (``timeframe_source``): bars finer are resampled to it, coarser refused
+    (ConfigError naming ``source``). Else its timeframe (5m unless it says)
+    works as a floor: finer bars are resampled to it, coarser ones run as
+    they are.
+    """
+    from raybt.data.resample import resample_bars
+    from raybt.data.timeframes import infer_timeframe, parse_timeframe
+
+    if timeframe:  # asked for: refused when it cannot be had
+        return at_timeframe(bars, timeframe, f"--timeframe {timeframe}", source, whose)
+    if getattr(asset, "timeframe_source", None):  # stated in the asset config: the same
+        return at_timeframe(bars, asset.timeframe, f"timeframe {asset.timeframe} ({asset.timeframe_source})",
+                            source, whose)
+    if len(bars) > 1 and parse_timeframe(asset.timeframe) > infer_timeframe(bars.index):
+        return resample_bars(bars, asset.timeframe)  # finer than the asset's timeframe: resampled to it
     return bars
 
 
@@ -122,18 +137,23 @@ def check_enough_bars(bars: pd.DataFrame, params, name: str, source=None) -> Non
                         f"atr_period={params['atr_period']}) + 1)")
 
 
-def validate_asset_bars(bars, name: str, params=None) -> pd.DataFrame:
+def validate_asset_bars(bars, name: str, params=None, *, asset: AssetConfig | None = None,
+                        timeframe: str | None = None) -> pd.DataFrame:
     """One asset's bars given as a DataFrame (the Python API), validated as a file's are.
 
     :func:`raybt.data.loader.validate_frame` (every rule of the loader; a
-    tz-naive index is UTC; errors ``asset NAME: ...``), then at least 2 bars
-    and, when ``params`` has ``bb_period``/``atr_period``, as many as the
-    indicator windows need (:func:`check_enough_bars`). Returns the loader's
-    frame format, viewing the caller's float64 columns where it can.
+    tz-naive index is UTC; errors ``asset NAME: ...``); with ``asset``, at the
+    timeframe its file's bars would run at (:func:`at_asset_timeframe`,
+    ``timeframe`` as asked); then at least 2 bars and, when ``params`` has
+    ``bb_period``/``atr_period``, as many as the indicator windows need
+    (:func:`check_enough_bars`). Returns the loader's frame format, viewing
+    the caller's float64 columns where it can (when not resampled).
     """
     from raybt.data.loader import validate_frame
 
     bars = validate_frame(bars, name)
+    if asset is not None:
+        bars = at_asset_timeframe(bars, asset, timeframe, f"asset {name}")
     if len(bars) < 2:
         raise DataError(f"asset {name}: only {len(bars)} bar(s); a backtest needs at least 2")
     check_enough_bars(bars, params, name)

@@ -103,7 +103,8 @@ def preference_ranking(preference: str, directory: Path | str | None = "results"
     ConfigError (one line naming the file, the asset and the key) when the
     file has metrics but an asset's entry lacks the ranking metric or holds a
     non-number (it cannot be ranked: re-run ``raybt optimize``), or when
-    ``assets`` (the portfolio's) names an asset the file has no entry for.
+    ``assets`` (the portfolio's) names an asset the file has no entry for;
+    given ``assets``, only their scores are returned.
     """
     if allocation is not None and getattr(allocation, "max_assets", None) is None \
             and getattr(allocation, "max_asset_correlation", None) is None:
@@ -143,6 +144,7 @@ def preference_ranking(preference: str, directory: Path | str | None = "results"
                               + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                               + ", so it cannot be ranked for allocation.max_assets / max_asset_correlation; "
                                 "optimise every asset of the portfolio (raybt optimize --assets ...)")
+        return {a: scores[a] for a in assets}  # the file's other assets belong to other portfolios
     return scores
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raybt.config.common import check_timeframe
 from raybt.engine.execute import LocalExecution, drive
-from raybt.engine.inputs import check_assets, check_config, check_weights
+from raybt.engine.inputs import check_assets, check_callable, check_config, check_ranking, check_weights
 from raybt.engine.intake import take_bars
 from raybt.engine.read_ahead import read_files_ahead
 from raybt.engine.plan import make_plan
@@ -53,6 +54,24 @@ class RunInfo:
     def to_dict(self) -> dict:
         return {"engine": self.engine, "layout": self.layout, "layout_description": self.layout_description,
                 "n_shards": self.n_shards, "nodes": list(self.nodes), "recoveries": self.recoveries}
+
+
+def _checked_checkpoint_dir(checkpoint_dir, resume) -> Path | None:
+    """``checkpoint_dir`` as a Path; ConfigError for ``resume`` without one, for a resume flag that is not
+    a bool, and for a finished run's folder (checkpoints belong to a run still being written)."""
+    if not isinstance(resume, bool):
+        raise ConfigError(f"resume: expected True or False, got {resume!r}")
+    if checkpoint_dir is None:
+        if resume:
+            raise ConfigError("resume: needs checkpoint_dir, the folder of the interrupted run's checkpoints")
+        return None
+    if not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise ConfigError(f"checkpoint_dir: expected a path, got {type(checkpoint_dir).__name__}")
+    checkpoint_dir = Path(checkpoint_dir)
+    if (checkpoint_dir / "metrics.json").exists():
+        raise ConfigError(f"checkpoint_dir: {checkpoint_dir} holds a finished run (metrics.json); checkpoints go "
+                          f"in the folder of a run still being written")
+    return checkpoint_dir
 
 
 class PortfolioBacktester:
@@ -83,9 +102,15 @@ class PortfolioBacktester:
         if engine not in ("ray", "local"):
             raise ConfigError(f"engine: must be ray or local, got {engine!r}")
         portfolio_config = check_config(portfolio_config)
+        if timeframe is not None:
+            timeframe = check_timeframe(timeframe, "timeframe")
         assets = check_assets(assets)  # every asset's params validated, before a process starts
         names = list(assets) if isinstance(assets, dict) else [a.name for a in assets]
         weights = check_weights(weights, names)
+        ranking = check_ranking(ranking, names)
+        check_callable(progress, "progress", "a function of a list of chunk summaries")
+        if timer is not None and not isinstance(timer, PhaseTimer):
+            raise ConfigError(f"timer: expected a raybt.phases.PhaseTimer, got {type(timer).__name__}")
         self.config = portfolio_config
         self.engine = engine
         self.progress = progress
@@ -163,9 +188,10 @@ class PortfolioBacktester:
 
         from raybt.checkpoints import check_fits, load_checkpoint
 
-        checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        checkpoint_dir = _checked_checkpoint_dir(checkpoint_dir, resume)
         timer = self.timer
         with phase(timer, "setup.hash"):
+            self.intake.check_unchanged()
             provenance = self._provenance()
             hashes = {"config": provenance["config_hash"], "data": provenance["data_hashes"]}
             snapshot = load_checkpoint(checkpoint_dir, hashes) if resume and checkpoint_dir else None

@@ -7,7 +7,9 @@ naming the asset or the argument:
 
 * :func:`check_config`: the portfolio config is a :class:`PortfolioConfig`;
 * :func:`check_assets`: ``{name: (AssetConfig, bars DataFrame)}`` or a list
-  of ``AssetConfig``; each asset's ``params`` pass
+  of ``AssetConfig``; each name a non-empty string as in an asset config
+  file (a dict's key the same as its AssetConfig's ``name``, names unique),
+  each timeframe one that parses; each asset's ``params`` pass
   :func:`~raybt.config.params.validate_params` (keys left out take the spec
   default, as in an asset config file) and come back validated;
 * :func:`check_weights`: fixed target weights, one finite weight >= 0 per
@@ -26,6 +28,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from raybt.config.common import check_name, check_timeframe
 from raybt.config.params import validate_params
 from raybt.config.portfolio import PortfolioConfig
 from raybt.config.universe import AssetConfig
@@ -46,12 +49,23 @@ def check_config(config) -> PortfolioConfig:
 
 
 def _asset_config(asset, where: str) -> AssetConfig:
-    """``asset`` with validated parameters; ConfigError when it is not an AssetConfig or a parameter is bad."""
+    """``asset`` with validated parameters; ConfigError when it is not an AssetConfig, or its name,
+    timeframe or a parameter is bad."""
     if not isinstance(asset, AssetConfig):
         hint = " (for (AssetConfig, DataFrame) pairs pass a dict {name: (AssetConfig, DataFrame)})" \
             if isinstance(asset, tuple) else ""
         raise ConfigError(f"{where}: expected an AssetConfig, got {type(asset).__name__}{hint}")
+    check_name(asset.name, f"{where}: name")
+    check_timeframe(asset.timeframe, f"{where}: timeframe")
     return dataclasses.replace(asset, params=validate_params(asset.params, where))
+
+
+def _unique(names) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"asset {name}: named twice in the portfolio")
+        seen.add(name)
 
 
 def check_assets(assets):
@@ -59,15 +73,22 @@ def check_assets(assets):
     if isinstance(assets, Mapping):
         checked = {}
         for name, pair in assets.items():
-            where = f"asset {name}"
+            where = f"asset {name!r}" if not isinstance(name, str) else f"asset {name}"
+            check_name(name, f"{where}: the key naming it")
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 got = f"{len(pair)} items" if isinstance(pair, (tuple, list)) else type(pair).__name__
                 raise ConfigError(f"{where}: expected a pair (AssetConfig, bars DataFrame), got {got}")
-            checked[name] = (_asset_config(pair[0], where), pair[1])
+            config = _asset_config(pair[0], where)
+            if config.name != name:
+                raise ConfigError(f"{where}: its AssetConfig is named {config.name!r}; the key and the name "
+                                  f"must be the same")
+            checked[name] = (config, pair[1])
         return checked
     if isinstance(assets, Iterable) and not isinstance(assets, (str, bytes, pd.DataFrame, pd.Series)):
         # a list, tuple, dict_values (universe.assets.values()), generator...
-        return [_asset_config(a, f"asset {getattr(a, 'name', f'#{i + 1}')}") for i, a in enumerate(assets)]
+        checked = [_asset_config(a, f"asset {getattr(a, 'name', f'#{i + 1}')}") for i, a in enumerate(assets)]
+        _unique(a.name for a in checked)
+        return checked
     raise ConfigError(f"assets: expected {_ASSETS}, got {type(assets).__name__}")
 
 
@@ -100,3 +121,27 @@ def check_weights(weights, names) -> pd.Series | None:
     if abs(total - 1.0) > WEIGHT_SUM_TOLERANCE:
         raise ConfigError(f"weights: must sum to 1 (fractions of the portfolio's capital), got {total:.6g}")
     return out
+
+
+def check_ranking(ranking, names) -> dict | None:
+    """``{asset: score}`` for the ``max_assets`` selection: a mapping over assets of the portfolio
+    (``names``) to numbers (assets left out rank last); None stays None."""
+    if ranking is None:
+        return None
+    if not isinstance(ranking, Mapping):
+        raise ConfigError(f"ranking: expected a dict {{asset: score}}, got {type(ranking).__name__}")
+    portfolio = set(names)
+    for asset, score in ranking.items():
+        if asset not in portfolio:
+            raise ConfigError(f"ranking: asset {asset!r} is not in the portfolio ({', '.join(map(str, names))})")
+        if isinstance(score, bool) or not isinstance(score, (int, float, np.integer, np.floating)) \
+                or np.isnan(score):
+            raise ConfigError(f"ranking: asset {asset}: the score must be a number, got {score!r}")
+    return dict(ranking)
+
+
+def check_callable(value, where: str, expected: str):
+    """``value`` when it is None or callable; ConfigError naming ``where`` otherwise."""
+    if value is not None and not callable(value):
+        raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__}")
+    return value

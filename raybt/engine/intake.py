@@ -38,6 +38,9 @@ class Intake:
     refs: tuple
     starts: tuple
     data_hashes: dict  # name -> Future of its bars_hash
+    #: the frames may view the caller's own arrays (DataFrames given to the local engine), which the
+    #: caller can still change: :meth:`check_unchanged` before a run
+    shared_with_caller: bool = False
 
     @property
     def n_assets(self) -> int:
@@ -57,6 +60,20 @@ class Intake:
     def hashes(self) -> dict:
         """``{name: SHA-256 of its bars}`` (waits for the hashing thread)."""
         return {name: self.data_hashes[name].result() for name in self.names}
+
+    def check_unchanged(self) -> None:
+        """ConfigError naming the first asset whose bars changed since they were validated (a caller's
+        DataFrame written to after the backtester was built); nothing to do when no frame is shared."""
+        if not self.shared_with_caller:
+            return
+        from raybt.checkpoints import bars_hash
+
+        hashes = self.hashes()
+        for name, bars, start in zip(self.names, self.bars, self.starts):
+            if start == 0 and bars_hash(bars) != hashes[name]:
+                raise ConfigError(f"asset {name}: its bars DataFrame changed after PortfolioBacktester(...) "
+                                  f"checked it (the local engine reads the frame's own columns); build a new "
+                                  f"PortfolioBacktester for the new bars")
 
 
 def release_free_memory() -> None:
@@ -85,7 +102,7 @@ def take_bars(assets, *, store=None, universe=None, timeframe: str | None = None
     ``store(frame) -> (reference, frame viewing the stored arrays)``: where
     the bars go (None: they stay where they are). ``universe`` lets the
     bundled synthetic universe be generated on first use; ``timeframe``
-    resamples every asset read from a file. ``frames``: for a list of asset
+    resamples every asset, read from a file or given as a DataFrame. ``frames``: for a list of asset
     configs, their bars already being read (:func:`raybt.engine.read_ahead.read_files_ahead`, made
     with the same ``universe`` and ``timeframe``).
     """
@@ -117,7 +134,7 @@ def take_bars(assets, *, store=None, universe=None, timeframe: str | None = None
         with phase(timer, "load.bars"):
             frame = next(frames)
             if not validated:  # the caller's frames pass the loader's rules (float64 columns not copied)
-                frame = validate_asset_bars(frame, name, getattr(asset, "params", None))
+                frame = validate_asset_bars(frame, name, asset.params, asset=asset, timeframe=timeframe)
         ref = None
         if store is not None:
             with phase(timer, "load.store"):
@@ -126,11 +143,13 @@ def take_bars(assets, *, store=None, universe=None, timeframe: str | None = None
         refs.append(ref)
         hashes[name] = hasher.submit(bars_hash, frame)
         del frame
-    hasher.shutdown(wait=False)
+    shared_with_caller = not validated and store is None
+    hasher.shutdown(wait=shared_with_caller)  # the caller may write to its frames once this returns
     if store is not None:
         with phase(timer, "load.store"):
             release_free_memory()  # the loaded frames' pages go back to the OS now
-    return Intake(tuple(names), tuple(configs), tuple(bars), tuple(refs), (0,) * len(names), hashes)
+    return Intake(tuple(names), tuple(configs), tuple(bars), tuple(refs), (0,) * len(names), hashes,
+                  shared_with_caller=shared_with_caller)
 
 
 def pack_assets(bars_list, timeline, indices) -> ShardBars:
