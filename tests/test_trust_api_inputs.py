@@ -127,3 +127,31 @@ def test_save_arguments_are_checked(tmp_path, kwargs, message):
     kwargs = {"path": tmp_path / "run", **kwargs}
     with pytest.raises(ConfigError, match=message):
         result.save(kwargs.pop("path"), **kwargs)
+
+
+def test_an_asset_without_bars_in_the_estimation_window_is_named_in_a_warning():
+    late = _bars(seed=2)
+    late.index = late.index + pd.Timedelta(days=4)
+    config = portfolio_config_from_dict({"name": "t", "allocation": {"model": "risk_parity", "lookback": "3D"}})
+    with pytest.warns(UserWarning, match="asset B: no bars in the allocation's estimation window"):
+        result = PortfolioBacktester({"A": (_asset("A"), _bars()), "B": (_asset("B"), late)}, config,
+                                     engine="local").run()
+    assert any(line.startswith("asset B: no bars") for line in result.provenance["warnings"])
+
+
+@pytest.mark.parametrize("allocation,weights,message", [
+    ({"max_assets": 1}, {"A": 0.5, "B": 0.5}, "weights: 2 assets weighted above 0, but allocation.max_assets is 1"),
+    ({"max_single_asset_weight": 0.4}, {"A": 0.6, "B": 0.4}, "asset A: 0.6 is above allocation.max_single_asset_weight"),
+])
+def test_fixed_weights_that_break_the_configs_caps_are_refused(allocation, weights, message):
+    config = portfolio_config_from_dict({"name": "t", "allocation": allocation})
+    with pytest.raises(ConfigError, match=message):
+        PortfolioBacktester({"A": (_asset("A"), _bars()), "B": (_asset("B"), _bars(seed=2))}, config,
+                            engine="local", weights=weights)
+
+
+def test_fixed_weights_say_which_allocation_settings_they_replace():
+    config = portfolio_config_from_dict({"name": "t", "allocation": {"model": "risk_parity"}})
+    with pytest.warns(UserWarning, match="fixed weights replace allocation.model risk_parity"):
+        PortfolioBacktester({"A": (_asset("A"), _bars()), "B": (_asset("B"), _bars(seed=2))}, config,
+                            engine="local", weights={"A": 0.5, "B": 0.5})

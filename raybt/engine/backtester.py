@@ -31,7 +31,8 @@ import pandas as pd
 
 from raybt.config.common import check_timeframe
 from raybt.engine.execute import LocalExecution, drive
-from raybt.engine.inputs import check_assets, check_callable, check_config, check_ranking, check_weights
+from raybt.engine.inputs import (check_assets, check_callable, check_config, check_ranking, check_weights,
+                                 check_weights_allowed)
 from raybt.engine.intake import take_bars
 from raybt.engine.read_ahead import read_files_ahead
 from raybt.engine.plan import make_plan
@@ -107,6 +108,8 @@ class PortfolioBacktester:
         assets = check_assets(assets)  # every asset's params validated, before a process starts
         names = list(assets) if isinstance(assets, dict) else [a.name for a in assets]
         weights = check_weights(weights, names)
+        for line in check_weights_allowed(weights, getattr(portfolio_config, "allocation", None)):
+            warnings.warn(line, RaybtWarning, stacklevel=2)
         ranking = check_ranking(ranking, names)
         check_callable(progress, "progress", "a function of a list of chunk summaries")
         if timer is not None and not isinstance(timer, PhaseTimer):
@@ -224,14 +227,15 @@ class PortfolioBacktester:
         timings.update(n_chunks=len(plan.bounds) - 1, n_shards=layout.n_shards)
         result = self._result(plan, output, timings, provenance)
         with phase(timer, "metrics.warnings"):
-            result.provenance["warnings"] = self._warnings(plan.intake, result)
+            result.provenance["warnings"] = self._warnings(plan, result)
         for line in result.provenance["warnings"]:
             warnings.warn(line, RaybtWarning, stacklevel=2)
         return result
 
     @staticmethod
-    def _warnings(intake, result) -> list[str]:
-        """What makes this run say little: degenerate bars (a constant or vanishing price, sizes that
+    def _warnings(plan, result) -> list[str]:
+        """What makes this run say little: an asset the allocation model weighted without a return of
+        its in the estimation window, degenerate bars (a constant or vanishing price, sizes that
         round to nothing) and results without trades or a Sharpe (:mod:`raybt.data.checks`)."""
         from concurrent.futures import ThreadPoolExecutor
 
@@ -242,8 +246,11 @@ class PortfolioBacktester:
 
         # a few medians per asset (~12 ms at 200,000 bars); numpy releases the GIL in them
         with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
-            per_asset = list(pool.map(check, intake.names, intake.bars, intake.configs))
-        found = [line for lines in per_asset for line in lines]
+            per_asset = list(pool.map(check, plan.intake.names, plan.intake.bars, plan.intake.configs))
+        found = [f"asset {name}: no bars in the allocation's estimation window (before {plan.start}): "
+                 f"its starting weight {float(plan.weights[name]):.4g} is not estimated from its returns"
+                 for name in plan.unestimated]
+        found += [line for lines in per_asset for line in lines]
         return found + result_warnings({"portfolio": result.metrics["portfolio"], **result.metrics["assets"]})
 
     def _result(self, plan, output, timings, provenance) -> PortfolioResult:

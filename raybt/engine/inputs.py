@@ -145,3 +145,27 @@ def check_callable(value, where: str, expected: str):
     if value is not None and not callable(value):
         raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__}")
     return value
+
+
+def check_weights_allowed(weights: pd.Series | None, allocation) -> list[str]:
+    """Fixed ``weights`` against the config's ``allocation``: ConfigError when they break a cap it
+    sets (``max_assets``, ``max_single_asset_weight``); the lines to warn about what it sets that
+    fixed weights replace (the model, ``max_asset_correlation``)."""
+    if weights is None or allocation is None:
+        return []
+    held = weights[weights > 0]
+    max_assets = getattr(allocation, "max_assets", None)
+    if max_assets is not None and len(held) > max_assets:
+        raise ConfigError(f"weights: {len(held)} assets weighted above 0, but allocation.max_assets is "
+                          f"{max_assets}")
+    cap = getattr(allocation, "max_single_asset_weight", None)
+    if cap is not None and (held > cap + WEIGHT_SUM_TOLERANCE).any():
+        asset = held.index[int(np.argmax(held.to_numpy() > cap + WEIGHT_SUM_TOLERANCE))]
+        raise ConfigError(f"weights: asset {asset}: {held[asset]:g} is above allocation.max_single_asset_weight "
+                          f"{cap:g}")
+    replaced = []
+    if getattr(allocation, "model", "equal_weight") != "equal_weight":
+        replaced.append(f"allocation.model {allocation.model}")
+    if getattr(allocation, "max_asset_correlation", None) is not None:
+        replaced.append(f"allocation.max_asset_correlation {allocation.max_asset_correlation:g}")
+    return [f"weights: the fixed weights replace {' and '.join(replaced)} (not applied)"] if replaced else []

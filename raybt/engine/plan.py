@@ -98,6 +98,8 @@ class Plan:
     start: pd.Timestamp | None = None  # first bar after an estimation window (None: no window)
     estimated_weights: pd.Series | None = None  # the estimate before unselected assets were dropped
     reweighing: dict = field(default_factory=dict)  # Coordinator arguments for re-estimates at rebalances
+    #: assets with fewer than 2 bars in the estimation window: the model saw no return of theirs
+    unestimated: tuple = ()
 
     @property
     def names(self) -> list:
@@ -116,8 +118,9 @@ def estimate_start(intake: Intake, config, estimator):
     """Starting weights; with an estimation window, it is cut off and unselected assets dropped.
 
     Returns ``(intake of the simulated assets, their weights, first timestamp
-    of the backtest or None, the estimate for every asset)``. The window's
-    strategy runs happen in this process (numba threads over the window).
+    of the backtest or None, the estimate for every asset, the assets with
+    fewer than 2 bars in the window)``. The window's strategy runs happen in
+    this process (numba threads over the window).
     """
     from raybt.asset import AssetGroup
     from raybt.compile import warm_up_kernels
@@ -125,12 +128,13 @@ def estimate_start(intake: Intake, config, estimator):
     from raybt.allocation.estimator import strategy_returns, window_end
 
     names = list(intake.names)
-    returns, start = None, None
+    returns, start, unestimated = None, None, ()
     if estimator.needs_window:
         timeline = union_timeline([b.index for b in intake.bars])
         end = window_end(timeline, config.allocation.lookback)
         start = timeline[end]
         rows = [int(b.index.searchsorted(start)) for b in intake.bars]
+        unestimated = tuple(n for n, k in zip(names, rows) if k < 2)
         window = [b.iloc[:k] for b, k in zip(intake.bars, rows)]
         params = param_records([dict(a.params, initial_capital=float(config.initial_capital),
                                      weight=1.0 / len(names)) for a in intake.configs])
@@ -146,7 +150,8 @@ def estimate_start(intake: Intake, config, estimator):
         raise ConfigError(f"asset {empty[0]} has no bars after the allocation lookback window")
     kept = intake.keep(keep)
     selected = weights[list(kept.names)]
-    return kept, (selected if len(keep) == len(weights) else selected / selected.sum()), start, weights
+    return (kept, (selected if len(keep) == len(weights) else selected / selected.sum()), start, weights,
+            tuple(n for n in unestimated if n in kept.names))
 
 
 def sleeve_params(intake: Intake, config, weights: pd.Series) -> np.ndarray:
@@ -165,9 +170,10 @@ def make_plan(intake: Intake, config, *, estimator=None, fixed_weights: pd.Serie
     not simulated).
     """
     start = estimated = None
+    unestimated = ()
     with phase(timer, "setup.estimate"):
         if estimator is not None:
-            intake, weights, start, estimated = estimate_start(intake, config, estimator)
+            intake, weights, start, estimated, unestimated = estimate_start(intake, config, estimator)
         elif fixed_weights is not None:  # assets weighted 0 are dropped, as unselected ones are
             intake = intake.keep([i for i, n in enumerate(intake.names) if fixed_weights[n] > 0])
             weights = fixed_weights[list(intake.names)]
@@ -181,4 +187,4 @@ def make_plan(intake: Intake, config, *, estimator=None, fixed_weights: pd.Serie
         reweighing = {"estimator": estimator, "names": list(intake.names),
                       "lookback_ns": pd.Timedelta(config.allocation.lookback).value}
     return Plan(intake, timeline, bounds, weights, sleeve_params(intake, config, weights), start, estimated,
-                reweighing)
+                reweighing, unestimated)
