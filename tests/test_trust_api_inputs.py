@@ -155,3 +155,13 @@ def test_fixed_weights_say_which_allocation_settings_they_replace():
     with pytest.warns(UserWarning, match="fixed weights replace allocation.model risk_parity"):
         PortfolioBacktester({"A": (_asset("A"), _bars()), "B": (_asset("B"), _bars(seed=2))}, config,
                             engine="local", weights={"A": 0.5, "B": 0.5})
+
+
+def test_an_overflowing_run_says_so_rather_than_that_its_equity_never_changed():
+    huge = {**P, "size": 1e300, "leverage": 1e300}
+    with np.errstate(all="ignore"):
+        result = PortfolioBacktester({"A": (AssetConfig("A", None, "5m", huge), _bars()),
+                                      "B": (_asset("B"), _bars(seed=2))}, CONFIG, engine="local").run()
+    lines = result.provenance["warnings"]
+    assert any(line.startswith("portfolio: annual volatility overflowed") for line in lines), lines
+    assert not any("never changed" in line for line in lines if line.startswith(("portfolio", "A:"))), lines

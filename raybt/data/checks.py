@@ -109,7 +109,9 @@ def result_warnings(metrics: Mapping[str, Mapping]) -> list[str]:
     """Warning lines for results that say nothing: ``{name: metrics}`` (``raybt.metrics``), e.g.
     ``result.metrics["assets"]`` or ``{"portfolio": result.metrics["portfolio"]}``.
 
-    One line per name with no trades (``n_trades`` 0) and per name whose
+    One line per name with no trades (``n_trades`` 0), per name whose
+    numbers overflowed (an infinite volatility or final equity: sizes,
+    leverage or contract sizes far too large), and per other name whose
     Sharpe is NaN (the equity never changed, or too few bars).
     """
     out = []
@@ -118,7 +120,12 @@ def result_warnings(metrics: Mapping[str, Mapping]) -> list[str]:
             continue
         if m.get("n_trades") == 0:
             out.append(f"{name}: no trades")
+        overflowed = [key for key in ("final_equity", "annual_volatility")
+                      if isinstance(m.get(key), float) and math.isinf(m[key])]
         sharpe = m.get("sharpe")
-        if isinstance(sharpe, float) and math.isnan(sharpe):
+        if overflowed:
+            out.append(f"{name}: {' and '.join(k.replace('_', ' ') for k in overflowed)} overflowed to infinity "
+                       f"(final equity {m.get('final_equity')!r}): are size, leverage or contract_size far too large?")
+        elif isinstance(sharpe, float) and math.isnan(sharpe):
             out.append(f"{name}: Sharpe is NaN (the equity never changed, or too few bars)")
     return out
