@@ -299,8 +299,7 @@ class Coordinator:
         return self.recoveries
 
     def get_timing(self) -> dict:
-        """Seconds in the shards, in the portfolio rules and collecting; and, for a group set that has
-        them, its counts (e.g. ``channel_chunks``: chunks carried over local sockets)."""
+        """Seconds in the shards, in the portfolio rules and collecting, and the group set's counts if any."""
         return {**self.timing, **getattr(self.groups, "counts", {})}
 
     def node_ids(self) -> list:
