@@ -131,7 +131,10 @@ def find_resumable(path: Path) -> tuple[Path, Path, dict]:
     else:
         final, tmp = path, partial_dir(path)
     if final.is_dir() and not tmp.exists():
-        raise ConfigError(f"{final}: this run is complete; nothing to resume")
+        if (final / "metrics.json").is_file() and (final / REQUEST).is_file():
+            raise ConfigError(f"{final}: this run is complete; nothing to resume")
+        raise ConfigError(f"{final}: not a run folder (no run_request.json, no unfinished {tmp.name}): "
+                          f"nothing to resume")
     if not (tmp / REQUEST).is_file():
         raise ConfigError(f"{path}: no unfinished run here (expected {tmp / REQUEST})")
     from raybt.config.common import load_document
@@ -250,7 +253,10 @@ class CheckpointWriter:
         except OSError as exc:
             raise self._error(exc) from None
         finally:
-            self._log.close()
+            try:
+                self._log.close()  # flushes what a failed write left in its buffer: that fails again
+            except OSError:
+                pass
             for slot in self._slots:
                 os.close(slot)
 

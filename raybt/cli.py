@@ -13,6 +13,7 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from raybt.arg_types import address_arg, timeframe_arg
 from raybt.errors import ConfigError, RaybtError, RaybtWarning
 from raybt.interrupts import Terminated, install_signal_handlers
 from raybt.run_request import RUN_REQUEST_KEYS  # what a run's run_request.json holds (--resume reads it back)
@@ -279,8 +280,7 @@ def _data_synth(args) -> int:
     from raybt.data.synth import write_universe
     from raybt.results import atomic_run_dir
 
-    if args.assets <= 0 or args.bars <= 1:
-        raise ConfigError("--assets must be >= 1 and --bars >= 2")
+    _check_synth_size(args)
     out = Path(args.out)
     if out.is_dir() and any(out.iterdir()):
         if not args.overwrite:
@@ -304,6 +304,27 @@ def _data_synth(args) -> int:
     return 0
 
 
+#: the largest synthetic universe ``raybt data synth`` writes (assets x bars: about 40 GB of Parquet input)
+SYNTH_MAX_CELLS = 10**9
+
+
+def _check_synth_size(args) -> None:
+    """ConfigError naming the flag for a size, seed or span ``raybt data synth`` cannot write."""
+    import pandas as pd
+
+    from raybt.data.timeframes import parse_timeframe
+
+    if args.assets < 1 or args.bars < 2:
+        raise ConfigError("--assets must be >= 1 and --bars >= 2")
+    if args.assets * args.bars > SYNTH_MAX_CELLS:
+        raise ConfigError(f"--assets {args.assets} x --bars {args.bars} is over {SYNTH_MAX_CELLS:,} asset-bars")
+    if not 0 <= args.seed < 2**63:
+        raise ConfigError(f"--seed must be a whole number >= 0, got {args.seed}")
+    span_ns = parse_timeframe(args.timeframe).value * args.bars * (2 if args.calendar == "market" else 1)  # weekends
+    if span_ns >= (pd.Timestamp.max - pd.Timestamp("2025-01-01")).value:
+        raise ConfigError(f"--bars {args.bars} of --timeframe {args.timeframe} run past the year 2261")
+
+
 # --- parser ------------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -322,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--config", help="asset config file (JSON/YAML; default configs/assets_config_highperf.json)")
     bt.add_argument("--data", help="bars file (CSV/Parquet) instead of --asset")
     bt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a strategy/broker parameter")
-    bt.add_argument("--timeframe", help="resample bars to this timeframe first (e.g. 15m, 1h)")
+    bt.add_argument("--timeframe", type=timeframe_arg,
+                    help="resample bars to this timeframe first (e.g. 15m, 1h)")
     bt.add_argument("--date-format", metavar="FORMAT",
                     help="strptime format of the bars' time column (e.g. %%d/%%m/%%Y %%H:%%M); settles day/month order")
     bt.add_argument("--out", help="output folder (default: a new results/<run>/)")
@@ -335,13 +357,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preference", choices=("balanced", "pnl", "drawdown"))
     run.add_argument("--allocation", help="allocation model (equal_weight, risk_parity, performance_weighted, ...)")
     run.add_argument("--max-assets", type=int)
-    run.add_argument("--timeframe", help="resample every asset to this timeframe (e.g. 15m)")
+    run.add_argument("--timeframe", type=timeframe_arg,
+                     help="resample every asset to this timeframe (e.g. 15m)")
     run.add_argument("--date-format", metavar="FORMAT",
                      help="strptime format of every bars file's time column (default: timestamp_format of the "
                           "asset config, else inferred)")
     run.add_argument("--engine", choices=("ray", "local"), default="ray")
     run.add_argument("--chunk", help="chunk duration (e.g. 1D, 4h)")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
+    run.add_argument("--address", type=address_arg,
+                     help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
     run.add_argument("--layout", choices=("auto", "colocated", "actors"),
                      help="on Ray: colocated (the coordinator's actor advances every asset; the default on one "
                           "node) or actors (shard actors; the default on a cluster) (engine.layout)")
@@ -393,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth = data_sub.add_parser("synth", help="generate a synthetic universe")
     synth.add_argument("--assets", type=int, default=15)
     synth.add_argument("--bars", type=int, default=105_120)
-    synth.add_argument("--timeframe", default="5m")
+    synth.add_argument("--timeframe", type=timeframe_arg, default="5m")
     synth.add_argument("--seed", type=int, default=42)
     synth.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     synth.add_argument("--calendar", choices=("market", "24x7"), default="market")

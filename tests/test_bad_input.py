@@ -349,7 +349,6 @@ def test_bad_portfolio_config(tmp_path, universe, capsys, case, extra, needles):
     (["--chunk", "1min"], ["--chunk: 1min is shorter than one bar"]),
     (["--chunk", "soon"], ["error: --chunk: not a duration: 'soon'"]),
     (["--max-assets", "0"], ["--max-assets must be >= 1, got 0"]),
-    (["--timeframe", "7x"], ["not a timeframe: '7x'"]),
 ])
 def test_bad_run_options(tmp_path, universe, capsys, args, needles):
     out = tmp_path / "out"
@@ -361,6 +360,9 @@ def test_bad_run_options(tmp_path, universe, capsys, args, needles):
     (["run", "--bogus"], ["error: raybt: unrecognized arguments: --bogus"]),
     (["run", "--engine", "rey"], ["raybt run: argument --engine: invalid choice: 'rey'"]),
     (["data"], ["raybt data: the following arguments are required"]),
+    (["run", "--timeframe", "7x"], ["raybt run: argument --timeframe: not a timeframe: '7x'"]),
+    (["backtest", "--timeframe", "0m"], ["raybt backtest: argument --timeframe:"]),
+    (["run", "--address", " "], ["raybt run: argument --address: empty address"]),
     ([], ["raybt: the following arguments are required: command"]),
 ])
 def test_command_line_syntax_errors_are_one_line(tmp_path, capsys, args, needles):

@@ -165,6 +165,9 @@ def parse_set_options(items, where: str = "--set") -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"{where}: expected key=value, got {item!r}")
+        if key.strip() in values:
+            raise ConfigError(f"{where}: {key.strip()} given twice ({values[key.strip()]!r} and {value.strip()!r}); "
+                              f"keep one")
         values[key.strip()] = value.strip()
     return values
 

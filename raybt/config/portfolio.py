@@ -379,4 +379,7 @@ def portfolio_config_from_dict(doc, where: str = "portfolio config", base: Path 
 def load_portfolio_config(path) -> PortfolioConfig:
     """Load and validate a portfolio YAML/JSON file."""
     path = Path(path)
-    return portfolio_config_from_dict(load_document(path), str(path), base=path.resolve().parent)
+    doc = load_document(path)
+    if doc is None:  # an empty file (or only comments): the defaults would run, named after files not there
+        raise ConfigError(f"{path}: empty config file (no settings; a portfolio needs at least its asset_config)")
+    return portfolio_config_from_dict(doc, str(path), base=path.resolve().parent)

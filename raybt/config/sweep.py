@@ -41,6 +41,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,6 +52,8 @@ from raybt.errors import ConfigError
 
 SPEC_KEYS = ("name", "description", "base", "mode", "parameters", "points", "rank_by")
 MODES = ("product", "list")
+#: the most points a product sweep expands to (each is a full portfolio backtest)
+MAX_POINTS = 10_000
 ALIASES = {"max_assets": "allocation.max_assets", "allocation_model": "allocation.model",
            "chunk": "engine.chunk"}
 # metric -> True when higher is better
@@ -207,6 +210,12 @@ def sweep_spec_from_dict(doc: Any, where: str, folder: Path) -> SweepSpec:
                 raise ConfigError(f"{where}: parameters.{key}: must be a non-empty list of values, "
                                   f"got {values!r} (write [{format_value(values)}] for one value)")
             parameters[path] = list(values)
+        count = math.prod(len(v) for v in parameters.values())
+        if count > MAX_POINTS:
+            sizes = " x ".join(str(len(v)) for v in parameters.values())
+            raise ConfigError(f"{where}: parameters: {sizes} = {count:,} points, over the {MAX_POINTS:,} a sweep "
+                              f"runs (each point is a full backtest); sweep fewer values, or list the points "
+                              f"you want (mode: list)")
     else:
         if "parameters" in doc:
             raise ConfigError(f"{where}: parameters: only with mode: product (mode is list; use points)")

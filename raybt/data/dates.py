@@ -223,6 +223,10 @@ def _parse_times(raw: pd.Series, source: str, where: str, fmt: str | None = None
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             _fail(source, where, row + 1, None, f"epoch timestamp out of range: {_num(values[row])}")
+        counter = np.arange(len(values), dtype=np.float64)
+        if len(values) > 1 and (np.array_equal(values, counter) or np.array_equal(values, counter + 1)):
+            _fail(source, where, 1, None, f"the times {values[0]:.0f}, {values[1]:.0f}, ... count the rows "
+                                          f"(a row number, not epoch times): give the bars' dates and times")
         _check_epoch_spacing(values, unit, source, where, raw.iloc[0])
         return pd.DatetimeIndex(pd.to_datetime(values, unit=unit, utc=True))
     shown = raw.astype(str).str.strip()

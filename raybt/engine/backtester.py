@@ -69,7 +69,9 @@ def _checked_checkpoint_dir(checkpoint_dir, resume) -> Path | None:
     if not isinstance(checkpoint_dir, (str, os.PathLike)):
         raise ConfigError(f"checkpoint_dir: expected a path, got {type(checkpoint_dir).__name__}")
     checkpoint_dir = Path(checkpoint_dir)
-    if (checkpoint_dir / "metrics.json").exists():
+    finished = (checkpoint_dir / "metrics.json").exists() and not os.path.lexists(checkpoint_dir / "INCOMPLETE") \
+        and not checkpoint_dir.name.endswith(".partial")
+    if finished:
         raise ConfigError(f"checkpoint_dir: {checkpoint_dir} holds a finished run (metrics.json); checkpoints go "
                           f"in the folder of a run still being written")
     return checkpoint_dir

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from raybt.arg_types import address_arg, timeframe_arg
 from raybt.errors import ConfigError
 
 DEFAULT_ASSET_CONFIG = "assets_config_highperf.json"  # in ./configs (raybt.config.defaults)
@@ -29,9 +30,11 @@ def add_optimize_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
                              "rest (with --walk-forward: the train fraction of each window, default 0.7)")
     parser.add_argument("--walk-forward", type=int, metavar="N",
                         help="N rolling walk-forward windows (select on train, evaluate on the next test span)")
-    parser.add_argument("--timeframe", help="resample every asset to this timeframe first (e.g. 15m, 1h)")
+    parser.add_argument("--timeframe", type=timeframe_arg,
+                        help="resample every asset to this timeframe first (e.g. 15m, 1h)")
     parser.add_argument("--engine", choices=("ray", "local"), default="ray")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
+    parser.add_argument("--address", type=address_arg,
+                        help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
     parser.add_argument("--out", help="output folder (default: results/optimize-<timestamp>/)")
     parser.add_argument("--best-dir", default=str(DEFAULT_RESULTS),
                         help="folder receiving best_configs_<preference>.json for `raybt run --preference`")

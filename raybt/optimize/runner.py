@@ -113,6 +113,21 @@ def walk_forward_windows(n_bars: int, n_windows: int, train: float = 0.7) -> lis
 # --- job execution ------------------------------------------------------------------
 
 
+def _check_some_candidate_fits(name: str, candidates: list, spans: dict, mode: str) -> None:
+    """ConfigError when the shortest span a pick is selected on is shorter than every grid candidate's
+    indicator warm-up: no candidate could trade there, and the pick would be meaningless."""
+    from raybt.config.params import min_bars
+
+    selection = {k: v for k, v in spans.items() if k in ("full", "is") or k.startswith("train")}
+    label, (start, end) = min(selection.items(), key=lambda item: item[1][1] - item[1][0])
+    need = min(min_bars(c) for c in candidates)
+    if end - start < need:
+        span = {"full": "the asset's", "is": "the in-sample"}.get(label, f"walk-forward window {label[5:]}'s train")
+        raise ConfigError(f"{name}: {span} span holds {end - start} bars, fewer than any grid candidate needs "
+                          f"({need}: max(bb_period, atr_period) + 1): no candidate could trade there"
+                          + ("" if mode == "full" else "; raise --train or lower --walk-forward"))
+
+
 # --- the optimisation ------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -199,6 +214,7 @@ def run_optimization(assets: Mapping, grid: GridSpec, *, train: float | None = N
             for w in windows:
                 spans[f"train{w.index}"] = (w.train_start, w.train_end)
                 spans[f"test{w.index}"] = (w.test_start, w.test_end)
+        _check_some_candidate_fits(name, params[:-1], spans, mode)
         prepared[name] = PreparedAsset(dict(base), params, param_records(params), ohlc, ns, bars.index, spans,
                                        windows)
 

@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from raybt.arg_types import address_arg
 from raybt.errors import ConfigError
 from raybt.config.sweep import RANK_METRICS
 
@@ -25,7 +26,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "(default configs/sweep.yaml)")
     parser.add_argument("--engine", choices=("ray", "local"), default="ray",
                         help="ray: one Ray task per point, in parallel (default); local: in-process, sequential")
-    parser.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
+    parser.add_argument("--address", type=address_arg,
+                        help="Ray cluster address (default: RAY_ADDRESS or an embedded local Ray)")
     parser.add_argument("--out", help="output folder (default: results/<UTC time>-sweep-<name>/); "
                                       "an existing sweep folder is resumed (complete points are skipped)")
     parser.add_argument("--rank-by", choices=tuple(RANK_METRICS),
