@@ -188,8 +188,11 @@ def atomic_run_dir(final: Path, *, reuse: bool = False, overwrite: bool = False,
     try:
         if tmp.exists() and not reuse:
             if not overwrite:
-                raise ConfigError(f"{final}: an unfinished run is in {tmp}; resume it (raybt run --resume {final}),"
-                                  f" delete it, or pass --overwrite")
+                if (tmp / "run_request.json").is_file():  # a portfolio run's: it can be resumed
+                    raise ConfigError(f"{final}: an unfinished run is in {tmp}; resume it (raybt run --resume "
+                                      f"{final}), delete it, or pass --overwrite")
+                raise ConfigError(f"{final}: an earlier unfinished write left {tmp}; delete it (or pass --overwrite "
+                                  f"where the command has it)")
             lock_partial(tmp)  # not while another process writes it
             unlock_partial(tmp)
             shutil.rmtree(tmp)

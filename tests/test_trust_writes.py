@@ -135,7 +135,7 @@ def test_backtest_out_keeps_an_unfinished_run_unless_overwrite(tmp_path, univers
     (partial / "INCOMPLETE").write_text("interrupted\n")
     (partial / "checkpoint").mkdir()
     rc = main(["backtest", "--data", str(data), "--out", str(tmp_path / "out")])
-    _one_error_line(capsys, rc, ["out", "unfinished run", "--overwrite"])
+    _one_error_line(capsys, rc, ["out", "an earlier unfinished write left", "--overwrite"])
     assert (partial / "checkpoint").is_dir()
     assert main(["backtest", "--data", str(data), "--out", str(tmp_path / "out"), "--overwrite"]) == 0
     assert (tmp_path / "out" / "trades.csv").is_file() and not partial.exists()

@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import socket
+import sys
 
 from raybt.errors import ClusterError
 
@@ -33,6 +35,32 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at '{address}': {reason}") from None
+
+
+@contextlib.contextmanager
+def _stderr_kept_unless_failing():
+    """File descriptor 2 goes to a temporary file meanwhile; written back to stderr if the block
+    succeeds, dropped if it raises (the caller's one error line says what failed)."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if not failed:
+                captured.seek(0)
+                text = captured.read()
+                if text:
+                    sys.stderr.buffer.write(text)
+                    sys.stderr.flush()
 
 
 def dashboard_url() -> str | None:
@@ -71,7 +99,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         if target:
-            ray.init(address=target, **kwargs)
+            with _stderr_kept_unless_failing():  # Ray's C++ client logs every failed attempt to stderr
+                ray.init(address=target, **kwargs)
         else:
             # "local": always a Ray of our own, never a cluster that happens to run on this machine
             ray.init(address="local", num_cpus=num_cpus, **kwargs)
