@@ -180,12 +180,18 @@ class RayGroupSet:
         self._get([a.load.remote(*args) for a, args in zip(self.actors, self.shard_args)])
 
     def _start(self, i: int):
-        """Shard i's actor again, after its process died: started and given its bars (calls after it queue)."""
+        """Shard i's actor again, after its process died: started, given its bars and, with shared
+        equity, told where it is (waited for: it decides whether its chunks go over a socket)."""
         actor = start_shards([self.labels[i]], self.options)[0]
         actor.load.remote(*self.shard_args[i])
         if self._shared is not None:
             node, handle, rows, mailboxes = self._shared
-            actor.share_equity.remote(node, handle, rows[i], mailboxes[i])
+            # where it now runs decides how its chunks travel (a socket only on the coordinator's node)
+            shared = actor.share_equity.remote(node, handle, rows[i], mailboxes[i])
+            try:
+                self._on_node[i] = bool(self._get([shared])[0])
+            except WorkerLost:  # lost again: its next actor call says so, and it is started once more
+                self._on_node[i] = False
         return actor
 
     #: Above this many bytes a shard's mailbox is not made (its digests travel in the replies).
