@@ -288,7 +288,7 @@ def _record(path: Path, buffer: bytearray, offset: int, what: str) -> tuple[dict
     try:
         return unpack(buffer, offset, RECORD_DTYPES)
     except RecordError as exc:
-        raise ConfigError(f"{path}: {what} of the checkpoint is {exc}") from None
+        raise ConfigError(f"{path}: {what} of the checkpoint cannot be read ({exc})") from None
 
 
 def _read_state(path: Path) -> tuple[dict, dict]:

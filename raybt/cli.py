@@ -149,6 +149,7 @@ def _run(args) -> int:
             configs = [replace(c, timestamp_format=date_format) for c in configs]
     if not resume:
         out = Path(args.out) if args.out else new_run_dir(DEFAULT_RESULTS, f"run-{pconf.name}")
+        args.run_folder = out  # named by an interrupt's message
         check_output_dir(out)  # fail before the run, not after it
         if partial_path(out).exists() and not args.overwrite:
             raise ConfigError(f"{out}: an unfinished run is already there ({partial_path(out)}); "
@@ -451,7 +452,8 @@ def main(argv=None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         # the run's .partial folder keeps its INCOMPLETE marker and last checkpoint: --resume continues it
-        print("interrupted: resume with raybt run --resume <run folder>" if args.command == "run" else "interrupted",
+        folder = getattr(args, "run_folder", None) or getattr(args, "resume", None) or "<run folder>"
+        print(f"interrupted: resume with raybt run --resume {folder}" if args.command == "run" else "interrupted",
               file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
 

@@ -67,7 +67,7 @@ def _read_equity(run_dir: Path) -> pd.DataFrame:
         raise ReportError(f"{path}: {path.name} has no asset (sleeve) columns")
     values = {c: check_numbers(path, eq, c) for c in eq.columns}
     if values["equity"][0] <= 0:
-        raise ReportError(f"{path}: column 'equity', data row 1: {values['equity'][0]!r} "
+        raise ReportError(f"{path}: column 'equity', data row 1: {float(values['equity'][0]):g} "
                           "(the starting equity must be positive)")
     if "drawdown" in values and (values["drawdown"] < 0).any():
         row = int(np.flatnonzero(values["drawdown"] < 0)[0])

@@ -149,7 +149,8 @@ def test_a_crafted_checkpoint_cannot_execute_code(assets, interrupted, tmp_path_
 
     marker = tmp_path_factory.mktemp("payload") / "pwned"
     _forge_states(interrupted, [["sleeves", "|O", [1]]], pickle.dumps(np.array([Payload(marker)], dtype=object)))
-    with pytest.raises(ConfigError, match=r"state-a.rec: the state of the checkpoint is sleeves: unexpected data type '\|O'"):
+    with pytest.raises(ConfigError, match=r"state-a.rec: the state of the checkpoint cannot be read "
+                                          r"\(sleeves: unexpected data type '\|O'\)"):
         PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
     assert not marker.exists()
 
@@ -182,7 +183,7 @@ def test_digests_are_checked_before_anything_is_loaded(assets, interrupted):
     data = bytearray(log.read_bytes())
     data[-100] ^= 0xFF
     log.write_bytes(bytes(data))
-    with pytest.raises(ConfigError, match=rf"outputs.log: output record {k} of the checkpoint is damaged "
+    with pytest.raises(ConfigError, match=rf"outputs.log: output record {k} of the checkpoint cannot be read \(damaged "
                                           r"\(SHA-256 differs\)"):
         PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
 

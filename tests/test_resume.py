@@ -74,7 +74,7 @@ def test_interrupted_run_resumes_bit_identically(portfolio_yaml, uninterrupted, 
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    assert "Traceback" not in err and "--resume" in err
+    assert "Traceback" not in err and f"resume with raybt run --resume {out}" in err, err
     assert not out.exists()  # nothing under the final name
     assert (partial / "INCOMPLETE").is_file() and first_state.stat().st_size
 
