@@ -77,3 +77,15 @@ def test_optimize_refuses_a_grid_no_candidate_of_which_fits_the_bars(tmp_path, u
     assert rc == 2 and "Traceback" not in err
     assert err.splitlines()[-1].startswith("error: ") and "fewer than any grid candidate needs (5001" in err
     assert not (tmp_path / "best").exists() or not list((tmp_path / "best").iterdir())
+
+
+def test_optimize_refuses_walk_forward_test_windows_shorter_than_any_indicator_window(tmp_path, universe,  # noqa: F811
+                                                                                       capsys):
+    config = asset_config(tmp_path, universe)
+    grid = tmp_path / "g.yaml"
+    grid.write_text("grid:\n  bb_period: [20, 30]\n")
+    rc = main(["optimize", "--config", str(config), "--grid", str(grid), "--walk-forward", "1000", "--engine",
+               "local", "--out", str(tmp_path / "out"), "--best-dir", str(tmp_path / "best")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert "walk-forward test windows of 2 bars, shorter than any grid candidate's indicator window (21" in err

@@ -114,8 +114,8 @@ def walk_forward_windows(n_bars: int, n_windows: int, train: float = 0.7) -> lis
 
 
 def _check_some_candidate_fits(name: str, candidates: list, spans: dict, mode: str) -> None:
-    """ConfigError when the shortest span a pick is selected on is shorter than every grid candidate's
-    indicator warm-up: no candidate could trade there, and the pick would be meaningless."""
+    """ConfigError when the shortest span a pick is selected on (or, walking forward, judged on) is
+    shorter than every grid candidate's indicator warm-up: the pick would be meaningless."""
     from raybt.config.params import min_bars
 
     selection = {k: v for k, v in spans.items() if k in ("full", "is") or k.startswith("train")}
@@ -126,6 +126,11 @@ def _check_some_candidate_fits(name: str, candidates: list, spans: dict, mode: s
         raise ConfigError(f"{name}: {span} span holds {end - start} bars, fewer than any grid candidate needs "
                           f"({need}: max(bb_period, atr_period) + 1): no candidate could trade there"
                           + ("" if mode == "full" else "; raise --train or lower --walk-forward"))
+    tests = [end - start for k, (start, end) in spans.items() if k.startswith("test")]
+    if tests and min(tests) < need:
+        raise ConfigError(f"{name}: walk-forward test windows of {min(tests)} bars, shorter than any grid "
+                          f"candidate's indicator window ({need} bars): too short to judge a pick; lower "
+                          f"--walk-forward")
 
 
 # --- the optimisation ------------------------------------------------------------------
