@@ -89,3 +89,12 @@ def test_optimize_refuses_walk_forward_test_windows_shorter_than_any_indicator_w
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err
     assert "walk-forward test windows of 2 bars, shorter than any grid candidate's indicator window (21" in err
+
+
+def test_a_sweep_on_an_unreachable_cluster_makes_no_folder(tmp_path, universe, capsys):  # noqa: F811
+    base = portfolio(tmp_path, universe)
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text(f"base: {base}\nname: s\nparameters:\n  allocation.model: [equal_weight, risk_parity]\n")
+    out = tmp_path / "out"
+    check_error(capsys, main(["sweep", str(sweep), "--address", "127.0.0.1:1", "--out", str(out)]), out,
+                ["cannot connect to Ray at '127.0.0.1:1'"])

@@ -293,6 +293,10 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     out = Path(out) if out is not None else new_run_dir("results", f"sweep-{spec.name}")
     points_dir = out / "points"
     check_sweep_folder(out)
+    if engine == "ray" and address:
+        from raybt.ray.runtime import check_reachable
+
+        check_reachable(address)  # an unreachable cluster: the error before any folder is made
     try:
         points_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
