@@ -394,6 +394,10 @@ def load_checkpoint(tmp: Path, hashes: dict) -> tuple[dict, dict] | None:
                               f"start the run again with --overwrite")
         return None
     saved = _read_run(folder)
+    if "kernels" in hashes and saved.get("kernels") != hashes["kernels"]:
+        raise ConfigError(f"{folder / RUN}: written by a raybt whose strategy kernels differ from this one's "
+                          f"(upgraded or edited since): continuing would mix two kernels' results; start the "
+                          f"run again with --overwrite")
     if saved.get("config") != hashes.get("config"):
         raise ConfigError(f"{folder / RUN}: the configuration changed since the checkpoint (config hash differs)")
     for name, digest in hashes.get("data", {}).items():

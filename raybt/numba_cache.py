@@ -67,6 +67,17 @@ def sources_fingerprint(sources, package_dir: Path = PACKAGE_DIR) -> str:
     return digest.hexdigest()
 
 
+_FINGERPRINT = {}  # package folder -> its kernels' fingerprint, computed once per process
+
+
+def kernels_fingerprint(package_dir: Path = PACKAGE_DIR) -> str:
+    """The fingerprint of the package's kernel sources (:func:`sources_fingerprint`), once per process:
+    what a checkpoint records so that a run is never continued by other kernels than started it."""
+    if package_dir not in _FINGERPRINT:
+        _FINGERPRINT[package_dir] = sources_fingerprint(kernel_sources(package_dir), package_dir)
+    return _FINGERPRINT[package_dir]
+
+
 def refresh_numba_cache(package_dir: Path = PACKAGE_DIR) -> bool:
     """Delete raybt's cached kernels if their sources changed since they were cached; True if it did.
 
@@ -75,7 +86,7 @@ def refresh_numba_cache(package_dir: Path = PACKAGE_DIR) -> bool:
     """
     try:
         sources = kernel_sources(package_dir)
-        fingerprint = sources_fingerprint(sources, package_dir)
+        fingerprint = _FINGERPRINT[package_dir] = sources_fingerprint(sources, package_dir)
         stamp = package_dir / "__pycache__" / STAMP_NAME
         if stamp.is_file() and stamp.read_text().strip() == fingerprint:
             return False

@@ -233,6 +233,16 @@ def test_a_changed_config_is_refused(assets, interrupted):
                                                                              resume=True)
 
 
+def test_a_checkpoint_written_by_other_kernels_is_refused(assets, interrupted, monkeypatch):
+    """An upgrade (or an edit) that changed the strategy kernels: the rest of the run would follow other
+    rules than its start (the rolled-z fix of 2026-12-03 changed trades in rare windows)."""
+    import raybt.engine.backtester as backtester
+
+    monkeypatch.setattr(backtester, "kernels_fingerprint", lambda: "another raybt's kernels")
+    with pytest.raises(ConfigError, match="strategy kernels differ from this one's"):
+        PortfolioBacktester(assets, _config(), engine="local").run(checkpoint_dir=interrupted, resume=True)
+
+
 def test_a_checkpoint_of_an_earlier_format_is_refused_by_name(assets, interrupted):
     """A format-2 run.json (SHA-256 data hashes) says it is from an earlier raybt, not that the data changed."""
     path = interrupted / FOLDER / RUN

@@ -246,6 +246,44 @@ def test_intact_sweep_is_reused_silently(first_sweep, tmp_path, monkeypatch, cap
     assert "warning:" not in captured.err and "2 points: 0 run, 2 reused, 0 failed" in captured.out
 
 
+def test_points_run_by_other_kernels_run_again(first_sweep, tmp_path, monkeypatch, capsys, world):
+    import raybt.numba_cache as numba_cache
+
+    base, _ = first_sweep
+    out = tmp_path / "sweep"
+    shutil.copytree(base, out)
+    monkeypatch.chdir(world)
+    monkeypatch.setattr(numba_cache, "kernels_fingerprint", lambda: "another raybt's kernels")
+    assert main(["sweep", str(world / "sweep.yaml"), "--engine", "local", "--out", str(out), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("run by other strategy kernels") == 2, captured.err
+    assert "2 points: 2 run, 0 reused, 0 failed" in captured.out
+
+
+def test_points_whose_bars_changed_run_again(first_sweep, tmp_path, monkeypatch, capsys, world):
+    """The same file names and asset config (so the same point ids), other prices in one file."""
+    import pandas as pd
+
+    base, _ = first_sweep
+    out = tmp_path / "sweep"
+    shutil.copytree(base, out)
+    data = sorted((world / "data").glob("*.parquet"))[0]
+    kept = tmp_path / data.name
+    shutil.copy2(data, kept)
+    try:
+        bars = pd.read_parquet(data)
+        bars[["open", "high", "low", "close"]] *= 1.001
+        bars.to_parquet(data)
+        monkeypatch.chdir(world)
+        assert main(["sweep", str(world / "sweep.yaml"), "--engine", "local", "--out", str(out),
+                     "--no-progress"]) == 0
+    finally:
+        shutil.copy2(kept, data)  # the module's world as it was
+    captured = capsys.readouterr()
+    assert captured.err.count(f"the bars of asset {data.stem} changed since the point ran") == 2, captured.err
+    assert "2 points: 2 run, 0 reused, 0 failed" in captured.out
+
+
 # --- best_configs naming assets the portfolio does not have ------------------------------------
 
 def _best_configs(folder: Path, extra: dict | None = None, weight: float | None = None) -> Path:

@@ -37,6 +37,7 @@ from raybt.engine.intake import take_bars
 from raybt.engine.read_ahead import read_files_ahead
 from raybt.engine.plan import make_plan
 from raybt.errors import ConfigError, RaybtWarning
+from raybt.numba_cache import kernels_fingerprint
 from raybt.phases import PhaseTimer, phase
 from raybt.result import PortfolioResult, assemble_result
 
@@ -174,6 +175,7 @@ class PortfolioBacktester:
                                         "weights": None if self.fixed_weights is None
                                         else self.fixed_weights.to_dict()}),
             "data_hashes": intake.hashes(),
+            "kernels": kernels_fingerprint(),
             "asset_params": {n: dict(a.params) for n, a in zip(intake.names, intake.configs)},
         }
 
@@ -198,7 +200,8 @@ class PortfolioBacktester:
         with phase(timer, "setup.hash"):
             self.intake.check_unchanged()
             provenance = self._provenance()
-            hashes = {"config": provenance["config_hash"], "data": provenance["data_hashes"]}
+            hashes = {"config": provenance["config_hash"], "data": provenance["data_hashes"],
+                      "kernels": provenance["kernels"]}
             snapshot = load_checkpoint(checkpoint_dir, hashes) if resume and checkpoint_dir else None
             blas = threadpool_limits(limits=1, user_api="blas")
         with blas:

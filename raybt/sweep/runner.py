@@ -124,6 +124,37 @@ def resolve_job(config_dict: dict, best_configs_dir="results") -> PointJob:
     return PointJob(pconf, tuple(configs), ranking, tuple(bars_key(a) for a in configs))
 
 
+class _StaleCheck:
+    """Whether a finished point's folder still answers for its point: run on today's bars by today's
+    kernels (its run_info.json records both); the hashes of the bars are taken once per asset."""
+
+    def __init__(self, bars: dict, best_configs_dir):
+        self.bars, self.best_configs_dir, self.hashes = bars, best_configs_dir, {}
+
+    def problem(self, folder: Path, point) -> str | None:
+        """The warning line when the point must run again, else None."""
+        import json
+
+        from raybt.checkpoints import bars_hash
+        from raybt.numba_cache import kernels_fingerprint
+
+        info_path = folder / "run_info.json"
+        try:
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            return f"{info_path}: cannot be read ({type(exc).__name__}); the point runs again"
+        saved = info.get("data_hashes") if isinstance(info, dict) else None
+        if not isinstance(saved, dict) or info.get("kernels") != kernels_fingerprint():
+            return f"{info_path}: run by other strategy kernels (raybt upgraded or edited since); the point runs again"
+        job = resolve_job(point.config_dict, self.best_configs_dir)
+        for asset, key in zip(job.assets, job.bars):
+            if key not in self.hashes:
+                self.hashes[key] = bars_hash(self.bars[key])
+            if saved.get(asset.name) != self.hashes[key]:
+                return f"{info_path}: the bars of asset {asset.name} changed since the point ran; the point runs again"
+        return None
+
+
 def execute_job(job: PointJob, frames):
     """Run one point on its bars (one frame per asset, in order) with the in-process engine: its
     :class:`~raybt.result.PortfolioResult`."""
@@ -306,8 +337,12 @@ def run_sweep(spec: SweepSpec, out=None, *, engine: str = "ray", address: str | 
     labels = {p.point_id: p.label for p in points}
     state: dict[str, dict] = {}
     todo = []
+    stale = _StaleCheck(bars, best_dir)
     for p in points:
         problem, reused = reuse_problem(points_dir, p)  # a damaged earlier point is run again, with a warning
+        if reused is not None:
+            problem = stale.problem(points_dir / p.point_id, p)
+            reused = None if problem else reused
         if problem and echo is not None:
             echo(f"warning: {problem}")
         elif problem:
