@@ -399,7 +399,8 @@ def load_checkpoint(tmp: Path, hashes: dict) -> tuple[dict, dict] | None:
                           f"(upgraded or edited since): continuing would mix two kernels' results; start the "
                           f"run again with --overwrite")
     if saved.get("config") != hashes.get("config"):
-        raise ConfigError(f"{folder / RUN}: the configuration changed since the checkpoint (config hash differs)")
+        raise ConfigError(f"{folder / RUN}: the configuration changed since the checkpoint (config hash differs; "
+                          f"a raybt upgrade that changed a default changes it too)")
     for name, digest in hashes.get("data", {}).items():
         if saved.get("data", {}).get(name) != digest:
             raise ConfigError(f"{folder / RUN}: the data of asset {name} changed since the checkpoint")
