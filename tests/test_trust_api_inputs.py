@@ -169,17 +169,17 @@ def test_an_overflowing_run_says_so_rather_than_that_its_equity_never_changed():
 
 def test_a_folder_whose_files_failed_to_write_is_still_resumable(tmp_path):
     """A disk-full write leaves metrics.json beside INCOMPLETE in the run's .partial folder: not a finished run."""
-    from raybt.engine.backtester import _checked_checkpoint_dir
+    from raybt.engine.inputs import check_checkpoint_dir
 
     partial = tmp_path / ".run.partial"
     partial.mkdir()
     (partial / "metrics.json").write_text("{}")
     (partial / "INCOMPLETE").write_text("run did not finish: OSError\n")
-    assert _checked_checkpoint_dir(partial, True) == partial
+    assert check_checkpoint_dir(partial, True) == partial
     (partial / "INCOMPLETE").unlink()
-    assert _checked_checkpoint_dir(partial, True) == partial  # a .partial folder is never a finished run
+    assert check_checkpoint_dir(partial, True) == partial  # a .partial folder is never a finished run
     finished = tmp_path / "run"
     finished.mkdir()
     (finished / "metrics.json").write_text("{}")
     with pytest.raises(ConfigError, match="holds a finished run"):
-        _checked_checkpoint_dir(finished, False)
+        check_checkpoint_dir(finished, False)

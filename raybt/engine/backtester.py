@@ -29,9 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raybt.config.common import check_timeframe
 from raybt.engine.execute import LocalExecution, drive
-from raybt.engine.inputs import (check_assets, check_callable, check_config, check_ranking, check_weights,
+from raybt.engine.inputs import (check_arguments, check_assets, check_checkpoint_dir, check_config, check_weights,
                                  check_weights_allowed)
 from raybt.engine.intake import take_bars
 from raybt.engine.read_ahead import read_files_ahead
@@ -56,26 +55,6 @@ class RunInfo:
     def to_dict(self) -> dict:
         return {"engine": self.engine, "layout": self.layout, "layout_description": self.layout_description,
                 "n_shards": self.n_shards, "nodes": list(self.nodes), "recoveries": self.recoveries}
-
-
-def _checked_checkpoint_dir(checkpoint_dir, resume) -> Path | None:
-    """``checkpoint_dir`` as a Path; ConfigError for ``resume`` without one, for a resume flag that is not
-    a bool, and for a finished run's folder (checkpoints belong to a run still being written)."""
-    if not isinstance(resume, bool):
-        raise ConfigError(f"resume: expected True or False, got {resume!r}")
-    if checkpoint_dir is None:
-        if resume:
-            raise ConfigError("resume: needs checkpoint_dir, the folder of the interrupted run's checkpoints")
-        return None
-    if not isinstance(checkpoint_dir, (str, os.PathLike)):
-        raise ConfigError(f"checkpoint_dir: expected a path, got {type(checkpoint_dir).__name__}")
-    checkpoint_dir = Path(checkpoint_dir)
-    finished = (checkpoint_dir / "metrics.json").exists() and not os.path.lexists(checkpoint_dir / "INCOMPLETE") \
-        and not checkpoint_dir.name.endswith(".partial")
-    if finished:
-        raise ConfigError(f"checkpoint_dir: {checkpoint_dir} holds a finished run (metrics.json); checkpoints go "
-                          f"in the folder of a run still being written")
-    return checkpoint_dir
 
 
 class PortfolioBacktester:
@@ -106,17 +85,13 @@ class PortfolioBacktester:
         if engine not in ("ray", "local"):
             raise ConfigError(f"engine: must be ray or local, got {engine!r}")
         portfolio_config = check_config(portfolio_config)
-        if timeframe is not None:
-            timeframe = check_timeframe(timeframe, "timeframe")
         assets = check_assets(assets)  # every asset's params validated, before a process starts
         names = list(assets) if isinstance(assets, dict) else [a.name for a in assets]
         weights = check_weights(weights, names)
         for line in check_weights_allowed(weights, getattr(portfolio_config, "allocation", None)):
             warnings.warn(line, RaybtWarning, stacklevel=2)
-        ranking = check_ranking(ranking, names)
-        check_callable(progress, "progress", "a function of a list of chunk summaries")
-        if timer is not None and not isinstance(timer, PhaseTimer):
-            raise ConfigError(f"timer: expected a raybt.phases.PhaseTimer, got {type(timer).__name__}")
+        timeframe, ranking = check_arguments(names, timeframe=timeframe, ranking=ranking, progress=progress,
+                                             timer=timer)
         self.config = portfolio_config
         self.engine = engine
         self.progress = progress
@@ -195,7 +170,7 @@ class PortfolioBacktester:
 
         from raybt.checkpoints import check_fits, load_checkpoint
 
-        checkpoint_dir = _checked_checkpoint_dir(checkpoint_dir, resume)
+        checkpoint_dir = check_checkpoint_dir(checkpoint_dir, resume)
         timer = self.timer
         with phase(timer, "setup.hash"):
             self.intake.check_unchanged()

@@ -14,7 +14,10 @@ naming the asset or the argument:
   default, as in an asset config file) and come back validated;
 * :func:`check_weights`: fixed target weights, one finite weight >= 0 per
   asset of the portfolio, summing to 1 (an asset weighted 0 is not simulated,
-  as the allocation's unselected assets are not).
+  as the allocation's unselected assets are not), within the config's caps
+  (:func:`check_weights_allowed`);
+* :func:`check_arguments` (timeframe, ranking, progress, timer) and
+  :func:`check_checkpoint_dir` (``run``'s ``checkpoint_dir`` and ``resume``).
 
 The bars themselves are checked while they load
 (:func:`raybt.universe.validate_asset_bars`, in :func:`raybt.engine.intake.take_bars`).
@@ -23,7 +26,9 @@ The bars themselves are checked while they load
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -140,11 +145,38 @@ def check_ranking(ranking, names) -> dict | None:
     return dict(ranking)
 
 
-def check_callable(value, where: str, expected: str):
-    """``value`` when it is None or callable; ConfigError naming ``where`` otherwise."""
-    if value is not None and not callable(value):
-        raise ConfigError(f"{where}: expected {expected}, got {type(value).__name__}")
-    return value
+def check_arguments(names, *, timeframe=None, ranking=None, progress=None, timer=None) -> tuple:
+    """``(timeframe, ranking)`` checked (:func:`check_ranking`), and ``progress`` a function and ``timer``
+    a :class:`~raybt.phases.PhaseTimer` when given; ConfigError naming the argument otherwise."""
+    from raybt.phases import PhaseTimer
+
+    if timeframe is not None:
+        timeframe = check_timeframe(timeframe, "timeframe")
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress: expected a function of a list of chunk summaries, got {type(progress).__name__}")
+    if timer is not None and not isinstance(timer, PhaseTimer):
+        raise ConfigError(f"timer: expected a raybt.phases.PhaseTimer, got {type(timer).__name__}")
+    return timeframe, check_ranking(ranking, names)
+
+
+def check_checkpoint_dir(checkpoint_dir, resume) -> Path | None:
+    """``checkpoint_dir`` as a Path; ConfigError for ``resume`` without one, for a resume flag that is not
+    a bool, and for a finished run's folder (checkpoints belong to a run still being written)."""
+    if not isinstance(resume, bool):
+        raise ConfigError(f"resume: expected True or False, got {resume!r}")
+    if checkpoint_dir is None:
+        if resume:
+            raise ConfigError("resume: needs checkpoint_dir, the folder of the interrupted run's checkpoints")
+        return None
+    if not isinstance(checkpoint_dir, (str, os.PathLike)):
+        raise ConfigError(f"checkpoint_dir: expected a path, got {type(checkpoint_dir).__name__}")
+    checkpoint_dir = Path(checkpoint_dir)
+    finished = (checkpoint_dir / "metrics.json").exists() and not os.path.lexists(checkpoint_dir / "INCOMPLETE") \
+        and not checkpoint_dir.name.endswith(".partial")
+    if finished:
+        raise ConfigError(f"checkpoint_dir: {checkpoint_dir} holds a finished run (metrics.json); checkpoints go "
+                          f"in the folder of a run still being written")
+    return checkpoint_dir
 
 
 def check_weights_allowed(weights: pd.Series | None, allocation) -> list[str]:
