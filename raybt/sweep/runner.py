@@ -144,7 +144,9 @@ class _StaleCheck:
         except (OSError, ValueError) as exc:
             return f"{info_path}: cannot be read ({type(exc).__name__}); the point runs again"
         saved = info.get("data_hashes") if isinstance(info, dict) else None
-        if not isinstance(saved, dict) or info.get("kernels") != kernels_fingerprint():
+        if not isinstance(saved, dict):
+            return f"{info_path}: no data hashes to check the bars against; the point runs again"
+        if info.get("kernels") != kernels_fingerprint():
             return f"{info_path}: run by other strategy kernels (raybt upgraded or edited since); the point runs again"
         job = resolve_job(point.config_dict, self.best_configs_dir)
         for asset, key in zip(job.assets, job.bars):
